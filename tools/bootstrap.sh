@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what Coil needs (Debian/Ubuntu) and builds the workspace.
+# Idempotent: when nothing is missing it only checks, then lets nx's cache skip the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/env.sh
+
+log() { echo "[bootstrap] $*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else log "need root to run: $*"; exit 1
+  fi
+}
+
+# (a) System packages: the stock CPython + torch that Coil embeds, and a C++ toolchain
+# for the native addon.
+apt_pkgs=()
+if ! /usr/bin/python3 -c 'import torch, numpy, torchvision' >/dev/null 2>&1; then
+  apt_pkgs+=(python3 python3-torch python3-numpy python3-torchvision)
+fi
+for tool in cmake g++ make; do
+  command -v "$tool" >/dev/null 2>&1 || apt_pkgs+=("$tool")
+done
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  log "apt-get install ${apt_pkgs[*]}"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${apt_pkgs[@]}"
+else
+  log "system packages: ok (python3 with torch/numpy/torchvision, cmake, g++, make)"
+fi
+
+# (b) npm dependencies, when missing or older than the lockfile.
+stamp=node_modules/.package-lock.json
+manifest_changed() {
+  # A package.json edited (or a workspace package added) since the last install.
+  local f
+  for f in package.json packages/*/package.json examples/*/package.json; do
+    [ -f "$f" ] && [ "$f" -nt "$stamp" ] && return 0
+  done
+  return 1
+}
+if [ ! -d node_modules ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
+  if [ -f package-lock.json ]; then
+    log "npm ci"
+    npm ci
+  else
+    log "npm install (no package-lock.json yet)"
+    npm install
+  fi
+elif [ ! -f package-lock.json ] || manifest_changed; then
+  log "npm install (a package.json changed since the last install)"
+  npm install
+else
+  log "node_modules: up to date"
+fi
+
+# (c) Build every package (the native addon through @coil/native's build target).
+log "nx run-many -t build"
+npx --no-install nx run-many -t build
