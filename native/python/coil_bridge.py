@@ -1,0 +1,288 @@
+"""The Python half of Coil's interpreter engine; one copy runs in every interpreter.
+
+The native engine calls the functions below by name (``Job.function``) with
+values already converted from JavaScript. Tensors arrive as views of Node's
+memory (``make_tensor``) and leave through ``export``, which the engine copies
+once into memory Node owns. Nothing here is shared between interpreters: each
+has its own module objects, its own objects table and its own torch.
+"""
+
+import ctypes
+import gc
+import importlib.util
+import os
+import sys
+import traceback
+
+# Each interpreter lives in its own link-map namespace, where glibc crashes on
+# RTLD_GLOBAL (DESIGN.md fact 5) -- and `import torch` asks for it. Strip the flag
+# before anything imports torch.
+_cdll_init = ctypes.CDLL.__init__
+
+
+def _cdll_init_local(self, name, mode=ctypes.DEFAULT_MODE, *args, **kwargs):
+    _cdll_init(self, name, mode & ~ctypes.RTLD_GLOBAL, *args, **kwargs)
+
+
+ctypes.CDLL.__init__ = _cdll_init_local
+sys.setdlopenflags(sys.getdlopenflags() & ~os.RTLD_GLOBAL)
+
+# Prints from models should show up promptly: this interpreter is never finalised.
+for _stream in (sys.stdout, sys.stderr):
+    try:
+        _stream.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError):
+        pass
+
+
+class CoilInterrupt(BaseException):
+    """Raised into a running call that was cancelled or ran past its deadline.
+
+    A BaseException, like KeyboardInterrupt, so ``except Exception`` in a model
+    does not swallow it.
+    """
+
+
+def start_watchdog(wake_fd):
+    """A thread that sleeps on a pipe. When the engine cancels a running call it
+    queues a pending call and writes a byte here; this thread waking up and asking
+    for the GIL is what makes CPython check pending calls on the interpreter's own
+    thread (CPython 3.11/3.12 only flag them when a thread of the interpreter asks)."""
+    import threading
+
+    os.set_blocking(wake_fd, True)
+
+    def watch():
+        while True:
+            try:
+                if not os.read(wake_fd, 64):
+                    return
+            except InterruptedError:
+                continue
+
+    threading.Thread(target=watch, name="coil-watchdog", daemon=True).start()
+
+
+# First item of the tuple `export` turns each tensor into; the engine checks identity.
+TENSOR_MARKER = object()
+
+# Index = dtype code shared with native/src/engine/value.h.
+DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+
+_torch = None
+_dtypes = None  # code -> torch.dtype
+_codes = None  # torch.dtype -> code
+
+
+def _load_torch():
+    global _torch, _dtypes, _codes
+    if _torch is None:
+        import torch
+
+        _dtypes = tuple(getattr(torch, name) for name in DTYPE_NAMES)
+        _codes = {dtype: code for code, dtype in enumerate(_dtypes)}
+        _torch = torch
+    return _torch
+
+
+# --- device hooks, set by the backend's Python side ------------------------------
+
+_to_device = None  # tensor -> tensor on the backend's device
+_from_device = None  # tensor -> contiguous CPU tensor
+_call_context = None  # () -> context manager wrapped around every model call
+
+
+def set_backend_hooks(to_device=None, from_device=None, call_context=None):
+    """Lets a backend place inputs, fetch outputs and wrap model calls."""
+    global _to_device, _from_device, _call_context
+    _to_device, _from_device, _call_context = to_device, from_device, call_context
+
+
+# --- values in and out --------------------------------------------------------------
+
+
+def make_tensor(code, shape, view):
+    """A torch tensor over `view` (Node's memory): no copy."""
+    torch = _load_torch()
+    dtype = _dtypes[code]
+    if len(view) == 0:
+        tensor = torch.empty(shape, dtype=dtype)
+    else:
+        tensor = torch.frombuffer(view, dtype=dtype).reshape(shape)
+    return _to_device(tensor) if _to_device is not None else tensor
+
+
+def export(value):
+    """Turns a call's result into what the engine converts: tensors become marker tuples."""
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str, bytes):
+        return value
+    if kind in (list, tuple):
+        return kind(export(item) for item in value)
+    if kind is dict:
+        return {str(key): export(item) for key, item in value.items()}
+    if _torch is not None and isinstance(value, _torch.Tensor):
+        return _export_tensor(value)
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, (list, tuple)):  # namedtuples and other subclasses
+        return tuple(export(item) for item in value)
+    if isinstance(value, dict):
+        return {str(key): export(item) for key, item in value.items()}
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        if isinstance(value, numpy.ndarray):
+            return _export_tensor(_load_torch().from_numpy(numpy.ascontiguousarray(value)))
+        if isinstance(value, numpy.generic):
+            return value.item()
+    if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor):
+        _load_torch()
+        return _export_tensor(value)
+    for simple in (bool, int, float, str):  # enums, IntEnum, str subclasses
+        if isinstance(value, simple):
+            return simple(value)
+    raise TypeError(
+        f"cannot return a {kind.__module__}.{kind.__qualname__} to Node: return tensors, numbers, "
+        "str, bytes, None, or lists, tuples and dicts of them"
+    )
+
+
+def _export_tensor(tensor):
+    if _from_device is not None:
+        tensor = _from_device(tensor)
+    tensor = tensor.detach()
+    if tensor.device.type != "cpu":
+        tensor = tensor.cpu()
+    tensor = tensor.contiguous()
+    code = _codes.get(tensor.dtype)
+    if code is None:
+        raise TypeError(f"tensor dtype {tensor.dtype} cannot cross to Node (supported: {', '.join(DTYPE_NAMES)})")
+    nbytes = tensor.numel() * tensor.element_size()
+    return (TENSOR_MARKER, code, tuple(tensor.shape), tensor.data_ptr(), nbytes, tensor)
+
+
+def describe_error(exc, tb):
+    """(qualified type name, message, formatted traceback, was it Coil's interrupt?)"""
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ in ("builtins", "__main__") else f"{kind.__module__}.{kind.__qualname__}"
+    text = "".join(traceback.format_exception(kind, exc, tb))
+    return (name, str(exc), text, isinstance(exc, CoilInterrupt))
+
+
+# --- operations the engine runs ------------------------------------------------------
+
+_namespace = {"__name__": "__coil__"}  # globals for exec_source / eval_expr
+_objects = {}  # object id -> replicated object instance
+_added_paths = []  # sys.path entries added on behalf of loaded files
+_loaded_modules = []  # names of modules loaded from files
+
+
+def noop():
+    """The cheapest round trip: measures the engine itself."""
+    return None
+
+
+def echo(value):
+    """Returns its argument through the full conversion path (tests, diagnostics)."""
+    return export(value)
+
+
+def exec_source(source, filename="<coil>"):
+    exec(compile(source, filename, "exec"), _namespace)
+
+
+def eval_expr(expression):
+    return export(eval(expression, _namespace))
+
+
+def load_module(path, name=None):
+    """Imports a Python file as a module of this interpreter; its folder joins sys.path
+    so its sibling modules import too."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no Python file at {path}")
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+        _added_paths.append(folder)
+    name = name or "coil_user_" + os.path.splitext(os.path.basename(path))[0]
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__file__", None) == path:
+        return module
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    _loaded_modules.append(name)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def create_object(object_id, path, factory, args, kwargs):
+    """Instantiates a replicated object: factory(*args, **kwargs) from the file at path."""
+    module = load_module(path, f"coil_object_{object_id}")
+    build = getattr(module, factory, None)
+    if build is None:
+        raise AttributeError(f"{path} has no attribute {factory!r}")
+    if not callable(build):
+        raise TypeError(f"{path}:{factory} is not callable")
+    _objects[object_id] = build(*args, **kwargs)
+    return None
+
+
+def call_object(object_id, method, args, kwargs):
+    obj = _objects.get(object_id)
+    if obj is None:
+        raise KeyError(f"object {object_id} is not instantiated in this interpreter")
+    target = obj if method is None else getattr(obj, method)
+    if _call_context is None:
+        return export(target(*args, **kwargs))
+    with _call_context():
+        return export(target(*args, **kwargs))
+
+
+def drop_object(object_id):
+    _objects.pop(object_id, None)
+    sys.modules.pop(f"coil_object_{object_id}", None)
+    gc.collect()
+
+
+def run_hook(path, function, kwargs):
+    """Runs a plugin's Python function (a backend preparing this interpreter)."""
+    module = load_module(path, "coil_plugin_" + os.path.splitext(os.path.basename(path))[0])
+    return export(getattr(module, function)(**kwargs))
+
+
+def reset():
+    """Forgets what the previous owner loaded, so the interpreter can serve a new pool.
+    Extension modules (torch) stay: CPython cannot unload them."""
+    _objects.clear()
+    for name in _loaded_modules:
+        sys.modules.pop(name, None)
+    _loaded_modules.clear()
+    for folder in _added_paths:
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None) or ""
+            if file.startswith(folder + os.sep) and not file.endswith((".so", ".pyd")):
+                del sys.modules[name]
+        if folder in sys.path:
+            sys.path.remove(folder)
+    _added_paths.clear()
+    _namespace.clear()
+    _namespace["__name__"] = "__coil__"
+    set_backend_hooks()
+    gc.collect()
+
+
+def info():
+    return {
+        "python": sys.version.split()[0],
+        "implementation": sys.implementation.name,
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "pid": os.getpid(),
+        "objects": len(_objects),
+    }

@@ -1,0 +1,321 @@
+// The Node-API face of the engine: starts interpreters, submits jobs, and
+// settles their promises on the main thread in batches.
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "../engine/interpreter.h"
+#include "convert.h"
+
+namespace coil {
+
+namespace {
+
+// glibc gives a process 16 link-map namespaces, the main program's included,
+// and never gives one back (DESIGN.md facts 2 and 8).
+constexpr int kMaxInterpreters = 15;
+std::atomic<int> g_created{0};  // process-wide: worker threads share the namespaces
+
+struct Pending {
+  Napi::Promise::Deferred deferred;
+  bool settled = false;  // rejected early by cancel(); the job's own result is dropped
+};
+
+class Addon : public CompletionSink {
+ public:
+  explicit Addon(Napi::Env env) : env_(env) {
+    napi_value name = Napi::String::New(env, "coil-completions");
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr,
+                                                                   nullptr, this, &Addon::OnCompletions, &tsfn_));
+    napi_unref_threadsafe_function(env, tsfn_);
+    // Runs before Node frees the threadsafe function (hooks run in reverse order).
+    napi_add_env_cleanup_hook(env, [](void* self) {
+      auto* addon = static_cast<Addon*>(self);
+      std::lock_guard<std::mutex> lock(addon->mutex_);
+      addon->closing_ = true;
+    }, this);
+  }
+
+  // Interpreter threads: queue the job; wake the main thread once per batch.
+  void Complete(std::unique_ptr<Job> job) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closing_) {  // Node is tearing the environment down; nobody is waiting
+      job.release();   // its buffers belong to a dead environment: leave them be
+      return;
+    }
+    done_.push_back(std::move(job));
+    if (!signalled_) {
+      signalled_ = true;
+      napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
+    }
+  }
+
+  // Main thread.
+  Napi::Promise Track(uint64_t id) {
+    Pending* pending = new Pending{Napi::Promise::Deferred::New(env_)};
+    pending_.emplace(id, pending);
+    // In-flight work keeps the event loop (and so the process) alive (fact 7).
+    if (in_flight_++ == 0) napi_ref_threadsafe_function(env_, tsfn_);
+    return pending->deferred.Promise();
+  }
+
+  // Main thread: rejects the promise now; the job's eventual completion is dropped.
+  bool RejectEarly(uint64_t id, const std::string& code, const std::string& message) {
+    auto it = pending_.find(id);
+    if (it == pending_.end() || it->second->settled) return false;
+    it->second->settled = true;
+    it->second->deferred.Reject(MakeError(code, message, "", "").Value());
+    return true;
+  }
+
+  // A handle that keeps `buffer` alive; dropping it on any thread queues the
+  // release for the main thread.
+  std::shared_ptr<void> Retain(Napi::Value buffer) {
+    napi_ref ref = nullptr;
+    napi_create_reference(env_, buffer, 1, &ref);
+    return std::shared_ptr<void>(ref, [this](void* r) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      releases_.push_back(static_cast<napi_ref>(r));
+    });
+  }
+
+  Napi::Error MakeError(const std::string& code, const std::string& message, const std::string& python_type,
+                        const std::string& traceback) {
+    Napi::Object details = Napi::Object::New(env_);
+    if (!python_type.empty()) details.Set("pythonType", python_type);
+    if (!traceback.empty()) details.Set("pythonTraceback", traceback);
+    if (!create_error_.IsEmpty()) {
+      Napi::Value err = create_error_.Call({Napi::String::New(env_, code), Napi::String::New(env_, message), details});
+      return Napi::Error(env_, err);
+    }
+    Napi::Error err = Napi::Error::New(env_, message);
+    err.Set("code", code);
+    return err;
+  }
+
+  void DrainReleases() {
+    std::vector<napi_ref> releases;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      releases.swap(releases_);
+    }
+    for (napi_ref ref : releases) napi_delete_reference(env_, ref);
+  }
+
+  Napi::Env env_;
+  napi_threadsafe_function tsfn_ = nullptr;
+  Napi::FunctionReference tensor_class_;
+  Napi::FunctionReference create_tensor_;
+  Napi::FunctionReference create_error_;
+  std::vector<Interpreter*> interpreters_;  // never freed: they live as long as the process
+
+ private:
+  static void OnCompletions(napi_env env, napi_value, void* context, void*) {
+    if (env == nullptr) return;  // environment tearing down
+    auto* self = static_cast<Addon*>(context);
+    Napi::HandleScope scope(self->env_);
+    std::vector<std::unique_ptr<Job>> done;
+    {
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      done.swap(self->done_);
+      self->signalled_ = false;
+    }
+    for (auto& job : done) self->Settle(*job);
+    self->DrainReleases();
+  }
+
+  void Settle(Job& job) {
+    auto it = pending_.find(job.id);
+    if (it == pending_.end()) return;
+    std::unique_ptr<Pending> pending(it->second);
+    pending_.erase(it);
+    if (--in_flight_ == 0) napi_unref_threadsafe_function(env_, tsfn_);
+    if (pending->settled) return;
+    if (!job.ok) {
+      pending->deferred.Reject(
+          MakeError(job.error.code, job.error.message, job.error.python_type, job.error.traceback).Value());
+      return;
+    }
+    try {
+      pending->deferred.Resolve(FromValue(env_, job.result, create_tensor_.Value()));
+    } catch (const Napi::Error& e) {
+      pending->deferred.Reject(e.Value());
+    }
+  }
+
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Job>> done_;
+  std::vector<napi_ref> releases_;
+  bool signalled_ = false;
+  bool closing_ = false;
+  std::unordered_map<uint64_t, Pending*> pending_;
+  size_t in_flight_ = 0;
+};
+
+void KeepAddon(Napi::Env, Addon*) {}
+
+Addon& GetAddon(Napi::Env env) { return *env.GetInstanceData<Addon>(); }
+
+Napi::Value ThrowCoil(Napi::Env env, const std::string& code, const std::string& message) {
+  GetAddon(env).MakeError(code, message, "", "").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// JS: one interpreter. Created only by startInterpreter().
+class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeInterpreter",
+                       {
+                           InstanceMethod<&InterpreterWrap::Call>("call"),
+                           InstanceMethod<&InterpreterWrap::Cancel>("cancel"),
+                           InstanceAccessor<&InterpreterWrap::GetLoad>("load"),
+                           InstanceAccessor<&InterpreterWrap::GetIndex>("index"),
+                       });
+  }
+
+  explicit InterpreterWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<InterpreterWrap>(info) {}
+
+  Interpreter* interpreter = nullptr;
+
+ private:
+  // call(functionName: string, args: unknown[], jobId: number): Promise<unknown>
+  Napi::Value Call(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Addon& addon = GetAddon(env);
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsNumber()) {
+      return ThrowCoil(env, "INVALID_ARGUMENT", "call(functionName, args[], jobId)");
+    }
+    addon.DrainReleases();
+    auto job = std::make_unique<Job>();
+    job->id = static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value());
+    job->function = info[0].As<Napi::String>().Utf8Value();
+    ConvertContext ctx{env, &addon.tensor_class_, [&addon](Napi::Value v) { return addon.Retain(v); }};
+    Napi::Array args = info[1].As<Napi::Array>();
+    try {
+      job->args.reserve(args.Length());
+      for (uint32_t i = 0; i < args.Length(); ++i) job->args.push_back(ToValue(ctx, args.Get(i)));
+    } catch (const ConvertError& e) {
+      job.reset();
+      addon.DrainReleases();
+      return ThrowCoil(env, e.code, e.message);
+    }
+    Napi::Promise promise = addon.Track(job->id);
+    interpreter->Submit(std::move(job));
+    return promise;
+  }
+
+  // cancel(jobId: number, code: "CANCELLED" | "DEADLINE_EXCEEDED", message: string):
+  //   "dequeued" | "interrupting" | "unknown"
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsString()) {
+      return ThrowCoil(env, "INVALID_ARGUMENT", "cancel(jobId, code, message)");
+    }
+    auto id = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+    std::string code = info[1].As<Napi::String>().Utf8Value();
+    bool rejected = GetAddon(env).RejectEarly(id, code, info[2].As<Napi::String>().Utf8Value());
+    if (!rejected) return Napi::String::New(env, "unknown");
+    switch (interpreter->Cancel(id, code)) {
+      case Interpreter::CancelResult::kDequeued:
+        return Napi::String::New(env, "dequeued");
+      case Interpreter::CancelResult::kInterrupting:
+        return Napi::String::New(env, "interrupting");
+      default:
+        return Napi::String::New(env, "unknown");
+    }
+  }
+
+  Napi::Value GetLoad(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(interpreter->Load()));
+  }
+  Napi::Value GetIndex(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), interpreter->index()); }
+};
+
+Napi::FunctionReference* g_interpreter_class = nullptr;
+
+// configure({ tensorClass, createTensor(dtype, shape, data), createError(code, message, details) })
+Napi::Value Configure(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Addon& addon = GetAddon(env);
+  if (info.Length() < 1 || !info[0].IsObject()) return ThrowCoil(env, "INVALID_ARGUMENT", "configure(hooks)");
+  Napi::Object hooks = info[0].As<Napi::Object>();
+  Napi::Value tensor_class = hooks.Get("tensorClass");
+  Napi::Value create_tensor = hooks.Get("createTensor");
+  Napi::Value create_error = hooks.Get("createError");
+  if (!tensor_class.IsFunction() || !create_tensor.IsFunction() || !create_error.IsFunction()) {
+    return ThrowCoil(env, "INVALID_ARGUMENT", "configure needs tensorClass, createTensor and createError functions");
+  }
+  addon.tensor_class_ = Napi::Persistent(tensor_class.As<Napi::Function>());
+  addon.create_tensor_ = Napi::Persistent(create_tensor.As<Napi::Function>());
+  addon.create_error_ = Napi::Persistent(create_error.As<Napi::Function>());
+  return env.Undefined();
+}
+
+// startInterpreter({ library, executable, sysPath, bridgePath, jobId }):
+//   { interpreter, ready: Promise<string /* Python version */> }
+Napi::Value StartInterpreter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Addon& addon = GetAddon(env);
+  if (info.Length() < 1 || !info[0].IsObject()) return ThrowCoil(env, "INVALID_ARGUMENT", "startInterpreter(options)");
+  Napi::Object opts = info[0].As<Napi::Object>();
+  if (!opts.Get("library").IsString() || !opts.Get("executable").IsString() || !opts.Get("bridgePath").IsString() ||
+      !opts.Get("sysPath").IsArray() || !opts.Get("jobId").IsNumber()) {
+    return ThrowCoil(env, "INVALID_ARGUMENT",
+                     "startInterpreter needs library, executable, bridgePath (strings), sysPath (string[]), jobId");
+  }
+  int index = g_created.fetch_add(1);
+  if (index >= kMaxInterpreters) {
+    g_created.fetch_sub(1);
+    return ThrowCoil(env, "INTERPRETER_LIMIT",
+                     "this process has already created " + std::to_string(kMaxInterpreters) +
+                         " interpreters, the most glibc's 16 link-map namespaces allow; namespaces are never "
+                         "given back, so reuse interpreters (close pools to return theirs)");
+  }
+  InterpreterOptions options;
+  options.library = opts.Get("library").As<Napi::String>().Utf8Value();
+  options.executable = opts.Get("executable").As<Napi::String>().Utf8Value();
+  options.bridge_path = opts.Get("bridgePath").As<Napi::String>().Utf8Value();
+  Napi::Array sys_path = opts.Get("sysPath").As<Napi::Array>();
+  for (uint32_t i = 0; i < sys_path.Length(); ++i) options.sys_path.push_back(sys_path.Get(i).ToString().Utf8Value());
+
+  auto init = std::make_unique<Job>();
+  init->id = static_cast<uint64_t>(opts.Get("jobId").As<Napi::Number>().Int64Value());
+  Napi::Promise ready = addon.Track(init->id);
+  auto* interpreter = new Interpreter(index, std::move(options), &addon, std::move(init));
+  addon.interpreters_.push_back(interpreter);
+
+  Napi::Object wrap = g_interpreter_class->New({});
+  InterpreterWrap::Unwrap(wrap)->interpreter = interpreter;
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("interpreter", wrap);
+  result.Set("ready", ready);
+  return result;
+}
+
+Napi::Value InterpreterCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), g_created.load());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Never freed: interpreter threads may complete into it until the process ends.
+  env.SetInstanceData<Addon, KeepAddon>(new Addon(env));
+  g_interpreter_class = new Napi::FunctionReference(Napi::Persistent(InterpreterWrap::Define(env)));
+  exports.Set("configure", Napi::Function::New<Configure>(env, "configure"));
+  exports.Set("startInterpreter", Napi::Function::New<StartInterpreter>(env, "startInterpreter"));
+  exports.Set("interpreterCount", Napi::Function::New<InterpreterCount>(env, "interpreterCount"));
+  exports.Set("maxInterpreters", Napi::Number::New(env, kMaxInterpreters));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace coil
+
+static Napi::Object InitCoilNative(Napi::Env env, Napi::Object exports) { return coil::Init(env, exports); }
+
+NODE_API_MODULE(coil_native, InitCoilNative)

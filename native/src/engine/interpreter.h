@@ -1,0 +1,95 @@
+// One isolated CPython interpreter: a private copy of libpython (and of every
+// library it loads) in its own link-map namespace, initialised, used and kept
+// on one dedicated OS thread that is never allowed to exit (DESIGN.md, facts 1-8).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "job.h"
+#include "python_api.h"
+
+namespace coil {
+
+struct InterpreterOptions {
+  std::string library;     // path of the shared libpython to load
+  std::string executable;  // the python executable it belongs to (drives prefix / venv discovery)
+  std::vector<std::string> sys_path;  // sys.path exactly as that executable reports it
+  std::string bridge_path;            // native/python/coil_bridge.py
+};
+
+class Interpreter {
+ public:
+  enum class CancelResult { kNotFound, kDequeued, kInterrupting };
+
+  // Starts the thread. `init_job` completes through `sink` once Python is up
+  // (ok, result = Python version string) or could not start (error).
+  Interpreter(int index, InterpreterOptions options, CompletionSink* sink, std::unique_ptr<Job> init_job);
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+  // Interpreters live as long as the process (namespaces are never given back),
+  // so there is no destructor that joins: see DESIGN.md fact 8.
+  ~Interpreter() = delete;
+
+  void Submit(std::unique_ptr<Job> job);
+
+  // Queued: removed and completed with `code`. Running: Python is interrupted at
+  // its next bytecode boundary with a BaseException, reported as `code`.
+  CancelResult Cancel(uint64_t job_id, const std::string& code);
+
+  // Jobs queued plus the one running.
+  size_t Load() const { return load_.load(std::memory_order_relaxed); }
+  int index() const { return index_; }
+
+ private:
+  struct InputView;
+
+  void ThreadMain();
+  bool Initialize(JobError* error);
+  bool Bootstrap(JobError* error);  // GIL held
+  void Run(Job& job);
+  void Fail(Job& job, const std::string& code, const std::string& message);
+  void CaptureException(Job& job);
+  PyObject* BridgeFunction(const std::string& name);
+  PyObject* ToPython(const Value& value, std::vector<InputView>* views, int depth);
+  bool FromPython(PyObject* obj, Value* out, int depth);
+  void ReleaseViews(std::vector<InputView>* views);
+  static int InterruptTrampoline(void* self);
+
+  const int index_;
+  const InterpreterOptions options_;
+  CompletionSink* const sink_;
+  std::unique_ptr<Job> init_job_;
+
+  PythonApi api_{};
+  PyThreadState* thread_state_ = nullptr;
+  PyObject* bridge_ = nullptr;
+  PyObject* tensor_marker_ = nullptr;
+  PyObject* make_tensor_ = nullptr;
+  PyObject* describe_error_ = nullptr;
+  PyObject* interrupt_type_ = nullptr;
+  std::unordered_map<std::string, PyObject*> functions_;
+  std::vector<InputView>* lingering_ = nullptr;  // input views Python still references
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<Job>> queue_;
+  bool failed_ = false;  // initialisation failed: every job fails with init_error_
+  JobError init_error_;
+  std::atomic<size_t> load_{0};
+  std::atomic<uint64_t> running_job_{0};
+  std::atomic<uint64_t> interrupt_job_{0};
+  std::string interrupt_code_;  // guarded by mutex_
+  int wake_fd_ = -1;            // write end of the watchdog's pipe
+  std::thread thread_;
+};
+
+}  // namespace coil

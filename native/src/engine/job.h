@@ -1,0 +1,39 @@
+// One unit of work for an interpreter: call a function of the Python bridge
+// with converted arguments, then carry the result or the error back.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "value.h"
+
+namespace coil {
+
+struct JobError {
+  std::string code;  // a CoilError code: PYTHON_ERROR, CANCELLED, DEADLINE_EXCEEDED, ...
+  std::string message;
+  std::string python_type;  // PYTHON_ERROR only
+  std::string traceback;    // PYTHON_ERROR only
+};
+
+struct Job {
+  uint64_t id = 0;
+  std::string function;     // attribute of coil_bridge to call with `args`
+  std::vector<Value> args;  // consumed when the job starts
+  void* context = nullptr;  // the submitter's bookkeeping, returned untouched
+
+  bool ok = false;
+  Value result;
+  JobError error;
+};
+
+// Receives finished jobs on the interpreter's thread; must be thread-safe.
+class CompletionSink {
+ public:
+  virtual ~CompletionSink() = default;
+  virtual void Complete(std::unique_ptr<Job> job) = 0;
+};
+
+}  // namespace coil
