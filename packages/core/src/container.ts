@@ -1,0 +1,44 @@
+import "reflect-metadata";
+
+import { container as rootContainer, inject, injectable, type DependencyContainer } from "tsyringe";
+
+import { CoilError } from "@coil/errors";
+
+import type { Backend, Scheduler } from "./contracts.js";
+import { InterpreterPool, type PoolOptions } from "./pool.js";
+import { LeastLoadedScheduler } from "./scheduler.js";
+import { TOKENS } from "./tokens.js";
+
+/** Builds the pool from whatever backend, scheduler and options the container holds. */
+@injectable()
+export class PoolFactory {
+  constructor(
+    @inject(TOKENS.Backend) private readonly backend: Backend,
+    @inject(TOKENS.Scheduler) private readonly scheduler: Scheduler,
+    @inject(TOKENS.PoolOptions) private readonly options: PoolOptions,
+  ) {}
+
+  create(): Promise<InterpreterPool> {
+    return InterpreterPool.create({ ...this.options, backend: this.backend, scheduler: this.scheduler });
+  }
+}
+
+/**
+ * A child container with core's defaults: the least-loaded scheduler and the given
+ * pool options. A backend plugin registers TOKENS.Backend into it (e.g.
+ * `registerCpuBackend(container)`); anything else can be overridden the same way.
+ */
+export function createCoilContainer(options: PoolOptions = {}, parent: DependencyContainer = rootContainer): DependencyContainer {
+  const container = parent.createChildContainer();
+  container.register(TOKENS.PoolOptions, { useValue: options });
+  container.register(TOKENS.Scheduler, { useFactory: () => new LeastLoadedScheduler() });
+  return container;
+}
+
+/** Resolves the pool a container describes. */
+export function createPoolFromContainer(container: DependencyContainer): Promise<InterpreterPool> {
+  if (!container.isRegistered(TOKENS.Backend, true)) {
+    throw new CoilError("BACKEND_UNAVAILABLE", "no backend registered: register one under TOKENS.Backend (e.g. registerCpuBackend(container))");
+  }
+  return container.resolve(PoolFactory).create();
+}

@@ -1,0 +1,21 @@
+/**
+ * @coil/core — the interpreter pool, replicated objects, scheduling, and the
+ * contracts (Backend, Adapter, Scheduler) plugins implement, with their DI tokens.
+ */
+export type { Adapter, Backend, BackendInfo, PrepareContext, Scheduler } from "./contracts.js";
+export { createCoilContainer, createPoolFromContainer, PoolFactory } from "./container.js";
+export { InterpreterPool, type PoolCloseOptions, type PoolCreateOptions, type PoolOptions } from "./pool.js";
+export { ReplicatedObject, type ReplicatedCallOptions, type ReplicatedObjectSpec } from "./replicated-object.js";
+export { LeastLoadedScheduler } from "./scheduler.js";
+export { TOKENS } from "./tokens.js";
+// The boundary types, re-exported so most users need only @coil/core.
+export {
+  DTYPES,
+  Interpreter,
+  Tensor,
+  type CallOptions,
+  type DType,
+  type PythonInstallation,
+  type TypedArrayOf,
+} from "@coil/native";
+export { CoilError, isCoilError, type CoilErrorCode } from "@coil/errors";

@@ -1,0 +1,151 @@
+import { availableParallelism } from "node:os";
+
+import { CoilError } from "@coil/errors";
+import {
+  acquireInterpreters,
+  discoverPython,
+  interpreterBudget,
+  releaseInterpreters,
+  type BridgeFunction,
+  type CallOptions,
+  type Interpreter,
+  type PythonInstallation,
+} from "@coil/native";
+
+import type { Backend, BackendInfo, Scheduler } from "./contracts.js";
+import { ReplicatedObject, type ReplicatedObjectSpec } from "./replicated-object.js";
+import { LeastLoadedScheduler } from "./scheduler.js";
+
+export interface PoolOptions {
+  /** Interpreters in the pool, 1..15. Default: the number of cores, within what
+   * the process may hold (see GLIBC_TUNABLES in the README). */
+  size?: number;
+  /** The Python executable whose shared libpython and sys.path to use. Default:
+   * $COIL_PYTHON, else the first of python3 / /usr/bin/python3 with the backend's modules. */
+  python?: string;
+}
+
+export interface PoolCreateOptions extends PoolOptions {
+  backend: Backend;
+  scheduler?: Scheduler;
+}
+
+export interface PoolCloseOptions {
+  /** true (default): calls already accepted finish first. false: they are cancelled. */
+  drain?: boolean;
+}
+
+/**
+ * A pool of isolated CPython interpreters, each with its own GIL on its own
+ * thread, prepared by one backend. The interpreters are borrowed from the process
+ * and go back, reset, when the pool closes.
+ */
+export class InterpreterPool {
+  readonly interpreters: readonly Interpreter[];
+  readonly python: PythonInstallation;
+  readonly backend: Backend;
+  /** What the backend found in each interpreter. */
+  readonly backendInfo: readonly BackendInfo[];
+  #scheduler: Scheduler;
+  #objects = new Set<ReplicatedObject>();
+  #inFlight = new Set<AbortController>();
+  #closing: Promise<void> | undefined;
+  #nextObjectId = 1;
+
+  private constructor(
+    interpreters: Interpreter[],
+    python: PythonInstallation,
+    backend: Backend,
+    info: BackendInfo[],
+    scheduler: Scheduler,
+  ) {
+    this.interpreters = Object.freeze(interpreters);
+    this.python = python;
+    this.backend = backend;
+    this.backendInfo = Object.freeze(info);
+    this.#scheduler = scheduler;
+  }
+
+  static async create(options: PoolCreateOptions): Promise<InterpreterPool> {
+    const size = options.size ?? Math.max(1, Math.min(availableParallelism(), interpreterBudget()));
+    const python = await discoverPython({
+      ...(options.python !== undefined && { python: options.python }),
+      requiredModules: [...options.backend.requiredModules],
+    });
+    const interpreters = await acquireInterpreters(size, python);
+    let info: BackendInfo[];
+    try {
+      info = await Promise.all(
+        interpreters.map((interpreter, index) => options.backend.prepareInterpreter(interpreter, { index, poolSize: size })),
+      );
+    } catch (error) {
+      await releaseInterpreters(interpreters);
+      throw error;
+    }
+    return new InterpreterPool(interpreters, python, options.backend, info, options.scheduler ?? new LeastLoadedScheduler());
+  }
+
+  get size(): number {
+    return this.interpreters.length;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * An object each interpreter builds from `spec` the first time it runs one of
+   * its calls (or at once, with `materialize()`), like torch::deploy's ReplicatedObj.
+   */
+  replicate(spec: ReplicatedObjectSpec): ReplicatedObject {
+    this.#assertOpen();
+    const object = new ReplicatedObject(this, this.#nextObjectId++, spec, () => this.#objects.delete(object));
+    this.#objects.add(object);
+    return object;
+  }
+
+  /** The interpreter the scheduler picks for the next call. */
+  pickInterpreter(): Interpreter {
+    return this.#scheduler.pick(this.interpreters);
+  }
+
+  /** Runs a bridge function on the interpreter the scheduler picks (by default a
+   * free one first, else the least loaded). */
+  run<T = unknown>(fn: BridgeFunction, args: unknown[], options?: CallOptions): Promise<T> {
+    return this.runOn(this.pickInterpreter(), fn, args, options);
+  }
+
+  /** @internal Runs on a given interpreter, tracked so close() can drain or cancel it. */
+  runOn<T = unknown>(interpreter: Interpreter, fn: BridgeFunction, args: unknown[], options?: CallOptions): Promise<T> {
+    if (this.#closing) return Promise.reject(closedError());
+    const abort = new AbortController();
+    const signal = options?.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
+    this.#inFlight.add(abort);
+    return interpreter
+      .call<T>(fn, args, { ...options, signal })
+      .finally(() => this.#inFlight.delete(abort));
+  }
+
+  /** Stops taking calls, drains (or cancels) those accepted, then returns the
+   * interpreters to the process, reset. Idempotent. */
+  close(options: PoolCloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#close(options.drain ?? true);
+    return this.#closing;
+  }
+
+  async #close(drain: boolean): Promise<void> {
+    if (!drain) for (const abort of this.#inFlight) abort.abort(new CoilError("CLOSED", "the pool was closed"));
+    // Each interpreter runs its jobs in order, so the reset queued by the release
+    // runs after every call already submitted.
+    this.#objects.clear();
+    await releaseInterpreters([...this.interpreters]);
+  }
+
+  #assertOpen(): void {
+    if (this.#closing) throw closedError();
+  }
+}
+
+function closedError(): CoilError {
+  return new CoilError("CLOSED", "the pool is closed");
+}

@@ -1,0 +1,108 @@
+import { resolve } from "node:path";
+
+import { CoilError } from "@coil/errors";
+import type { CallOptions, Interpreter } from "@coil/native";
+
+import type { InterpreterPool } from "./pool.js";
+
+export interface ReplicatedObjectSpec {
+  /** A Python source file. */
+  file: string;
+  /** The callable in it that builds the object (a class or a factory function). */
+  factory: string;
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+}
+
+export interface ReplicatedCallOptions extends CallOptions {
+  kwargs?: Record<string, unknown>;
+}
+
+/**
+ * One Python object, instantiated separately in each interpreter that needs it
+ * (lazily on its first call there, or everywhere with materialize()). Calls go to
+ * a free interpreter, else the least loaded.
+ */
+export class ReplicatedObject {
+  readonly id: number;
+  readonly spec: Readonly<Required<ReplicatedObjectSpec>>;
+  readonly #pool: InterpreterPool;
+  readonly #onDispose: () => void;
+  // Per interpreter: the pending or finished instantiation.
+  readonly #instances = new Map<Interpreter, Promise<unknown>>();
+  #disposed = false;
+
+  /** @internal Created by InterpreterPool.replicate(). */
+  constructor(pool: InterpreterPool, id: number, spec: ReplicatedObjectSpec, onDispose: () => void) {
+    if (typeof spec.file !== "string" || typeof spec.factory !== "string" || spec.factory === "") {
+      throw new CoilError("INVALID_ARGUMENT", "a replicated object needs { file, factory }");
+    }
+    this.#pool = pool;
+    this.id = id;
+    this.spec = Object.freeze({
+      file: resolve(spec.file),
+      factory: spec.factory,
+      args: spec.args ?? [],
+      kwargs: spec.kwargs ?? {},
+    });
+    this.#onDispose = onDispose;
+  }
+
+  /** Calls the object itself: obj(*args). */
+  call<T = unknown>(args: unknown[] = [], options?: ReplicatedCallOptions): Promise<T> {
+    return this.callMethod<T>(null, args, options);
+  }
+
+  /** Calls one of its methods: obj.method(*args, **kwargs); null calls the object. */
+  callMethod<T = unknown>(method: string | null, args: unknown[] = [], options: ReplicatedCallOptions = {}): Promise<T> {
+    if (this.#disposed) return Promise.reject(new CoilError("CLOSED", `replicated object ${this.id} was disposed`));
+    const interpreter = this.#pool.pickInterpreter();
+    const created = this.#instantiate(interpreter);
+    const { kwargs = {}, ...callOptions } = options;
+    // Queued right behind the instantiation: an interpreter runs its jobs in order.
+    const result = this.#pool.runOn<T>(interpreter, "call_object", [this.id, method, args, kwargs], callOptions);
+    return created.then(
+      () => result,
+      (error: unknown) => {
+        result.catch(() => {}); // fails too ("not instantiated"); the factory's error is the one to report
+        throw error;
+      },
+    );
+  }
+
+  /** Instantiates the object in every interpreter of the pool now. */
+  async materialize(): Promise<void> {
+    await Promise.all(this.#pool.interpreters.map((interpreter) => this.#instantiate(interpreter)));
+  }
+
+  /** How many interpreters hold an instance (or are building one). */
+  get instances(): number {
+    return this.#instances.size;
+  }
+
+  /** Drops every instance; later calls fail with CLOSED. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#onDispose();
+    const interpreters = [...this.#instances.keys()];
+    this.#instances.clear();
+    if (!this.#pool.closed) {
+      await Promise.all(interpreters.map((i) => this.#pool.runOn(i, "drop_object", [this.id]).catch(() => {})));
+    }
+  }
+
+  #instantiate(interpreter: Interpreter): Promise<unknown> {
+    let created = this.#instances.get(interpreter);
+    if (!created) {
+      const { file, factory, args, kwargs } = this.spec;
+      created = this.#pool.runOn(interpreter, "create_object", [this.id, file, factory, args, kwargs]);
+      this.#instances.set(interpreter, created);
+      // A failed instantiation is retried by the next call, not cached.
+      created.catch(() => {
+        if (this.#instances.get(interpreter) === created) this.#instances.delete(interpreter);
+      });
+    }
+    return created;
+  }
+}

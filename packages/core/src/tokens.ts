@@ -1,0 +1,13 @@
+import type { InjectionToken } from "tsyringe";
+
+import type { Adapter, Backend, Scheduler } from "./contracts.js";
+import type { PoolOptions } from "./pool.js";
+
+/** Dependency-injection tokens. Register implementations against these; every
+ * constructor parameter names its token with @inject (no decorator metadata). */
+export const TOKENS = {
+  Backend: Symbol.for("coil.Backend") as InjectionToken<Backend>,
+  Scheduler: Symbol.for("coil.Scheduler") as InjectionToken<Scheduler>,
+  PoolOptions: Symbol.for("coil.PoolOptions") as InjectionToken<PoolOptions>,
+  Adapter: Symbol.for("coil.Adapter") as InjectionToken<Adapter>,
+} as const;

@@ -1,0 +1,87 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { CoilError, type CoilErrorCode } from "@coil/errors";
+
+import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
+
+/** The native interpreter as the addon exposes it (native/src/addon/addon.cc). */
+export interface NativeInterpreter {
+  call(functionName: string, args: unknown[], jobId: number): Promise<unknown>;
+  cancel(jobId: number, code: "CANCELLED" | "DEADLINE_EXCEEDED", message: string): "dequeued" | "interrupting" | "unknown";
+  readonly load: number;
+  readonly index: number;
+}
+
+export interface NativeStartOptions {
+  library: string;
+  executable: string;
+  sysPath: string[];
+  bridgePath: string;
+  jobId: number;
+}
+
+export interface NativeAddon {
+  configure(hooks: {
+    tensorClass: typeof Tensor;
+    createTensor(dtype: DType, shape: number[], data: TypedArrayOf[DType]): Tensor;
+    createError(code: string, message: string, details: { pythonType?: string; pythonTraceback?: string }): Error;
+  }): void;
+  startInterpreter(options: NativeStartOptions): { interpreter: NativeInterpreter; ready: Promise<string> };
+  interpreterCount(): number;
+  readonly maxInterpreters: number;
+}
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Where the engine's Python half lives: a packed copy, or the monorepo's native/. */
+export function bridgePath(): string {
+  const candidates = [
+    join(packageRoot, "native", "python", "coil_bridge.py"),
+    join(packageRoot, "..", "..", "native", "python", "coil_bridge.py"),
+  ];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new CoilError("NATIVE_LOAD_FAILED", `coil_bridge.py not found in ${candidates.join(" or ")}`);
+  return found;
+}
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon once, and explains what is missing when it can't. */
+export function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const file = process.env.COIL_NATIVE_ADDON ?? join(packageRoot, "build", "Release", "coil_native.node");
+  if (process.platform !== "linux") {
+    throw new CoilError("NATIVE_LOAD_FAILED", `Coil's interpreter engine runs on Linux (glibc) only, not ${process.platform}`);
+  }
+  if (!existsSync(file)) {
+    throw new CoilError(
+      "NATIVE_LOAD_FAILED",
+      `the native engine is not built (${file} is missing). Build it with \`npm run build -w @coil/native\` ` +
+        "(needs cmake, make and a C++17 compiler: apt-get install cmake g++ make)",
+      { details: { file } },
+    );
+  }
+  let loaded: NativeAddon;
+  try {
+    loaded = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (cause) {
+    throw new CoilError("NATIVE_LOAD_FAILED", `cannot load the native engine ${file}: ${(cause as Error).message}`, {
+      cause,
+      details: { file },
+    });
+  }
+  loaded.configure({
+    tensorClass: Tensor,
+    createTensor: (dtype, shape, data) => new Tensor(dtype, shape, data),
+    createError: (code, message, details) =>
+      new CoilError(code as CoilErrorCode, message, {
+        ...(details.pythonType !== undefined && { pythonType: details.pythonType }),
+        ...(details.pythonTraceback !== undefined && { pythonTraceback: details.pythonTraceback }),
+      }),
+  });
+  addon = loaded;
+  return loaded;
+}

@@ -1,0 +1,29 @@
+/**
+ * @coil/native — the TypeScript face of Coil's interpreter engine: isolated CPython
+ * interpreters in one Node.js process, each in its own glibc link-map namespace on
+ * its own thread (see native/ and DESIGN.md).
+ */
+export { bridgePath, loadAddon, type NativeAddon, type NativeInterpreter } from "./addon.js";
+export {
+  GLIBC_TUNABLE,
+  INTERPRETERS_WITHOUT_TUNABLE,
+  interpreterBudget,
+  MAX_INTERPRETERS,
+  startupTunables,
+} from "./capacity.js";
+export { Interpreter, type BridgeFunction, type CallOptions } from "./interpreter.js";
+export { discoverPython, inspectPython, type DiscoverOptions, type PythonInstallation } from "./python.js";
+export { acquireInterpreters, interpreterStats, releaseInterpreters } from "./registry.js";
+export {
+  bfloat16BitsToNumber,
+  DTYPES,
+  dtypeSize,
+  elementCount,
+  float16BitsToNumber,
+  float32ToBFloat16Bits,
+  float32ToFloat16Bits,
+  isDType,
+  Tensor,
+  type DType,
+  type TypedArrayOf,
+} from "./tensor.js";

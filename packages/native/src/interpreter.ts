@@ -1,0 +1,120 @@
+import { CoilError } from "@coil/errors";
+
+import type { NativeInterpreter } from "./addon.js";
+import type { PythonInstallation } from "./python.js";
+
+/** Functions of the Python bridge (native/python/coil_bridge.py) a job can run. */
+export type BridgeFunction =
+  | "noop"
+  | "echo"
+  | "exec_source"
+  | "eval_expr"
+  | "load_module"
+  | "create_object"
+  | "call_object"
+  | "drop_object"
+  | "run_hook"
+  | "reset"
+  | "info";
+
+export interface CallOptions {
+  /** Milliseconds from now. Past it the call rejects with DEADLINE_EXCEEDED; a call
+   * still queued never starts, a running one is interrupted at its next Python
+   * bytecode, and the interpreter serves the next call. */
+  timeoutMs?: number;
+  /** Aborting rejects with CANCELLED, with the same effect on the interpreter. */
+  signal?: AbortSignal;
+}
+
+let lastJobId = 0;
+export function nextJobId(): number {
+  return ++lastJobId;
+}
+
+/**
+ * One isolated CPython interpreter, lent to its holder until released. Calls run
+ * in order on the interpreter's own thread.
+ */
+export class Interpreter {
+  #native: NativeInterpreter;
+  #closed = false;
+
+  constructor(
+    native: NativeInterpreter,
+    /** The Python it runs. */
+    readonly python: PythonInstallation,
+    /** CPython's version string, as Py_GetVersion gives it. */
+    readonly pythonVersion: string,
+  ) {
+    this.#native = native;
+  }
+
+  /** 0..14: which of the process's interpreters this is. */
+  get index(): number {
+    return this.#native.index;
+  }
+
+  /** Calls queued on this interpreter plus the one running. */
+  get load(): number {
+    return this.#native.load;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Runs a bridge function with these arguments (converted to Python values;
+   * Tensors become torch tensors over the same memory). */
+  call<T = unknown>(fn: BridgeFunction, args: unknown[] = [], options?: CallOptions): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new CoilError("CLOSED", `interpreter ${this.index} was released; calls after close are refused`));
+    }
+    const id = nextJobId();
+    if (options?.signal?.aborted) return Promise.reject(cancelledError(options.signal));
+    let promise: Promise<unknown>;
+    try {
+      promise = this.#native.call(fn, args, id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (options?.timeoutMs === undefined && options?.signal === undefined) return promise as Promise<T>;
+    return this.#guard(promise, id, options) as Promise<T>;
+  }
+
+  /** Runs Python statements in this interpreter's own namespace. */
+  exec(source: string, filename = "<coil>"): Promise<void> {
+    return this.call("exec_source", [source, filename]);
+  }
+
+  /** Evaluates a Python expression in that namespace and returns its value. */
+  eval<T = unknown>(expression: string, options?: CallOptions): Promise<T> {
+    return this.call<T>("eval_expr", [expression], options);
+  }
+
+  /** @internal The registry takes the interpreter back. */
+  markClosed(): void {
+    this.#closed = true;
+  }
+
+  #guard(promise: Promise<unknown>, id: number, options: CallOptions): Promise<unknown> {
+    const { timeoutMs, signal } = options;
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(
+        () => this.#native.cancel(id, "DEADLINE_EXCEEDED", `call exceeded its deadline of ${timeoutMs} ms`),
+        Math.max(0, timeoutMs),
+      );
+    }
+    const onAbort = () => this.#native.cancel(id, "CANCELLED", cancelledError(signal!).message);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    return promise.finally(() => {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    });
+  }
+}
+
+function cancelledError(signal: AbortSignal): CoilError {
+  const reason = signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? "aborted");
+  return new CoilError("CANCELLED", `call cancelled: ${reason}`);
+}

@@ -1,0 +1,137 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { promisify } from "node:util";
+
+import { CoilError } from "@coil/errors";
+
+/** What one Python executable told us about itself (asked once, then cached). */
+export interface PythonInstallation {
+  executable: string;
+  version: string;
+  /** The shared libpython each interpreter loads into its own namespace. */
+  library: string;
+  prefix: string;
+  /** sys.path as that executable sees it (virtual environments included). */
+  sysPath: string[];
+  /** For each module asked about: can this Python import it? */
+  modules: Record<string, boolean>;
+}
+
+export interface DiscoverOptions {
+  /** An executable path or a name on PATH. Default: $COIL_PYTHON, then python3 on
+   * PATH, then /usr/bin/python3 — the first that can import `requiredModules`. */
+  python?: string;
+  /** Modules the backend needs (e.g. ["torch"]). */
+  requiredModules?: string[];
+}
+
+const execFileAsync = promisify(execFile);
+
+// Runs in the candidate Python; prints one JSON line.
+const PROBE = `
+import importlib.util, json, os, sys, sysconfig
+v = sysconfig.get_config_var
+names = [n for n in (v("INSTSONAME"), v("LDLIBRARY")) if n]
+dirs = [d for d in (v("LIBDIR"), os.path.join(v("LIBDIR") or "", v("MULTIARCH") or ""), v("LIBPL")) if d]
+library = None
+for n in names:
+    for d in dirs:
+        if library is None and (n.endswith(".so") or ".so." in n) and os.path.isfile(os.path.join(d, n)):
+            library = os.path.join(d, n)
+found = {}
+for m in json.loads(sys.argv[1]):
+    try:
+        found[m] = importlib.util.find_spec(m) is not None
+    except Exception:
+        found[m] = False
+print(json.dumps({
+    "executable": sys.executable,
+    "version": ".".join(map(str, sys.version_info[:3])),
+    "shared": bool(v("Py_ENABLE_SHARED")),
+    "library": library,
+    "prefix": sys.prefix,
+    "sysPath": [p for p in sys.path if p],
+    "modules": found,
+}))
+`;
+
+const cache = new Map<string, Promise<PythonInstallation>>();
+
+/** Asks one Python executable where its shared libpython and sys.path are. */
+export function inspectPython(python: string, requiredModules: string[] = []): Promise<PythonInstallation> {
+  const key = `${python}\0${requiredModules.join(",")}`;
+  let answer = cache.get(key);
+  if (!answer) {
+    answer = probe(python, requiredModules);
+    answer.catch(() => cache.delete(key));
+    cache.set(key, answer);
+  }
+  return answer;
+}
+
+async function probe(python: string, requiredModules: string[]): Promise<PythonInstallation> {
+  let stdout: string;
+  try {
+    ({ stdout } = await execFileAsync(python, ["-c", PROBE, JSON.stringify(requiredModules)], { timeout: 30_000 }));
+  } catch (cause) {
+    throw new CoilError("PYTHON_NOT_FOUND", `cannot run Python ${python}: ${(cause as Error).message.split("\n")[0]}`, {
+      cause,
+      details: { python },
+    });
+  }
+  const info = JSON.parse(stdout.trim().split("\n").pop()!) as Omit<PythonInstallation, "library"> & {
+    shared: boolean;
+    library: string | null;
+  };
+  if (!info.shared || !info.library || !existsSync(info.library)) {
+    throw new CoilError(
+      "NO_SHARED_LIBPYTHON",
+      `Python ${info.version} at ${info.executable} has no shared libpython (built without --enable-shared), ` +
+        "and Coil loads libpython once per interpreter. Use a Python with a shared library: Debian's python3, " +
+        "or pyenv with PYTHON_CONFIGURE_OPTS=--enable-shared.",
+      { details: { python, executable: info.executable, version: info.version } },
+    );
+  }
+  return {
+    executable: info.executable,
+    version: info.version,
+    library: info.library,
+    prefix: info.prefix,
+    sysPath: info.sysPath,
+    modules: info.modules,
+  };
+}
+
+/** Finds a Python that can import `requiredModules`, or explains why none could. */
+export async function discoverPython(options: DiscoverOptions = {}): Promise<PythonInstallation> {
+  const required = options.requiredModules ?? [];
+  const named = options.python ?? process.env.COIL_PYTHON;
+  const candidates = named ? [named] : ["python3", "/usr/bin/python3"];
+  const tried: string[] = [];
+  let lastError: unknown;
+  for (const candidate of candidates) {
+    try {
+      const found = await inspectPython(candidate, required);
+      const missing = required.filter((m) => !found.modules[m]);
+      if (missing.length === 0) return found;
+      tried.push(`${found.executable} (${found.version}) cannot import ${missing.join(", ")}`);
+      if (named) {
+        throw new CoilError(
+          "BACKEND_UNAVAILABLE",
+          `Python ${found.executable} cannot import ${missing.join(", ")}; install ${missing.map((m) => `python3-${m}`).join(" ")} (Debian) or pick another Python`,
+          { details: { python: found.executable, missing } },
+        );
+      }
+    } catch (error) {
+      if (named) throw error;
+      lastError = error;
+      tried.push(`${candidate}: ${(error as Error).message}`);
+    }
+  }
+  throw new CoilError(
+    required.length > 0 ? "BACKEND_UNAVAILABLE" : "PYTHON_NOT_FOUND",
+    `no usable Python found${required.length ? ` that can import ${required.join(", ")}` : ""}. Tried:\n  ${tried.join("\n  ")}\n` +
+      "Name one with the `python` option or COIL_PYTHON.",
+    { cause: lastError, details: { tried } },
+  );
+}

@@ -1,0 +1,109 @@
+import { CoilError, isCoilError } from "@coil/errors";
+
+import { bridgePath, loadAddon, type NativeInterpreter } from "./addon.js";
+import { interpreterBudget, MAX_INTERPRETERS, tunableMissingError } from "./capacity.js";
+import { Interpreter, nextJobId } from "./interpreter.js";
+import type { PythonInstallation } from "./python.js";
+
+// Interpreters are a process-wide resource: a namespace is never given back
+// (DESIGN.md fact 8), so pools borrow interpreters and return them, reset.
+interface Slot {
+  native: NativeInterpreter;
+  python: PythonInstallation;
+  version: string;
+  lease: Interpreter | undefined; // the holder's handle; undefined when idle
+}
+
+const slots: Slot[] = [];
+
+/** Interpreters this process has created (started or failed), and how many idle. */
+export function interpreterStats(): { created: number; idle: number; budget: number; max: number } {
+  return {
+    created: loadAddon().interpreterCount(),
+    idle: slots.filter((s) => !s.lease).length,
+    budget: interpreterBudget(),
+    max: MAX_INTERPRETERS,
+  };
+}
+
+/**
+ * Lends `count` interpreters of `python`: idle ones first (reset by their last
+ * holder), new ones for the rest. All or nothing: if one cannot start, the others
+ * go back and the error says why.
+ */
+export async function acquireInterpreters(count: number, python: PythonInstallation): Promise<Interpreter[]> {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_INTERPRETERS) {
+    throw new CoilError("INVALID_ARGUMENT", `interpreter count must be an integer from 1 to ${MAX_INTERPRETERS}, got ${count}`);
+  }
+  const addon = loadAddon();
+  const reused = slots.filter((s) => !s.lease && s.python.library === python.library).slice(0, count);
+  const fresh = count - reused.length;
+  const created = addon.interpreterCount();
+  const budget = interpreterBudget();
+  if (created + fresh > budget) {
+    if (created + fresh <= MAX_INTERPRETERS) throw tunableMissingError(created + fresh, budget);
+    throw new CoilError(
+      "INTERPRETER_LIMIT",
+      `this process already created ${created} of its ${MAX_INTERPRETERS} interpreters and ${slots.length - slots.filter((s) => s.lease).length} are idle; ` +
+        `${count} were asked for. Close a pool to return its interpreters.`,
+      { details: { created, asked: count, max: MAX_INTERPRETERS } },
+    );
+  }
+  const leases = reused.map((slot) => lend(slot));
+  const bridge = bridgePath();
+  const starts = Array.from({ length: fresh }, async () => {
+    const { interpreter, ready } = addon.startInterpreter({
+      library: python.library,
+      executable: python.executable,
+      sysPath: python.sysPath,
+      bridgePath: bridge,
+      jobId: nextJobId(),
+    });
+    const version = await ready;
+    const slot: Slot = { native: interpreter, python, version, lease: undefined };
+    slots.push(slot);
+    return lend(slot);
+  });
+  const results = await Promise.allSettled(starts);
+  for (const r of results) if (r.status === "fulfilled") leases.push(r.value);
+  const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) {
+    await releaseInterpreters(leases);
+    throw explainStartFailure(failure.reason);
+  }
+  return leases;
+}
+
+/** Takes interpreters back: their calls finish, then what their holder loaded is
+ * dropped, and they wait idle for the next pool. Further calls on the handles fail
+ * with CLOSED. */
+export async function releaseInterpreters(interpreters: Interpreter[]): Promise<void> {
+  await Promise.all(
+    interpreters.map(async (lease) => {
+      const slot = slots.find((s) => s.lease === lease);
+      if (!slot) return;
+      lease.markClosed();
+      try {
+        await slot.native.call("reset", [], nextJobId());
+        slot.lease = undefined;
+      } catch {
+        // A reset that fails leaves state behind: retire the interpreter.
+        slots.splice(slots.indexOf(slot), 1);
+      }
+    }),
+  );
+}
+
+function lend(slot: Slot): Interpreter {
+  slot.lease = new Interpreter(slot.native, slot.python, slot.version);
+  return slot.lease;
+}
+
+function explainStartFailure(error: unknown): unknown {
+  if (isCoilError(error, "GLIBC_TUNABLE_MISSING")) {
+    return new CoilError("GLIBC_TUNABLE_MISSING", `${error.message}. ${tunableMissingError(0, interpreterBudget()).message}`, {
+      cause: error,
+    });
+  }
+  return error;
+}
