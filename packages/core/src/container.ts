@@ -36,7 +36,7 @@ export function createCoilContainer(options: PoolOptions = {}, parent: Dependenc
 }
 
 /** Resolves the pool a container describes. */
-export function createPoolFromContainer(container: DependencyContainer): Promise<InterpreterPool> {
+export async function createPoolFromContainer(container: DependencyContainer): Promise<InterpreterPool> {
   if (!container.isRegistered(TOKENS.Backend, true)) {
     throw new CoilError("BACKEND_UNAVAILABLE", "no backend registered: register one under TOKENS.Backend (e.g. registerCpuBackend(container))");
   }

@@ -1,0 +1,158 @@
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { afterEach, describe, expect, it } from "vitest";
+
+import { PlainPythonBackend } from "../test/plain-backend.js";
+import { InterpreterPool } from "./pool.js";
+
+const COUNTER = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/counter.py");
+const PYTHON = "/usr/bin/python3";
+
+let pool: InterpreterPool | undefined;
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+});
+
+async function createPool(size = 2): Promise<InterpreterPool> {
+  pool = await InterpreterPool.create({ size, python: PYTHON, backend: new PlainPythonBackend() });
+  return pool;
+}
+
+interface Tick {
+  count: number;
+  thread: number;
+}
+
+describe("InterpreterPool", () => {
+  it("prepares every interpreter with its backend", async () => {
+    const p = await createPool(2);
+    expect(p.size).toBe(2);
+    expect(p.backendInfo.map((i) => i.index)).toEqual([0, 1]);
+    expect(p.backendInfo[0]!.python).toMatch(/^3\./);
+  });
+
+  it("refuses sizes out of range", async () => {
+    for (const size of [0, 16, 2.5]) {
+      await expect(
+        InterpreterPool.create({ size, python: PYTHON, backend: new PlainPythonBackend() }),
+      ).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    }
+  });
+
+  it("returns its interpreters on close and refuses work after", async () => {
+    const p = await createPool(2);
+    const model = p.replicate({ file: COUNTER, factory: "Counter" });
+    await model.call();
+    await p.close();
+    await expect(model.call()).rejects.toMatchObject({ code: "CLOSED" });
+    await expect(p.run("noop", [])).rejects.toMatchObject({ code: "CLOSED" });
+    expect(() => p.replicate({ file: COUNTER, factory: "Counter" })).toThrow(/closed/);
+    await p.close(); // idempotent
+  });
+
+  it("drains calls in flight when closing", async () => {
+    const p = await createPool(1);
+    const model = p.replicate({ file: COUNTER, factory: "Counter" });
+    const inFlight = model.call<Tick>([0.3]);
+    await new Promise((r) => setTimeout(r, 50));
+    const closed = p.close();
+    expect((await inFlight).count).toBe(1);
+    await closed;
+  });
+
+  it("cancels calls in flight when closing without draining", async () => {
+    const p = await createPool(1);
+    const model = p.replicate({ file: COUNTER, factory: "Counter" });
+    await model.materialize();
+    const stuck = model.callMethod("spin").catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    await p.close({ drain: false });
+    expect(await stuck).toMatchObject({ code: "CANCELLED", message: expect.stringContaining("pool was closed") });
+  });
+});
+
+describe("ReplicatedObject", () => {
+  it("instantiates lazily, once per interpreter, or everywhere on materialize()", async () => {
+    const p = await createPool(2);
+    const model = p.replicate({ file: COUNTER, factory: "Counter", kwargs: { start: 10, step: 5 } });
+    expect(model.instances).toBe(0);
+    expect(((await model.call()) as Tick).count).toBe(15);
+    expect(model.instances).toBe(1);
+    await model.materialize();
+    expect(model.instances).toBe(2);
+  });
+
+  it("sends concurrent calls to different interpreters: a free one first", async () => {
+    const p = await createPool(2);
+    const model = p.replicate({ file: COUNTER, factory: "Counter" });
+    const ticks = await Promise.all([model.call<Tick>([0.2]), model.call<Tick>([0.2])]);
+    expect(new Set(ticks.map((t) => t.thread)).size).toBe(2);
+    // Each interpreter has its own instance, so each counted one call.
+    expect(ticks.map((t) => t.count)).toEqual([1, 1]);
+  });
+
+  it("calls methods with positional and keyword arguments", async () => {
+    const p = await createPool(1);
+    const model = p.replicate({ file: COUNTER, factory: "Counter" });
+    expect(await model.callMethod("add", [2], { kwargs: { b: 40 } })).toBe(42);
+    await expect(model.callMethod("no_such_method")).rejects.toMatchObject({
+      code: "PYTHON_ERROR",
+      pythonType: "AttributeError",
+    });
+  });
+
+  it("reports a failing factory with its Python error, and retries it on the next call", async () => {
+    const p = await createPool(1);
+    const flag = join(mkdtempSync(join(tmpdir(), "coil-flag-")), "ready");
+    const model = p.replicate({ file: COUNTER, factory: "build_from_flag", args: [flag] });
+    await expect(model.call()).rejects.toMatchObject({
+      code: "PYTHON_ERROR",
+      pythonType: "RuntimeError",
+      message: expect.stringContaining("factory not ready"),
+    });
+    expect(model.instances).toBe(0);
+    writeFileSync(flag, "");
+    expect(existsSync(flag)).toBe(true);
+    expect(((await model.call()) as Tick).count).toBe(101);
+  });
+
+  it("reports a missing file or factory clearly", async () => {
+    const p = await createPool(1);
+    await expect(p.replicate({ file: "/nonexistent/model.py", factory: "build" }).call()).rejects.toMatchObject({
+      pythonType: "FileNotFoundError",
+    });
+    await expect(p.replicate({ file: COUNTER, factory: "nope" }).call()).rejects.toMatchObject({
+      pythonType: "AttributeError",
+      message: expect.stringContaining("'nope'"),
+    });
+  });
+
+  it("applies a deadline to a call and keeps the interpreter", async () => {
+    const p = await createPool(1);
+    const model = p.replicate({ file: COUNTER, factory: "Counter" });
+    await expect(model.callMethod("spin", [], { timeoutMs: 150 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED" });
+    expect(await model.callMethod("add", [1, 1])).toBe(2);
+  });
+
+  it("keeps two objects from the same file apart", async () => {
+    const p = await createPool(1);
+    const one = p.replicate({ file: COUNTER, factory: "Counter", kwargs: { start: 0 } });
+    const two = p.replicate({ file: COUNTER, factory: "Counter", kwargs: { start: 1000 } });
+    expect(((await one.call()) as Tick).count).toBe(1);
+    expect(((await two.call()) as Tick).count).toBe(1001);
+    expect(((await one.call()) as Tick).count).toBe(2);
+  });
+
+  it("refuses calls after dispose", async () => {
+    const p = await createPool(1);
+    const model = p.replicate({ file: COUNTER, factory: "Counter" });
+    await model.call();
+    await model.dispose();
+    await expect(model.call()).rejects.toMatchObject({ code: "CLOSED" });
+    expect(await p.run("eval_expr", ["len(__import__('coil_bridge')._objects)"])).toBe(0);
+  });
+});
