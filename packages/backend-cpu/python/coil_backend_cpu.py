@@ -12,10 +12,12 @@ def prepare(threads, interop_threads):
     # Several interpreters share the cores: each gets its share of intra-op threads
     # rather than all of them, which would oversubscribe the machine.
     torch.set_num_threads(threads)
-    try:
+    # torch allows this once per process -- here, per interpreter -- and a second
+    # call aborts the process instead of raising (seen with torch 1.13, in plain
+    # Python too). An interpreter reused by a later pool keeps its first setting.
+    if not getattr(sys, "_coil_interop_threads_set", False):
         torch.set_num_interop_threads(interop_threads)
-    except RuntimeError:
-        pass  # fixed once parallel work has started in this interpreter (a reused one)
+        sys._coil_interop_threads_set = True
     # Inference only: no autograd bookkeeping around model calls.
     coil_bridge.set_backend_hooks(call_context=torch.inference_mode)
     return {
