@@ -43,22 +43,38 @@ class CoilInterrupt(BaseException):
     """
 
 
-def start_watchdog(wake_fd):
-    """A thread that sleeps on a pipe. When the engine cancels a running call it
-    queues a pending call and writes a byte here; this thread waking up and asking
-    for the GIL is what makes CPython check pending calls on the interpreter's own
-    thread (CPython 3.11/3.12 only flag them when a thread of the interpreter asks)."""
+current_job = 0  # id of the job running on the interpreter's thread; set by the engine
+
+
+def start_watchdog(wake_fd, library):
+    """Starts the thread that interrupts cancelled calls.
+
+    The engine must not call into this interpreter from Node's thread (the
+    namespace's pthread keys collide with Node's), so to interrupt a running job it
+    writes the job's id to a pipe. This thread -- one of the interpreter's own --
+    reads it and, holding the GIL, raises CoilInterrupt into the interpreter's main
+    thread if that job is still the one running. PyThreadState_SetAsyncExc comes
+    from this interpreter's own libpython (ctypes.pythonapi would be the program's).
+    """
     import threading
 
+    set_async_exc = ctypes.PyDLL(library).PyThreadState_SetAsyncExc
+    set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+    set_async_exc.restype = ctypes.c_int
+    target = threading.get_ident()  # bootstrap runs on the interpreter's own thread
     os.set_blocking(wake_fd, True)
 
     def watch():
         while True:
             try:
-                if not os.read(wake_fd, 64):
-                    return
+                data = os.read(wake_fd, 8)
             except InterruptedError:
                 continue
+            if len(data) < 8:
+                return
+            job = int.from_bytes(data, sys.byteorder)
+            if job and job == current_job:
+                set_async_exc(target, CoilInterrupt)
 
     threading.Thread(target=watch, name="coil-watchdog", daemon=True).start()
 

@@ -27,7 +27,7 @@ _spec = importlib.util.spec_from_file_location('coil_bridge', _coil_bridge_path)
 bridge = importlib.util.module_from_spec(_spec)
 sys.modules['coil_bridge'] = bridge
 _spec.loader.exec_module(bridge)
-bridge.start_watchdog(_coil_wake_fd)
+bridge.start_watchdog(_coil_wake_fd, _coil_library)
 )PY";
 
 std::string ClassifyLoadError(const std::string& message) {
@@ -83,23 +83,20 @@ Interpreter::CancelResult Interpreter::Cancel(uint64_t job_id, const std::string
   interrupt_code_ = code;
   interrupt_job_.store(job_id);
   lock.unlock();
-  // Py_AddPendingCall is documented as callable from any thread without the GIL;
-  // the trampoline then runs on the interpreter's own thread.
-  api_.Py_AddPendingCall(&Interpreter::InterruptTrampoline, this);
-  // CPython only tells the interpreter's own thread to run pending calls when a
-  // thread of that interpreter asks for the GIL: wake the bridge's watchdog.
-  char byte = 1;
-  ssize_t written = write(wake_fd_, &byte, 1);
-  (void)written;  // a full pipe already has a wake-up pending
+  // Nothing of the namespace's libpython may run on this thread -- not even
+  // Py_AddPendingCall, which reads a pthread key that collides with the caller's
+  // own (DESIGN.md fact 3; seen crashing). Instead the bridge's watchdog, a thread
+  // of the interpreter itself, reads the job id from this pipe and, if that job
+  // is still running, raises CoilInterrupt in it (PyThreadState_SetAsyncExc).
+  ssize_t written = write(wake_fd_, &job_id, sizeof(job_id));
+  (void)written;  // a full pipe means interrupts are already pending
   return CancelResult::kInterrupting;
 }
 
-int Interpreter::InterruptTrampoline(void* arg) {
-  auto* self = static_cast<Interpreter*>(arg);
-  uint64_t running = self->running_job_.load();
-  if (running == 0 || running != self->interrupt_job_.load()) return 0;  // that call already ended
-  self->api_.PyErr_SetString(self->interrupt_type_, "call interrupted by Coil");
-  return -1;
+void Interpreter::SetCurrentJob(uint64_t id) {
+  // What the watchdog compares against; written with the GIL held, like its reads.
+  PyRef value(&api_, api_.PyLong_FromUnsignedLongLong(id));
+  if (!value || api_.PyObject_SetAttrString(bridge_, "current_job", value.get()) != 0) api_.PyErr_Clear();
 }
 
 void Interpreter::ThreadMain() {
@@ -207,6 +204,9 @@ bool Interpreter::Bootstrap(JobError* error) {
   wake_fd_ = fds[1];
   PyRef wake_fd(&api_, api_.PyLong_FromLongLong(fds[0]));
   api_.PyDict_SetItemString(globals.get(), "_coil_wake_fd", wake_fd.get());
+  PyRef library(&api_, api_.PyUnicode_FromStringAndSize(options_.library.data(),
+                                                         static_cast<ssize_t>(options_.library.size())));
+  api_.PyDict_SetItemString(globals.get(), "_coil_library", library.get());
   PyRef bridge_path(&api_, api_.PyUnicode_FromStringAndSize(options_.bridge_path.data(),
                                                              static_cast<ssize_t>(options_.bridge_path.size())));
   api_.PyDict_SetItemString(globals.get(), "_coil_bridge_path", bridge_path.get());
@@ -228,11 +228,11 @@ bool Interpreter::Bootstrap(JobError* error) {
   tensor_marker_ = api_.PyObject_GetAttrString(bridge_, "TENSOR_MARKER");
   make_tensor_ = api_.PyObject_GetAttrString(bridge_, "make_tensor");
   describe_error_ = api_.PyObject_GetAttrString(bridge_, "describe_error");
-  interrupt_type_ = api_.PyObject_GetAttrString(bridge_, "CoilInterrupt");
-  if (!tensor_marker_ || !make_tensor_ || !describe_error_ || !interrupt_type_) {
+  thread_ident_ = api_.PyThread_get_thread_ident();
+  if (!tensor_marker_ || !make_tensor_ || !describe_error_) {
     api_.PyErr_Clear();
     error->code = "PYTHON_INIT_FAILED";
-    error->message = "coil_bridge lacks TENSOR_MARKER, make_tensor, describe_error or CoilInterrupt";
+    error->message = "coil_bridge lacks TENSOR_MARKER, make_tensor or describe_error";
     return false;
   }
   lingering_ = new std::vector<InputView>();
@@ -263,7 +263,13 @@ void Interpreter::Run(Job& job) {
       api_.PyTuple_SetItem(args.get(), static_cast<ssize_t>(i), item);
     }
     job.args.clear();  // inputs now live in Python or in `views`
+    SetCurrentJob(job.id);
     PyRef result(&api_, ready ? api_.PyObject_CallObject(fn, args.get()) : nullptr);
+    SetCurrentJob(0);
+    if (interrupt_job_.load() == job.id) {
+      // An interrupt that arrived as the call returned must not hit the next one.
+      api_.PyThreadState_SetAsyncExc(thread_ident_, nullptr);
+    }
     args.Reset();
     if (result && FromPython(result.get(), &job.result, 0)) {
       job.ok = true;

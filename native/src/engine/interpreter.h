@@ -42,7 +42,8 @@ class Interpreter {
   void Submit(std::unique_ptr<Job> job);
 
   // Queued: removed and completed with `code`. Running: Python is interrupted at
-  // its next bytecode boundary with a BaseException, reported as `code`.
+  // its next bytecode boundary with a BaseException, reported as `code`. Touches
+  // nothing of Python: any thread may call it (see interpreter.cc).
   CancelResult Cancel(uint64_t job_id, const std::string& code);
 
   // Jobs queued plus the one running.
@@ -62,7 +63,7 @@ class Interpreter {
   PyObject* ToPython(const Value& value, std::vector<InputView>* views, int depth);
   bool FromPython(PyObject* obj, Value* out, int depth);
   void ReleaseViews(std::vector<InputView>* views);
-  static int InterruptTrampoline(void* self);
+  void SetCurrentJob(uint64_t id);
 
   const int index_;
   const InterpreterOptions options_;
@@ -75,7 +76,7 @@ class Interpreter {
   PyObject* tensor_marker_ = nullptr;
   PyObject* make_tensor_ = nullptr;
   PyObject* describe_error_ = nullptr;
-  PyObject* interrupt_type_ = nullptr;
+  unsigned long thread_ident_ = 0;  // CPython's id of this interpreter's thread
   std::unordered_map<std::string, PyObject*> functions_;
   std::vector<InputView>* lingering_ = nullptr;  // input views Python still references
 
@@ -88,7 +89,7 @@ class Interpreter {
   std::atomic<uint64_t> running_job_{0};
   std::atomic<uint64_t> interrupt_job_{0};
   std::string interrupt_code_;  // guarded by mutex_
-  int wake_fd_ = -1;            // write end of the watchdog's pipe
+  int wake_fd_ = -1;            // write end of the watchdog's pipe: job ids to interrupt
   std::thread thread_;
 };
 

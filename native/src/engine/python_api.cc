@@ -27,10 +27,12 @@ bool PythonApi::Resolve(void* h, std::string* error) {
   COIL_BIND(Py_GetVersion);
   COIL_BIND(PyEval_SaveThread);
   COIL_BIND(PyEval_RestoreThread);
-  COIL_BIND(Py_AddPendingCall);
+  COIL_BIND(PyThreadState_SetAsyncExc);
+  COIL_BIND(PyThread_get_thread_ident);
   COIL_BIND(Py_IncRef);
   COIL_BIND(Py_DecRef);
   COIL_BIND(PyObject_GetAttrString);
+  COIL_BIND(PyObject_SetAttrString);
   COIL_BIND(PyObject_CallObject);
   COIL_BIND(PyObject_Str);
   COIL_BIND(Py_CompileString);

@@ -28,12 +28,14 @@ struct PythonApi {
   const char* (*Py_GetVersion)();
   PyThreadState* (*PyEval_SaveThread)();
   void (*PyEval_RestoreThread)(PyThreadState*);
-  int (*Py_AddPendingCall)(int (*)(void*), void*);
+  int (*PyThreadState_SetAsyncExc)(unsigned long, PyObject*);
+  unsigned long (*PyThread_get_thread_ident)();
 
   // Objects.
   void (*Py_IncRef)(PyObject*);
   void (*Py_DecRef)(PyObject*);
   PyObject* (*PyObject_GetAttrString)(PyObject*, const char*);
+  int (*PyObject_SetAttrString)(PyObject*, const char*, PyObject*);
   PyObject* (*PyObject_CallObject)(PyObject*, PyObject*);
   PyObject* (*PyObject_Str)(PyObject*);
   PyObject* (*Py_CompileString)(const char*, const char*, int);

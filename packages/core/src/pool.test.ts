@@ -5,6 +5,8 @@ import { fileURLToPath } from "node:url";
 
 import { afterEach, describe, expect, it } from "vitest";
 
+import { interpreterStats } from "@coil/native";
+
 import { PlainPythonBackend } from "../test/plain-backend.js";
 import { InterpreterPool } from "./pool.js";
 
@@ -73,6 +75,23 @@ describe("InterpreterPool", () => {
     await p.close({ drain: false });
     expect(await stuck).toMatchObject({ code: "CANCELLED", message: expect.stringContaining("pool was closed") });
   });
+});
+
+describe("a call stuck in C code", () => {
+  it("cannot make close() hang: its interpreter is retired, not lent again", async () => {
+    const p = await createPool(1);
+    const [stuckInterpreter] = p.interpreters;
+    // time.sleep blocks in C, where interrupts don't reach: the deadline rejects
+    // the call, but the interpreter stays busy for the whole sleep.
+    await expect(p.run("eval_expr", ["__import__('time').sleep(12)"], { timeoutMs: 100 })).rejects.toMatchObject({
+      code: "DEADLINE_EXCEEDED",
+    });
+    const before = interpreterStats();
+    await p.close(); // bounded by RESET_TIMEOUT_MS
+    expect(interpreterStats().idle).toBe(before.idle);
+    const next = await createPool(1);
+    expect(next.interpreters[0]!.index).not.toBe(stuckInterpreter!.index);
+  }, 30_000);
 });
 
 describe("ReplicatedObject", () => {

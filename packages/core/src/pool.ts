@@ -48,7 +48,7 @@ export class InterpreterPool {
   readonly backendInfo: readonly BackendInfo[];
   #scheduler: Scheduler;
   #objects = new Set<ReplicatedObject>();
-  #inFlight = new Set<AbortController>();
+  #inFlight = new Map<AbortController, Promise<unknown>>();
   #closing: Promise<void> | undefined;
   #nextObjectId = 1;
 
@@ -120,10 +120,9 @@ export class InterpreterPool {
     if (this.#closing) return Promise.reject(closedError());
     const abort = new AbortController();
     const signal = options?.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
-    this.#inFlight.add(abort);
-    return interpreter
-      .call<T>(fn, args, { ...options, signal })
-      .finally(() => this.#inFlight.delete(abort));
+    const call = interpreter.call<T>(fn, args, { ...options, signal }).finally(() => this.#inFlight.delete(abort));
+    this.#inFlight.set(abort, call);
+    return call;
   }
 
   /** Stops taking calls, drains (or cancels) those accepted, then returns the
@@ -134,9 +133,10 @@ export class InterpreterPool {
   }
 
   async #close(drain: boolean): Promise<void> {
-    if (!drain) for (const abort of this.#inFlight) abort.abort(new CoilError("CLOSED", "the pool was closed"));
-    // Each interpreter runs its jobs in order, so the reset queued by the release
-    // runs after every call already submitted.
+    if (!drain) for (const abort of this.#inFlight.keys()) abort.abort(new CoilError("CLOSED", "the pool was closed"));
+    // Settled calls only: a call cancelled or past its deadline has settled even if
+    // its Python code is still unwinding; the release's reset queues behind it.
+    await Promise.allSettled(this.#inFlight.values());
     this.#objects.clear();
     await releaseInterpreters([...this.interpreters]);
   }

@@ -16,6 +16,11 @@ interface Slot {
 
 const slots: Slot[] = [];
 
+/** How long a returned interpreter may take to finish its last call and reset.
+ * One that takes longer (stuck inside C code, where interrupts don't reach) is
+ * retired: never lent again, so a pool's close() cannot hang on it. */
+export const RESET_TIMEOUT_MS = 10_000;
+
 /** Interpreters this process has created (started or failed), and how many idle. */
 export function interpreterStats(): { created: number; idle: number; budget: number; max: number } {
   return {
@@ -83,12 +88,17 @@ export async function releaseInterpreters(interpreters: Interpreter[]): Promise<
       const slot = slots.find((s) => s.lease === lease);
       if (!slot) return;
       lease.markClosed();
+      const id = nextJobId();
+      const reset = slot.native.call("reset", [], id);
+      const timer = setTimeout(() => slot.native.cancel(id, "DEADLINE_EXCEEDED", "reset took too long"), RESET_TIMEOUT_MS);
       try {
-        await slot.native.call("reset", [], nextJobId());
+        await reset;
         slot.lease = undefined;
       } catch {
-        // A reset that fails leaves state behind: retire the interpreter.
+        // A reset that fails or never runs leaves state behind: retire the interpreter.
         slots.splice(slots.indexOf(slot), 1);
+      } finally {
+        clearTimeout(timer);
       }
     }),
   );
