@@ -266,6 +266,29 @@ def drop_object(object_id):
     gc.collect()
 
 
+def _package():
+    """coil_package.py, beside this file, imported once per interpreter on demand."""
+    module = sys.modules.get("coil_package")
+    if module is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "coil_package.py")
+        spec = importlib.util.spec_from_file_location("coil_package", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["coil_package"] = module
+    return module
+
+
+def export_package(output, file, factory, args, kwargs, patterns):
+    """Packs factory(*args, **kwargs) from `file` into a torch.package archive."""
+    return export(_package().export(output, file, factory, args, kwargs, **patterns))
+
+
+def load_package(object_id, path, mapping, offsets, package, resource):
+    """Instantiates an archive's entry object as a replicated object of this interpreter."""
+    _objects[object_id] = _package().load(path, mapping, offsets, package, resource)
+    return None
+
+
 def run_hook(path, function, kwargs):
     """Runs a plugin's Python function (a backend preparing this interpreter)."""
     module = load_module(path, "coil_plugin_" + os.path.splitext(os.path.basename(path))[0])

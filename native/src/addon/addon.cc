@@ -2,7 +2,14 @@
 // settles their promises on the main thread in batches.
 #include <napi.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -297,6 +304,36 @@ Napi::Value StartInterpreter(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// mapFile(path): Uint8Array over a private, copy-on-write mapping of the whole
+// file. Every interpreter that builds tensors over it shares its pages: weights
+// are in memory once however many interpreters use them. Unmapped when collected.
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowCoil(env, "INVALID_ARGUMENT", "mapFile(path)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ThrowCoil(env, "INVALID_ARGUMENT", "cannot open " + path + ": " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return ThrowCoil(env, "INVALID_ARGUMENT", path + " is not a regular file");
+  }
+  auto size = static_cast<size_t>(st.st_size);
+  if (size == 0) {
+    close(fd);
+    return Napi::Uint8Array::New(env, 0);
+  }
+  // Writable but private: a model that writes to a weight gets its own copy of
+  // that page instead of a crash, and the file is never modified.
+  void* data = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (data == MAP_FAILED) return ThrowCoil(env, "INVALID_ARGUMENT", "cannot map " + path + ": " + std::strerror(errno));
+  auto* length = new size_t(size);
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
+      env, data, size, [](Napi::Env, void* p, size_t* n) { munmap(p, *n); delete n; }, length);
+  return Napi::Uint8Array::New(env, size, buffer, 0);
+}
+
 Napi::Value InterpreterCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_created.load());
 }
@@ -308,6 +345,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configure", Napi::Function::New<Configure>(env, "configure"));
   exports.Set("startInterpreter", Napi::Function::New<StartInterpreter>(env, "startInterpreter"));
   exports.Set("interpreterCount", Napi::Function::New<InterpreterCount>(env, "interpreterCount"));
+  exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
   exports.Set("maxInterpreters", Napi::Number::New(env, kMaxInterpreters));
   return exports;
 }

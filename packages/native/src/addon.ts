@@ -31,6 +31,8 @@ export interface NativeAddon {
   }): void;
   startInterpreter(options: NativeStartOptions): { interpreter: NativeInterpreter; ready: Promise<string> };
   interpreterCount(): number;
+  /** A Uint8Array over a private (copy-on-write) mapping of the whole file. */
+  mapFile(path: string): Uint8Array;
   readonly maxInterpreters: number;
 }
 

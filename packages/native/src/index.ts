@@ -12,6 +12,7 @@ export {
   startupTunables,
 } from "./capacity.js";
 export { Interpreter, type BridgeFunction, type CallOptions } from "./interpreter.js";
+export { mapFile } from "./map-file.js";
 export { discoverPython, inspectPython, type DiscoverOptions, type PythonInstallation } from "./python.js";
 export { acquireInterpreters, interpreterStats, releaseInterpreters, RESET_TIMEOUT_MS } from "./registry.js";
 export {

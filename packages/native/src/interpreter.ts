@@ -13,6 +13,8 @@ export type BridgeFunction =
   | "create_object"
   | "call_object"
   | "drop_object"
+  | "export_package"
+  | "load_package"
   | "run_hook"
   | "reset"
   | "info";
