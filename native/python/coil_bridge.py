@@ -117,15 +117,20 @@ def set_backend_hooks(to_device=None, from_device=None, call_context=None):
 # --- values in and out --------------------------------------------------------------
 
 
-def make_tensor(code, shape, view):
-    """A torch tensor over `view` (Node's memory): no copy."""
+def make_tensor(code, shape, address, nbytes):
+    """A torch tensor over Node's memory at `address` (no copy), and the object that
+    owns that memory on the Python side: a ctypes array everything that uses the
+    memory references, which tells the engine when Python has let go of it."""
     torch = _load_torch()
     dtype = _dtypes[code]
-    if len(view) == 0:
+    owner = (ctypes.c_char * nbytes).from_address(address)
+    if nbytes == 0:
         tensor = torch.empty(shape, dtype=dtype)
     else:
-        tensor = torch.frombuffer(view, dtype=dtype).reshape(shape)
-    return _to_device(tensor) if _to_device is not None else tensor
+        tensor = torch.frombuffer(owner, dtype=dtype).reshape(shape)
+    if _to_device is not None:
+        tensor = _to_device(tensor)
+    return (tensor, owner)
 
 
 def export(value):

@@ -39,7 +39,11 @@ std::string ClassifyLoadError(const std::string& message) {
 }  // namespace
 
 struct Interpreter::InputView {
-  PyObject* memoryview;             // our own reference
+  // A Python object that owns the view of Node's memory (a ctypes array over it).
+  // Whatever uses the memory -- torch.frombuffer, numpy, memoryview slices -- holds
+  // a reference to it through the buffer protocol, so its refcount says exactly
+  // whether Python still uses the memory.
+  PyObject* owner;                  // our own reference
   std::shared_ptr<void> keepalive;  // Node's buffer stays alive while Python can see it
 };
 
@@ -249,8 +253,14 @@ PyObject* Interpreter::BridgeFunction(const std::string& name) {
 
 void Interpreter::Run(Job& job) {
   api_.PyEval_RestoreThread(thread_state_);
+  // Current from the start, so a cancel during input conversion is not lost...
+  SetCurrentJob(job.id);
   std::vector<InputView> views;
-  {
+  if (interrupt_job_.load() == job.id) {
+    // ...and one that came while this thread waited for the GIL fails it now.
+    std::lock_guard<std::mutex> lock(mutex_);
+    Fail(job, interrupt_code_, "interrupted before the call started");
+  } else {
     PyObject* fn = BridgeFunction(job.function);
     PyRef args(&api_, fn != nullptr ? api_.PyTuple_New(static_cast<ssize_t>(job.args.size())) : nullptr);
     bool ready = static_cast<bool>(args);
@@ -263,7 +273,6 @@ void Interpreter::Run(Job& job) {
       api_.PyTuple_SetItem(args.get(), static_cast<ssize_t>(i), item);
     }
     job.args.clear();  // inputs now live in Python or in `views`
-    SetCurrentJob(job.id);
     PyRef result(&api_, ready ? api_.PyObject_CallObject(fn, args.get()) : nullptr);
     SetCurrentJob(0);
     if (interrupt_job_.load() == job.id) {
@@ -287,10 +296,10 @@ void Interpreter::ReleaseViews(std::vector<InputView>* views) {
   // Python still holds (a tensor the model kept) lingers until Python lets go.
   auto sweep = [this](std::vector<InputView>* list, std::vector<InputView>* keep) {
     for (InputView& view : *list) {
-      if (view.memoryview->ob_refcnt > 1) {
+      if (view.owner->ob_refcnt > 1) {
         keep->push_back(std::move(view));
       } else {
-        api_.Py_DecRef(view.memoryview);
+        api_.Py_DecRef(view.owner);
       }
     }
     list->clear();
@@ -392,23 +401,31 @@ PyObject* Interpreter::ToPython(const Value& value, std::vector<InputView>* view
     }
     case Value::Kind::kTensor: {
       const TensorValue& t = *value.tensor;
-      // A view of Node's memory: no copy. torch.frombuffer keeps the view alive
-      // as long as any tensor uses it; ReleaseViews notices that.
-      static char empty = 0;
-      char* data = t.nbytes > 0 ? static_cast<char*>(t.data) : &empty;
-      PyObject* view = api_.PyMemoryView_FromMemory(data, static_cast<ssize_t>(t.nbytes), kPyBufWrite);
-      if (view == nullptr) return nullptr;
-      views->push_back(InputView{view, t.keepalive});
+      // A view of Node's memory, no copy: make_tensor(code, shape, address, nbytes)
+      // returns (tensor, owner of the memory view).
       PyRef shape(&api_, api_.PyTuple_New(static_cast<ssize_t>(t.shape.size())));
       for (size_t i = 0; i < t.shape.size(); ++i) {
         api_.PyTuple_SetItem(shape.get(), static_cast<ssize_t>(i), api_.PyLong_FromLongLong(t.shape[i]));
       }
-      PyRef args(&api_, api_.PyTuple_New(3));
+      PyRef args(&api_, api_.PyTuple_New(4));
       api_.PyTuple_SetItem(args.get(), 0, api_.PyLong_FromLongLong(static_cast<int>(t.dtype)));
       api_.PyTuple_SetItem(args.get(), 1, shape.release());
-      api_.Py_IncRef(view);
-      api_.PyTuple_SetItem(args.get(), 2, view);
-      return api_.PyObject_CallObject(make_tensor_, args.get());
+      static char empty = 0;  // ctypes wants an address even for zero bytes
+      void* address = t.nbytes > 0 ? t.data : &empty;
+      api_.PyTuple_SetItem(args.get(), 2, api_.PyLong_FromUnsignedLongLong(reinterpret_cast<uintptr_t>(address)));
+      api_.PyTuple_SetItem(args.get(), 3, api_.PyLong_FromUnsignedLongLong(t.nbytes));
+      PyRef made(&api_, api_.PyObject_CallObject(make_tensor_, args.get()));
+      if (!made) return nullptr;
+      if (made.get()->ob_type != api_.TupleType || api_.PyTuple_Size(made.get()) != 2) {
+        api_.PyErr_SetString(api_.ExcTypeError, "make_tensor must return (tensor, owner)");
+        return nullptr;
+      }
+      PyObject* tensor = api_.PyTuple_GetItem(made.get(), 0);
+      PyObject* owner = api_.PyTuple_GetItem(made.get(), 1);
+      api_.Py_IncRef(owner);
+      views->push_back(InputView{owner, t.keepalive});
+      api_.Py_IncRef(tensor);
+      return tensor;
     }
   }
   api_.PyErr_SetString(api_.ExcTypeError, "unknown value kind");

@@ -29,7 +29,9 @@ struct Job {
   JobError error;
 };
 
-// Receives finished jobs on the interpreter's thread; must be thread-safe.
+// Receives finished jobs: on the interpreter's thread, or on the caller's for a job
+// cancelled while queued or submitted to an interpreter that failed to start.
+// Must be thread-safe.
 class CompletionSink {
  public:
   virtual ~CompletionSink() = default;

@@ -54,7 +54,6 @@ bool PythonApi::Resolve(void* h, std::string* error) {
   COIL_BIND(PyUnicode_AsUTF8AndSize);
   COIL_BIND(PyBytes_FromStringAndSize);
   COIL_BIND(PyBytes_AsStringAndSize);
-  COIL_BIND(PyMemoryView_FromMemory);
   COIL_BIND(PyList_New);
   COIL_BIND(PyList_SetItem);
   COIL_BIND(PyList_Size);

@@ -18,7 +18,6 @@ struct PyObject {
 struct PyThreadState;
 
 constexpr int kPyFileInput = 257;    // Py_file_input
-constexpr int kPyBufWrite = 0x200;   // PyBUF_WRITE
 
 struct PythonApi {
   // Lifecycle and threads.
@@ -61,7 +60,6 @@ struct PythonApi {
   const char* (*PyUnicode_AsUTF8AndSize)(PyObject*, ssize_t*);
   PyObject* (*PyBytes_FromStringAndSize)(const char*, ssize_t);
   int (*PyBytes_AsStringAndSize)(PyObject*, char**, ssize_t*);
-  PyObject* (*PyMemoryView_FromMemory)(char*, ssize_t, int);
 
   // Containers.
   PyObject* (*PyList_New)(ssize_t);

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds native/test/engine_test twice with plain cmake (not cmake-js) and runs it:
+#
+#   asan      build-test-asan: -DCOIL_SANITIZE=ON (AddressSanitizer + UBSan), run with
+#             LeakSanitizer's check at the end of the test (engine_test calls it
+#             itself: it leaves with _exit, interpreters are never finalised).
+#   valgrind  build-test: no sanitizers, run under valgrind memcheck with
+#             --error-exitcode=1, definite leaks counted as errors, and
+#             native/test/valgrind.supp (each entry documented there).
+#
+# Usage: native/test/run-sanitized.sh [asan|valgrind|all]   (default: all)
+# Environment: COIL_TEST_PYTHON (default /usr/bin/python3), COIL_TEST_LIBPYTHON,
+#   BUILD_JOBS, and COIL_TEST_FAKE_TORCH for the ASan run (default 1, see below).
+#
+# What to know:
+# - Every run needs GLIBC_TUNABLES=glibc.rtld.nns=16 in the environment the process
+#   starts with (DESIGN.md fact 2); this script sets it.
+# - ASan/UBSan instrument only Coil's engine and this test. Each interpreter's
+#   libpython, libc and torch are private copies in their own link-map namespace:
+#   uninstrumented, and their malloc is the namespace libc's own, not ASan's, so
+#   LeakSanitizer never sees CPython's or torch's allocations and needs no
+#   suppressions (there is deliberately no lsan.supp).
+# - Real torch cannot run under ASan with this engine: ASan stores its per-thread
+#   pointer in pthread key 0 of the program's libc on every thread it starts, the
+#   interpreter's thread included; the namespace's libpython gets key 0 of its own
+#   libc for its GIL state, finds the shared slot already set and keeps it, and the
+#   first PyGILState_Ensure (pybind11, as torch._C initialises) takes ASan's pointer
+#   for a PyThreadState: SEGV in PyEval_RestoreThread. So the ASan run replaces
+#   torch with a numpy stand-in (COIL_TEST_FAKE_TORCH=1); the valgrind run uses the
+#   real torch. COIL_TEST_FAKE_TORCH=0 reproduces the crash.
+set -euo pipefail
+
+NATIVE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ASAN_BUILD="$NATIVE_DIR/build-test-asan"
+PLAIN_BUILD="$NATIVE_DIR/build-test"
+SUPPRESSIONS="$NATIVE_DIR/test/valgrind.supp"
+JOBS="${BUILD_JOBS:-$(nproc)}"
+WHAT="${1:-all}"
+
+export GLIBC_TUNABLES=glibc.rtld.nns=16
+
+case "$WHAT" in
+  asan | valgrind | all) ;;
+  *)
+    echo "usage: $0 [asan|valgrind|all]" >&2
+    exit 2
+    ;;
+esac
+
+build() {  # build DIR [cmake args...]
+  local dir="$1"
+  shift
+  echo "== configure + build $dir $*"
+  cmake -S "$NATIVE_DIR" -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCOIL_BUILD_TESTS=ON "$@" >/dev/null
+  cmake --build "$dir" --target engine_test -j "$JOBS"
+}
+
+status=0
+
+if [[ "$WHAT" == asan || "$WHAT" == all ]]; then
+  build "$ASAN_BUILD" -DCOIL_SANITIZE=ON
+  echo "== engine_test under ASan + UBSan (+ LeakSanitizer at the end)"
+  if env \
+    ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    COIL_TEST_FAKE_TORCH="${COIL_TEST_FAKE_TORCH:-1}" \
+    COIL_TEST_TIMEOUT_S=120 \
+    timeout 900 "$ASAN_BUILD/engine_test"; then
+    echo "== ASan/UBSan/LSan: clean"
+  else
+    echo "== ASan/UBSan/LSan run FAILED (exit $?)" >&2
+    status=1
+  fi
+fi
+
+if [[ "$WHAT" == valgrind || "$WHAT" == all ]]; then
+  command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+  build "$PLAIN_BUILD" -DCOIL_SANITIZE=OFF
+  echo "== engine_test under valgrind memcheck (real torch; takes a minute or two)"
+  # PYTHONMALLOC=malloc: CPython's small-object allocator reads memory it does not
+  # own by design (address_in_range); plain malloc keeps that out of the report.
+  if env PYTHONMALLOC=malloc COIL_TEST_TIMEOUT_S=900 \
+    timeout 3600 valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite \
+    --errors-for-leak-kinds=definite --suppressions="$SUPPRESSIONS" --num-callers=30 \
+    "$PLAIN_BUILD/engine_test"; then
+    echo "== valgrind: clean"
+  else
+    echo "== valgrind run FAILED (exit $?)" >&2
+    status=1
+  fi
+fi
+
+exit $status
