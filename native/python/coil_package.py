@@ -48,12 +48,15 @@ def export(
     extern=(),
     mock=(),
     deny=(),
-    package="model",
+    package="coil_entry",
     resource="model.pkl",
 ):
     """Builds factory(*args, **kwargs) from `file` and writes it as a torch.package
     archive at `output`. Unresolved modules are reported all at once (torch.package's
-    PackagingError). Returns what was packed."""
+    PackagingError). Returns what was packed.
+
+    The pickle goes into a package of its own (`coil_entry`): torch.package cannot
+    load a pickle from a package whose name is also a module (model.py -> "model")."""
     from torch.package import PackageExporter, PackagingError
 
     module = _load_factory_module(file)

@@ -99,8 +99,12 @@ Interpreter::CancelResult Interpreter::Cancel(uint64_t job_id, const std::string
 
 void Interpreter::SetCurrentJob(uint64_t id) {
   // What the watchdog compares against; written with the GIL held, like its reads.
-  PyRef value(&api_, api_.PyLong_FromUnsignedLongLong(id));
-  if (!value || api_.PyObject_SetAttrString(bridge_, "current_job", value.get()) != 0) api_.PyErr_Clear();
+  // Runs right after a call that may have failed: keep that call's exception.
+  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  api_.PyErr_Fetch(&type, &value, &tb);
+  PyRef number(&api_, api_.PyLong_FromUnsignedLongLong(id));
+  if (!number || api_.PyObject_SetAttrString(bridge_, "current_job", number.get()) != 0) api_.PyErr_Clear();
+  api_.PyErr_Restore(type, value, tb);
 }
 
 void Interpreter::ThreadMain() {

@@ -41,6 +41,7 @@ bool PythonApi::Resolve(void* h, std::string* error) {
   COIL_BIND(PyErr_Occurred);
   COIL_BIND(PyErr_Fetch);
   COIL_BIND(PyErr_NormalizeException);
+  COIL_BIND(PyErr_Restore);
   COIL_BIND(PyErr_SetString);
   COIL_BIND(PyErr_Clear);
   COIL_BIND(PyLong_FromLongLong);

@@ -45,6 +45,7 @@ struct PythonApi {
   PyObject* (*PyErr_Occurred)();
   void (*PyErr_Fetch)(PyObject**, PyObject**, PyObject**);
   void (*PyErr_NormalizeException)(PyObject**, PyObject**, PyObject**);
+  void (*PyErr_Restore)(PyObject*, PyObject*, PyObject*);
   void (*PyErr_SetString)(PyObject*, const char*);
   void (*PyErr_Clear)();
 

@@ -4,8 +4,9 @@
  */
 export type { Adapter, Backend, BackendInfo, PrepareContext, Scheduler } from "./contracts.js";
 export { createCoilContainer, createPoolFromContainer, PoolFactory } from "./container.js";
+export { LoadedModel, type LoadArchiveOptions } from "./loaded-model.js";
 export { InterpreterPool, type PoolCloseOptions, type PoolCreateOptions, type PoolOptions } from "./pool.js";
-export { ReplicatedObject, type ReplicatedCallOptions, type ReplicatedObjectSpec } from "./replicated-object.js";
+export { ReplicatedObject, type Creation, type ReplicatedCallOptions, type ReplicatedObjectSpec } from "./replicated-object.js";
 export { LeastLoadedScheduler } from "./scheduler.js";
 export { TOKENS } from "./tokens.js";
 // The boundary types, re-exported so most users need only @coil/core.

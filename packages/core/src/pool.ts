@@ -13,6 +13,7 @@ import {
 } from "@coil/native";
 
 import type { Backend, BackendInfo, Scheduler } from "./contracts.js";
+import { LoadedModel, type LoadArchiveOptions } from "./loaded-model.js";
 import { ReplicatedObject, type ReplicatedObjectSpec } from "./replicated-object.js";
 import { LeastLoadedScheduler } from "./scheduler.js";
 
@@ -99,10 +100,39 @@ export class InterpreterPool {
    */
   replicate(spec: ReplicatedObjectSpec): ReplicatedObject {
     this.#assertOpen();
-    const object = new ReplicatedObject(this, this.#nextObjectId++, spec, () => this.#objects.delete(object));
+    return this.#track(new ReplicatedObject(this, this.#nextObjectId++, ReplicatedObject.fromSpec(spec), this.#forget));
+  }
+
+  /**
+   * Loads a model archive (torch.package-compatible, see @coil/format-reader): the
+   * archive is validated (structure, hashes, signature), mapped into memory once,
+   * and each interpreter unpickles the entry object with its tensors built over
+   * that one mapping — the weights are in memory once. Lazy per interpreter, or
+   * everywhere at once with `eager`.
+   */
+  async loadArchive(path: string, options: LoadArchiveOptions = {}): Promise<LoadedModel> {
+    this.#assertOpen();
+    const model = await LoadedModel.open(this, this.#nextObjectId++, path, options, this.#forget);
+    this.#track(model);
+    if (options.eager) {
+      try {
+        await model.materialize();
+      } catch (error) {
+        await model.dispose();
+        throw error;
+      }
+    }
+    return model;
+  }
+
+  #track<T extends ReplicatedObject>(object: T): T {
     this.#objects.add(object);
     return object;
   }
+
+  #forget = (object: ReplicatedObject): void => {
+    this.#objects.delete(object);
+  };
 
   /** The interpreter the scheduler picks for the next call. */
   pickInterpreter(): Interpreter {

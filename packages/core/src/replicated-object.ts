@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 
 import { CoilError } from "@coil/errors";
-import type { CallOptions, Interpreter } from "@coil/native";
+import type { BridgeFunction, CallOptions, Interpreter } from "@coil/native";
 
 import type { InterpreterPool } from "./pool.js";
 
@@ -12,6 +12,13 @@ export interface ReplicatedObjectSpec {
   factory: string;
   args?: unknown[];
   kwargs?: Record<string, unknown>;
+}
+
+/** How each interpreter builds its instance: a bridge function, called with the
+ * object's id followed by `args` (create_object for files, load_package for archives). */
+export interface Creation {
+  fn: Extract<BridgeFunction, "create_object" | "load_package">;
+  args: unknown[];
 }
 
 export interface ReplicatedCallOptions extends CallOptions {
@@ -25,27 +32,27 @@ export interface ReplicatedCallOptions extends CallOptions {
  */
 export class ReplicatedObject {
   readonly id: number;
-  readonly spec: Readonly<Required<ReplicatedObjectSpec>>;
+  readonly #creation: Creation;
   readonly #pool: InterpreterPool;
-  readonly #onDispose: () => void;
+  readonly #onDispose: (object: ReplicatedObject) => void;
   // Per interpreter: the pending or finished instantiation.
   readonly #instances = new Map<Interpreter, Promise<unknown>>();
   #disposed = false;
 
-  /** @internal Created by InterpreterPool.replicate(). */
-  constructor(pool: InterpreterPool, id: number, spec: ReplicatedObjectSpec, onDispose: () => void) {
-    if (typeof spec.file !== "string" || typeof spec.factory !== "string" || spec.factory === "") {
-      throw new CoilError("INVALID_ARGUMENT", "a replicated object needs { file, factory }");
-    }
+  /** @internal Created by InterpreterPool.replicate() and loadArchive(). */
+  constructor(pool: InterpreterPool, id: number, creation: Creation, onDispose: (object: ReplicatedObject) => void) {
     this.#pool = pool;
     this.id = id;
-    this.spec = Object.freeze({
-      file: resolve(spec.file),
-      factory: spec.factory,
-      args: spec.args ?? [],
-      kwargs: spec.kwargs ?? {},
-    });
+    this.#creation = creation;
     this.#onDispose = onDispose;
+  }
+
+  /** The creation recipe for a Python file and factory. */
+  static fromSpec(spec: ReplicatedObjectSpec): Creation {
+    if (typeof spec?.file !== "string" || typeof spec.factory !== "string" || spec.factory === "") {
+      throw new CoilError("INVALID_ARGUMENT", "a replicated object needs { file, factory }");
+    }
+    return { fn: "create_object", args: [resolve(spec.file), spec.factory, spec.args ?? [], spec.kwargs ?? {}] };
   }
 
   /** Calls the object itself: obj(*args). */
@@ -84,7 +91,7 @@ export class ReplicatedObject {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#onDispose();
+    this.#onDispose(this);
     const interpreters = [...this.#instances.keys()];
     this.#instances.clear();
     if (!this.#pool.closed) {
@@ -95,8 +102,7 @@ export class ReplicatedObject {
   #instantiate(interpreter: Interpreter): Promise<unknown> {
     let created = this.#instances.get(interpreter);
     if (!created) {
-      const { file, factory, args, kwargs } = this.spec;
-      created = this.#pool.runOn(interpreter, "create_object", [this.id, file, factory, args, kwargs]);
+      created = this.#pool.runOn(interpreter, this.#creation.fn, [this.id, ...this.#creation.args]);
       this.#instances.set(interpreter, created);
       // A failed instantiation is retried by the next call, not cached.
       created.catch(() => {
