@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// The `coil` command: re-executes itself with the glibc tunable the interpreters
+// need, then runs the subcommand (commands.ts).
+import { isCoilError } from "@coil/errors";
+
+import { main } from "./commands.js";
+import { reexecWithTunable } from "./reexec.js";
+
+async function run(): Promise<void> {
+  const child = reexecWithTunable();
+  if (child) {
+    process.exitCode = await child;
+    return;
+  }
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (error) {
+    if (isCoilError(error)) {
+      console.error(`coil: ${error.message}${error.pythonTraceback ? `\n${error.pythonTraceback}` : ""} [${error.code}]`);
+    } else {
+      console.error(`coil: ${(error as Error)?.stack ?? String(error)}`);
+    }
+    process.exitCode = isCoilError(error, "INVALID_ARGUMENT") ? 2 : 1;
+  }
+}
+
+await run();

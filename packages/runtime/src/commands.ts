@@ -1,0 +1,141 @@
+/**
+ * The `coil` command's subcommands.
+ *
+ *   coil pack <file.py:factory> -o model.coil [--intern/--extern/--mock/--deny GLOB]...
+ *             [--sign KEY.pem] [--arg JSON]... [--kwargs JSON] [--input name:dtype:shape]...
+ *             [--output-spec name:dtype:shape]... [--python PATH]
+ *   coil inspect model.coil [--public-key KEY.pem] [--json]
+ *   coil keygen -o name      writes name.pem (private) and name.pub.pem (public)
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+import { CoilError, isCoilError } from "@coil/errors";
+import { MANIFEST_DTYPES, type ManifestDType, type TensorSpec } from "@coil/format-reader";
+import { generateSigningKeyPair } from "@coil/format-writer";
+
+import { formatReport, inspectArchive } from "./inspect.js";
+import { packModel } from "./pack.js";
+import { formatBytes, Progress } from "./progress.js";
+
+const USAGE = `usage:
+  coil pack <file.py:factory> -o <model.coil> [options]
+      --intern GLOB / --extern GLOB / --mock GLOB / --deny GLOB   (repeatable; torch.package patterns)
+      --arg JSON (repeatable)   --kwargs JSON   positional / keyword arguments of the factory
+      --input name:dtype:d0,d1,...  --output-spec name:dtype:d0,...   signature (-1 = dynamic)
+      --sign KEY.pem   sign with an ed25519 private key     --python PATH   --quiet
+  coil inspect <model.coil> [--public-key KEY.pem] [--no-verify] [--json]
+  coil keygen -o <name>     ed25519 key pair: <name>.pem and <name>.pub.pem`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "pack":
+      return pack(rest);
+    case "inspect":
+      return inspect(rest);
+    case "keygen":
+      return keygen(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`coil: unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function pack(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      output: { type: "string", short: "o" },
+      intern: { type: "string", multiple: true, default: [] },
+      extern: { type: "string", multiple: true, default: [] },
+      mock: { type: "string", multiple: true, default: [] },
+      deny: { type: "string", multiple: true, default: [] },
+      arg: { type: "string", multiple: true, default: [] },
+      kwargs: { type: "string" },
+      input: { type: "string", multiple: true, default: [] },
+      "output-spec": { type: "string", multiple: true, default: [] },
+      sign: { type: "string" },
+      python: { type: "string" },
+      quiet: { type: "boolean", default: false },
+    },
+  });
+  if (positionals.length !== 1 || !values.output) throw new CoilError("INVALID_ARGUMENT", `coil pack needs <file.py:factory> and -o <file>\n${USAGE}`);
+  const result = await packModel({
+    target: positionals[0]!,
+    output: values.output,
+    args: values.arg.map((a) => parseJson(a, "--arg")),
+    kwargs: values.kwargs ? (parseJson(values.kwargs, "--kwargs") as Record<string, unknown>) : {},
+    intern: values.intern,
+    extern: values.extern,
+    mock: values.mock,
+    deny: values.deny,
+    inputs: values.input.map(parseSpec),
+    outputs: values["output-spec"].map(parseSpec),
+    ...(values.sign && { signingKey: readFileSync(values.sign, "utf8") }),
+    ...(values.python && { python: values.python }),
+    progress: new Progress({ quiet: values.quiet }),
+  });
+  console.log(
+    `packed ${result.type} into ${result.output}: ${result.records} records, ${formatBytes(result.bytes)}${result.signed ? ", signed" : ""}`,
+  );
+  return 0;
+}
+
+async function inspect(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      "public-key": { type: "string" },
+      json: { type: "boolean", default: false },
+      "no-verify": { type: "boolean", default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new CoilError("INVALID_ARGUMENT", `coil inspect needs one archive\n${USAGE}`);
+  const report = await inspectArchive(positionals[0]!, {
+    verifyHashes: !values["no-verify"],
+    ...(values["public-key"] && { publicKey: readFileSync(values["public-key"], "utf8") }),
+  });
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+  return 0;
+}
+
+async function keygen(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { output: { type: "string", short: "o" } } });
+  if (!values.output) throw new CoilError("INVALID_ARGUMENT", `coil keygen needs -o <name>\n${USAGE}`);
+  const { privateKey, publicKey } = await generateSigningKeyPair();
+  writeFileSync(`${values.output}.pem`, privateKey, { mode: 0o600, flag: "wx" });
+  writeFileSync(`${values.output}.pub.pem`, publicKey, { flag: "wx" });
+  console.log(`wrote ${values.output}.pem (private, keep it safe) and ${values.output}.pub.pem`);
+  return 0;
+}
+
+function parseJson(text: string, flag: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CoilError("INVALID_ARGUMENT", `${flag}: not valid JSON: ${text}`);
+  }
+}
+
+/** "name:dtype:d0,d1" with -1 for a dynamic dimension. */
+export function parseSpec(text: string): TensorSpec {
+  const [name, dtype, dims] = text.split(":");
+  const shape = (dims ?? "").split(",").filter((d) => d !== "").map(Number);
+  if (!name || !MANIFEST_DTYPES.includes(dtype as ManifestDType) || shape.some((d) => !Number.isInteger(d) || d < -1)) {
+    throw new CoilError(
+      "INVALID_ARGUMENT",
+      `expected name:dtype:d0,d1,... (dtype one of ${MANIFEST_DTYPES.join(", ")}; -1 for a dynamic dimension), got "${text}"`,
+    );
+  }
+  return { name, dtype: dtype as ManifestDType, shape };
+}
+

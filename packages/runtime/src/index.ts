@@ -1,0 +1,9 @@
+/**
+ * @coil/runtime — the `coil` command and the library functions behind it. Serving
+ * (createRuntime, adapters) is built on top of these next.
+ */
+export { formatReport, inspectArchive, type InspectReport } from "./inspect.js";
+export { packModel, parseTarget, type PackOptions, type PackResult } from "./pack.js";
+export { main, parseSpec } from "./commands.js";
+export { formatBytes, Progress } from "./progress.js";
+export { reexecWithTunable } from "./reexec.js";
