@@ -19,8 +19,10 @@ class UnresolvedModulesError(Exception):
     """Some modules the object needs are neither interned, externed nor mocked."""
 
 
-# Modules every archive takes from the interpreter rather than from itself.
-DEFAULT_EXTERN = ("torch", "torch.**", "numpy", "numpy.**")
+# Modules every archive takes from the interpreter rather than from itself. The
+# standard library is extern already, except sys and io, which torch.package
+# refuses to extern implicitly.
+DEFAULT_EXTERN = ("sys", "io", "torch", "torch.**", "numpy", "numpy.**")
 
 
 def _load_factory_module(path):

@@ -305,8 +305,10 @@ Napi::Value StartInterpreter(const Napi::CallbackInfo& info) {
 }
 
 // mapFile(path): Uint8Array over a private, copy-on-write mapping of the whole
-// file. Every interpreter that builds tensors over it shares its pages: weights
-// are in memory once however many interpreters use them. Unmapped when collected.
+// file, unmapped when collected. Give each interpreter its own: their clean pages
+// are the same page-cache pages (the weights are in memory once), and a write
+// copies the page for that mapping alone -- copy-on-write does not separate
+// interpreters that share one mapping.
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) return ThrowCoil(env, "INVALID_ARGUMENT", "mapFile(path)");

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Tensor } from "@coil/native";
+import { Tensor, type Interpreter } from "@coil/native";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import { PlainPythonBackend } from "../test/plain-backend.js";
@@ -51,16 +51,29 @@ describe("loading archives", () => {
     expect(eager.instances).toBe(2);
   });
 
-  it("builds every interpreter's weights over one shared mapping", async () => {
+  it("maps the archive once per interpreter: pages shared, writes kept apart", async () => {
     pool = await InterpreterPool.create({ size: 2, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
-    const model = await pool.loadArchive(archiveA, { eager: true });
-    const pointers = await Promise.all(
-      pool.interpreters.map((i) =>
-        pool!.runOn<number>(i, "eval_expr", [`__import__('coil_bridge')._objects[${model.id}].weight.data_ptr()`]),
-      ),
-    );
-    // Two separate interpreters, one copy of the weights: the same address.
-    expect(pointers[0]).toBe(pointers[1]);
+    const copy = join(dir, "shared.pt");
+    copyFileSync(archiveA, copy);
+    const model = await pool.loadArchive(copy, { eager: true });
+    const [first, second] = pool.interpreters as [Interpreter, Interpreter];
+    const weightSum = (i: Interpreter) =>
+      pool!.runOn<number>(i, "eval_expr", [`float(__import__('coil_bridge')._objects[${model.id}].weight.sum())`]);
+    expect([await weightSum(first), await weightSum(second)]).toEqual([8, 8]);
+    // Both mappings of the file are backed by the same page-cache pages: every
+    // resident page of each is shared, none private.
+    const mappings = fileMappings(copy);
+    expect(mappings.length).toBe(2);
+    for (const m of mappings) {
+      expect(m.Rss).toBeGreaterThan(0);
+      expect(m.Shared_Clean).toBe(m.Rss);
+      expect(m.Private_Dirty).toBe(0);
+    }
+    // A model that writes its weights in place changes its own copy only.
+    await pool.runOn(first, "exec_source", [
+      `import torch\nwith torch.no_grad():\n    __import__('coil_bridge')._objects[${model.id}].weight.mul_(0)`,
+    ]);
+    expect([await weightSum(first), await weightSum(second)]).toEqual([0, 8]);
   });
 
   it("keeps modules of the same name from two archives apart", async () => {
@@ -114,3 +127,19 @@ describe("loading archives", () => {
     expect(await pool.run("eval_expr", ["len(__import__('coil_bridge')._objects)"])).toBe(0);
   });
 });
+
+/** /proc/self/smaps entries (sizes in kB) of the mappings of `file`. */
+function fileMappings(file: string): Record<string, number>[] {
+  const entries: Record<string, number>[] = [];
+  let current: Record<string, number> | undefined;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) {
+      current = line.trimEnd().endsWith(` ${file}`) ? {} : undefined;
+      if (current) entries.push(current);
+    } else if (current) {
+      const m = /^(\w+):\s+(\d+) kB/.exec(line);
+      if (m) current[m[1]!] = Number(m[2]);
+    }
+  }
+  return entries;
+}

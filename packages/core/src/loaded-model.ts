@@ -21,31 +21,47 @@ export interface LoadArchiveOptions {
 
 /**
  * A model loaded from an archive: a replicated object whose instances are unpickled
- * from the archive, their tensors views of one shared mapping of the file.
+ * from the archive, their tensors views of a mapping of the file.
+ *
+ * Each interpreter gets its own private (copy-on-write) mapping. Their clean pages are
+ * the same page-cache pages, so the weights are in memory once however many
+ * interpreters use them; a model that writes to its weights in place gets its own
+ * copy of the pages it writes, and the other interpreters never see the change.
+ * (One mapping shared by all interpreters leaked such writes between them.)
  */
 export class LoadedModel extends ReplicatedObject {
   readonly path: string;
   readonly manifest: Manifest | undefined;
   readonly signature: SignatureStatus;
   readonly entryPoint: { package: string; resource: string };
-  /** The mapping every instance's tensors point into; alive as long as this model. */
-  readonly #mapping: Tensor<"uint8">;
+  readonly fileSize: number;
 
   private constructor(
     pool: InterpreterPool,
     id: number,
     archive: Archive,
     entryPoint: { package: string; resource: string },
-    mapping: Tensor<"uint8">,
     onDispose: (object: ReplicatedObject) => void,
   ) {
     const offsets = Object.fromEntries(archive.storages.map((s) => [s.record, s.offset]));
-    super(pool, id, { fn: "load_package", args: [archive.path, mapping, offsets, entryPoint.package, entryPoint.resource] }, onDispose);
-    this.path = archive.path;
+    const { path, fileSize } = archive;
+    // Made when an interpreter instantiates the model; Python's tensors keep it alive.
+    const mapping = () => {
+      const bytes = mapFile(path);
+      if (bytes.length !== fileSize) throw new CoilError("ARCHIVE_INVALID", `${path} changed after it was validated`);
+      return new Tensor("uint8", [bytes.length], bytes);
+    };
+    super(
+      pool,
+      id,
+      { fn: "load_package", args: () => [path, mapping(), offsets, entryPoint.package, entryPoint.resource] },
+      onDispose,
+    );
+    this.path = path;
+    this.fileSize = fileSize;
     this.manifest = archive.manifest;
     this.signature = archive.signature;
     this.entryPoint = entryPoint;
-    this.#mapping = mapping;
   }
 
   /** @internal Use InterpreterPool.loadArchive(). */
@@ -63,22 +79,13 @@ export class LoadedModel extends ReplicatedObject {
     });
     try {
       const entryPoint = options.entryPoint ?? archive.manifest?.entryPoint ?? soleEntryPoint(archive);
-      const bytes = mapFile(archive.path);
-      if (bytes.length !== archive.fileSize) {
-        throw new CoilError("ARCHIVE_INVALID", `${path} changed while it was being loaded`);
-      }
-      return new LoadedModel(pool, id, archive, entryPoint, new Tensor("uint8", [bytes.length], bytes), onDispose);
+      return new LoadedModel(pool, id, archive, entryPoint, onDispose);
     } finally {
       await archive.close();
     }
   }
 
-  /** Bytes of the shared mapping (the whole archive file). */
-  get mappedBytes(): number {
-    return this.#mapping.size;
-  }
-
-  /** Drops every instance; the mapping goes once nothing uses it. */
+  /** Drops every instance; each mapping goes once nothing uses it. */
   unload(): Promise<void> {
     return this.dispose();
   }

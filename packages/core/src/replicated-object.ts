@@ -15,10 +15,11 @@ export interface ReplicatedObjectSpec {
 }
 
 /** How each interpreter builds its instance: a bridge function, called with the
- * object's id followed by `args` (create_object for files, load_package for archives). */
+ * object's id followed by `args` (create_object for files, load_package for archives).
+ * `args` may be made per interpreter (each gets its own mapping of an archive). */
 export interface Creation {
   fn: Extract<BridgeFunction, "create_object" | "load_package">;
-  args: unknown[];
+  args: unknown[] | ((interpreter: Interpreter) => unknown[]);
 }
 
 export interface ReplicatedCallOptions extends CallOptions {
@@ -102,7 +103,8 @@ export class ReplicatedObject {
   #instantiate(interpreter: Interpreter): Promise<unknown> {
     let created = this.#instances.get(interpreter);
     if (!created) {
-      created = this.#pool.runOn(interpreter, this.#creation.fn, [this.id, ...this.#creation.args]);
+      const { fn, args } = this.#creation;
+      created = this.#pool.runOn(interpreter, fn, [this.id, ...(typeof args === "function" ? args(interpreter) : args)]);
       this.#instances.set(interpreter, created);
       // A failed instantiation is retried by the next call, not cached.
       created.catch(() => {
