@@ -50,6 +50,8 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
+import { fileMappings, processMemory } from "@coil/native";
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "..", "..");
 const MODEL = join(HERE, "models", "big_mlp.py");
@@ -448,13 +450,9 @@ async function timePerInterpreter(pool, start) {
   return done;
 }
 
-/** This process's memory from /proc/self/smaps_rollup, in MiB. */
+/** This process's memory, in MiB. */
 function memory() {
-  const kb = {};
-  for (const line of readFileSync("/proc/self/smaps_rollup", "utf8").split("\n")) {
-    const m = /^(\w+):\s+(\d+) kB/.exec(line);
-    if (m) kb[m[1]] = Number(m[2]);
-  }
+  const kb = processMemory();
   const mib = (k) => (k ?? 0) / 1024;
   return {
     private: mib(kb.Private_Clean + kb.Private_Dirty),
@@ -466,20 +464,11 @@ function memory() {
   };
 }
 
-/** Totals over this process's mappings of `file` (/proc/self/smaps), in MiB. */
+/** Totals over this process's mappings of `file`, in MiB. */
 function archiveMappings(file) {
-  const totals = { count: 0, rssMiB: 0, pssMiB: 0, privateDirtyMiB: 0 };
-  let inside = false;
-  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) {
-      inside = line.trimEnd().endsWith(` ${file}`);
-      if (inside) totals.count++;
-      continue;
-    }
-    const m = inside && /^(Rss|Pss|Private_Dirty):\s+(\d+) kB/.exec(line);
-    if (m) totals[{ Rss: "rssMiB", Pss: "pssMiB", Private_Dirty: "privateDirtyMiB" }[m[1]]] += Number(m[2]) / 1024;
-  }
-  return totals;
+  const mappings = fileMappings(file);
+  const sum = (field) => mappings.reduce((n, m) => n + (m[field] ?? 0), 0) / 1024;
+  return { count: mappings.length, rssMiB: sum("Rss"), pssMiB: sum("Pss"), privateDirtyMiB: sum("Private_Dirty") };
 }
 
 /** A moment for Node's garbage and the interpreters' threads to settle. */

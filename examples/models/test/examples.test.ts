@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 
 import { CpuBackend } from "@coil/backend-cpu";
 import { InterpreterPool, Tensor, type LoadedModel } from "@coil/core";
+import { fileMappings } from "@coil/native";
 import { packModel } from "@coil/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -115,22 +116,6 @@ async function mappingsOf(file: string): Promise<[bigint, bigint][]> {
     .map((line) => line.split(" ", 1)[0]!.split("-").map((hex) => BigInt(`0x${hex}`)) as [bigint, bigint]);
 }
 
-/** /proc/self/smaps sizes (kB) of each mapping of `file`. */
-async function smapsOf(file: string): Promise<Record<string, number>[]> {
-  const entries: Record<string, number>[] = [];
-  let current: Record<string, number> | undefined;
-  for (const line of (await readFile("/proc/self/smaps", "utf8")).split("\n")) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) {
-      current = line.trimEnd().endsWith(` ${file}`) ? {} : undefined;
-      if (current) entries.push(current);
-    } else if (current) {
-      const m = /^(\w+):\s+(\d+) kB/.exec(line);
-      if (m) current[m[1]!] = Number(m[2]);
-    }
-  }
-  return entries;
-}
-
 describe.each(EXAMPLES)("example $name", (example) => {
   let model: LoadedModel;
 
@@ -175,7 +160,7 @@ describe.each(EXAMPLES)("example $name", (example) => {
     // The two mappings are backed by the same page-cache pages: no page was copied
     // (Private_Dirty), and the pages both touched are shared. (A clean page only one
     // interpreter touched shows as Private_Clean: still the page cache's, not a copy.)
-    for (const m of await smapsOf(file)) {
+    for (const m of fileMappings(file)) {
       expect(m.Private_Dirty).toBe(0);
       expect(m.Shared_Clean).toBeGreaterThan(0);
     }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Tensor, type Interpreter } from "@coil/native";
+import { fileMappings, Tensor, type Interpreter } from "@coil/native";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import { PlainPythonBackend } from "../test/plain-backend.js";
@@ -128,18 +128,3 @@ describe("loading archives", () => {
   });
 });
 
-/** /proc/self/smaps entries (sizes in kB) of the mappings of `file`. */
-function fileMappings(file: string): Record<string, number>[] {
-  const entries: Record<string, number>[] = [];
-  let current: Record<string, number> | undefined;
-  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) {
-      current = line.trimEnd().endsWith(` ${file}`) ? {} : undefined;
-      if (current) entries.push(current);
-    } else if (current) {
-      const m = /^(\w+):\s+(\d+) kB/.exec(line);
-      if (m) current[m[1]!] = Number(m[2]);
-    }
-  }
-  return entries;
-}
