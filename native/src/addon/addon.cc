@@ -180,6 +180,7 @@ class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
                        {
                            InstanceMethod<&InterpreterWrap::Call>("call"),
                            InstanceMethod<&InterpreterWrap::Cancel>("cancel"),
+                           InstanceMethod<&InterpreterWrap::CancelAll>("cancelAll"),
                            InstanceAccessor<&InterpreterWrap::GetLoad>("load"),
                            InstanceAccessor<&InterpreterWrap::GetIndex>("index"),
                        });
@@ -235,6 +236,24 @@ class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
       default:
         return Napi::String::New(env, "unknown");
     }
+  }
+
+  // cancelAll(code, message): cancels every job queued or running; returns how many.
+  Napi::Value CancelAll(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+      return ThrowCoil(env, "INVALID_ARGUMENT", "cancelAll(code, message)");
+    }
+    std::string code = info[0].As<Napi::String>().Utf8Value();
+    std::string message = info[1].As<Napi::String>().Utf8Value();
+    Addon& addon = GetAddon(env);
+    uint32_t cancelled = 0;
+    for (uint64_t id : interpreter->JobIds()) {
+      if (!addon.RejectEarly(id, code, message)) continue;
+      interpreter->Cancel(id, code);
+      ++cancelled;
+    }
+    return Napi::Number::New(env, cancelled);
   }
 
   Napi::Value GetLoad(const Napi::CallbackInfo& info) {

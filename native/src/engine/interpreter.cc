@@ -97,6 +97,14 @@ Interpreter::CancelResult Interpreter::Cancel(uint64_t job_id, const std::string
   return CancelResult::kInterrupting;
 }
 
+std::vector<uint64_t> Interpreter::JobIds() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<uint64_t> ids;
+  if (uint64_t running = running_job_.load(); running != 0) ids.push_back(running);
+  for (const auto& job : queue_) ids.push_back(job->id);
+  return ids;
+}
+
 void Interpreter::SetCurrentJob(uint64_t id) {
   // What the watchdog compares against; written with the GIL held, like its reads.
   // Runs right after a call that may have failed: keep that call's exception.

@@ -46,6 +46,9 @@ class Interpreter {
   // nothing of Python: any thread may call it (see interpreter.cc).
   CancelResult Cancel(uint64_t job_id, const std::string& code);
 
+  // Ids of the queued jobs and of the one running (if any), in order.
+  std::vector<uint64_t> JobIds();
+
   // Jobs queued plus the one running.
   size_t Load() const { return load_.load(std::memory_order_relaxed); }
   int index() const { return index_; }

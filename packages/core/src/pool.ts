@@ -49,7 +49,8 @@ export class InterpreterPool {
   readonly backendInfo: readonly BackendInfo[];
   #scheduler: Scheduler;
   #objects = new Set<ReplicatedObject>();
-  #inFlight = new Map<AbortController, Promise<unknown>>();
+  #inFlight = 0;
+  #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   #nextObjectId = 1;
 
@@ -105,10 +106,10 @@ export class InterpreterPool {
 
   /**
    * Loads a model archive (torch.package-compatible, see @coil/format-reader): the
-   * archive is validated (structure, hashes, signature), mapped into memory once,
-   * and each interpreter unpickles the entry object with its tensors built over
-   * that one mapping — the weights are in memory once. Lazy per interpreter, or
-   * everywhere at once with `eager`.
+   * archive is validated (structure, hashes, signature), then each interpreter maps
+   * it and unpickles the entry object with its tensors over its mapping. The
+   * mappings share their pages, so the weights are in memory once. Lazy per
+   * interpreter, or everywhere at once with `eager`.
    */
   async loadArchive(path: string, options: LoadArchiveOptions = {}): Promise<LoadedModel> {
     this.#assertOpen();
@@ -145,15 +146,19 @@ export class InterpreterPool {
     return this.runOn(this.pickInterpreter(), fn, args, options);
   }
 
-  /** @internal Runs on a given interpreter, tracked so close() can drain or cancel it. */
+  /** @internal Runs on a given interpreter, counted so close() can drain. This is
+   * the hot path: no per-call signals or timers unless the caller asks for them. */
   runOn<T = unknown>(interpreter: Interpreter, fn: BridgeFunction, args: unknown[], options?: CallOptions): Promise<T> {
     if (this.#closing) return Promise.reject(closedError());
-    const abort = new AbortController();
-    const signal = options?.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
-    const call = interpreter.call<T>(fn, args, { ...options, signal }).finally(() => this.#inFlight.delete(abort));
-    this.#inFlight.set(abort, call);
+    const call = interpreter.call<T>(fn, args, options);
+    this.#inFlight++;
+    call.then(this.#settled, this.#settled);
     return call;
   }
+
+  #settled = (): void => {
+    if (--this.#inFlight === 0) this.#drained?.();
+  };
 
   /** Stops taking calls, drains (or cancels) those accepted, then returns the
    * interpreters to the process, reset. Idempotent. */
@@ -163,10 +168,11 @@ export class InterpreterPool {
   }
 
   async #close(drain: boolean): Promise<void> {
-    if (!drain) for (const abort of this.#inFlight.keys()) abort.abort(new CoilError("CLOSED", "the pool was closed"));
-    // Settled calls only: a call cancelled or past its deadline has settled even if
-    // its Python code is still unwinding; the release's reset queues behind it.
-    await Promise.allSettled(this.#inFlight.values());
+    if (!drain) for (const interpreter of this.interpreters) interpreter.cancelAll("the pool was closed");
+    // Until every accepted call has settled. A call cancelled or past its deadline
+    // has settled even if its Python code is still unwinding; the release's reset
+    // queues behind it.
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     this.#objects.clear();
     await releaseInterpreters([...this.interpreters]);
   }

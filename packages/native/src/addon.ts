@@ -11,6 +11,7 @@ import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
 export interface NativeInterpreter {
   call(functionName: string, args: unknown[], jobId: number): Promise<unknown>;
   cancel(jobId: number, code: "CANCELLED" | "DEADLINE_EXCEEDED", message: string): "dequeued" | "interrupting" | "unknown";
+  cancelAll(code: "CANCELLED" | "DEADLINE_EXCEEDED", message: string): number;
   readonly load: number;
   readonly index: number;
 }

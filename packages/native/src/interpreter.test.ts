@@ -183,6 +183,17 @@ describe("deadlines and cancellation", () => {
     expect(await a.eval("'usable'")).toBe("usable");
   });
 
+  it("cancels everything queued and running at once", async () => {
+    const calls = [a.eval("spin()"), a.eval("spin()"), a.eval("21 * 2")].map((p) => p.catch((e: unknown) => e));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(a.cancelAll("shutting down")).toBe(3);
+    for (const outcome of await Promise.all(calls)) {
+      expect(outcome).toMatchObject({ code: "CANCELLED", message: "call cancelled: shutting down" });
+    }
+    expect(await a.eval("'usable'")).toBe("usable");
+    expect(a.cancelAll()).toBe(0);
+  });
+
   it("keeps `except Exception` in the model from swallowing the interrupt", async () => {
     await a.exec("def stubborn():\n    while True:\n        try:\n            pass\n        except Exception:\n            pass");
     await expect(a.eval("stubborn()", { timeoutMs: 100 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED" });

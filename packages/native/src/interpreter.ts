@@ -83,6 +83,12 @@ export class Interpreter {
     return this.#guard(promise, id, options) as Promise<T>;
   }
 
+  /** Cancels every call queued or running here (each rejects with CANCELLED);
+   * returns how many. */
+  cancelAll(reason = "cancelled"): number {
+    return this.#native.cancelAll("CANCELLED", `call cancelled: ${reason}`);
+  }
+
   /** Runs Python statements in this interpreter's own namespace. */
   exec(source: string, filename = "<coil>"): Promise<void> {
     return this.call("exec_source", [source, filename]);
