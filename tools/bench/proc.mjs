@@ -1,0 +1,55 @@
+// What the benchmark reads from /proc about this process and the machine.
+import { readFileSync } from "node:fs";
+
+/** Private memory of this process (Private_Clean + Private_Dirty), in MB. Not
+ * RSS: that counts the library pages every interpreter's namespace maps, which
+ * the page cache holds once (DESIGN.md fact 9). */
+export function privateMb() {
+  let kb = 0;
+  for (const line of readFileSync("/proc/self/smaps_rollup", "utf8").split("\n")) {
+    if (line.startsWith("Private_Clean:") || line.startsWith("Private_Dirty:")) kb += Number(line.split(/\s+/)[1]);
+  }
+  return kb / 1024;
+}
+
+// USER_HZ: the unit of /proc/stat. 100 on every Linux architecture Node runs on.
+const USER_HZ = 100;
+
+/** CPU seconds one thread of this process has used. */
+function threadCpu(tid) {
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime + stime
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds used so far by the whole machine, by this process and by the
+ * given threads of it (e.g. the interpreters' threads), and when. */
+export function sampleCpu(tids = []) {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+  const busy = fields.slice(0, 8).reduce((a, b) => a + b, 0) - fields[3] - fields[4];
+  const usage = process.cpuUsage();
+  return {
+    at: performance.now(),
+    machine: busy / USER_HZ,
+    self: (usage.user + usage.system) / 1e6,
+    threads: tids.map(threadCpu),
+  };
+}
+
+/** Cores' worth of CPU that other processes used between two samples: noise
+ * that makes a measurement unreliable. */
+export function otherCpu(before, after) {
+  const seconds = (after.at - before.at) / 1e3;
+  return Math.max(0, (after.machine - before.machine - (after.self - before.self)) / seconds);
+}
+
+/** How busy each sampled thread was between two samples (0..1). */
+export function threadBusy(before, after) {
+  const seconds = (after.at - before.at) / 1e3;
+  return after.threads.map((t, i) => (t - before.threads[i]) / seconds);
+}
