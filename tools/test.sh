@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash tools/bootstrap.sh
 source tools/env.sh   # exports GLIBC_TUNABLES before nx, so every forked test process starts with it
 
-rm -f packages/*/test-results.json examples/*/test-results.json
+rm -f packages/*/test-results.json examples/*/test-results.json tools/*/test-results.json
 
 # --parallel=1: tests start Python interpreters; two packages at once overload 2 cores.
 status=0
@@ -15,7 +15,7 @@ npx --no-install nx run-many -t test --parallel=1 --output-style=static "$@" || 
 node --input-type=module -e '
   import { readFileSync, readdirSync, existsSync } from "node:fs";
   let passed = 0, failed = 0;
-  for (const dir of ["packages", "examples"]) {
+  for (const dir of ["packages", "examples", "tools"]) {
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir)) {
       const file = `${dir}/${name}/test-results.json`;
