@@ -14,6 +14,10 @@ import os
 import sys
 import traceback
 
+# Must equal kBridgeVersion in native/src/engine/interpreter.cc; bump both together
+# whenever the functions one calls on the other change.
+BRIDGE_VERSION = 1
+
 # Each interpreter lives in its own link-map namespace, where glibc crashes on
 # RTLD_GLOBAL (DESIGN.md fact 5) -- and `import torch` asks for it. Strip the flag
 # before anything imports torch.

@@ -39,6 +39,10 @@ class Addon : public CompletionSink {
     NAPI_THROW_IF_FAILED_VOID(env, napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr,
                                                                    nullptr, this, &Addon::OnCompletions, &tsfn_));
     napi_unref_threadsafe_function(env, tsfn_);
+    set_immediate_ = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
+    settle_next_ = Napi::Persistent(Napi::Function::New(
+        env, [](const Napi::CallbackInfo& info) { static_cast<Addon*>(info.Data())->SettleBatch(); }, "settleNext",
+        this));
     // Runs before Node frees the threadsafe function (hooks run in reverse order).
     napi_add_env_cleanup_hook(env, [](void* self) {
       auto* addon = static_cast<Addon*>(self);
@@ -115,6 +119,8 @@ class Addon : public CompletionSink {
 
   Napi::Env env_;
   napi_threadsafe_function tsfn_ = nullptr;
+  Napi::FunctionReference set_immediate_;  // globalThis.setImmediate
+  Napi::FunctionReference settle_next_;    // calls SettleBatch()
   Napi::FunctionReference tensor_class_;
   Napi::FunctionReference create_tensor_;
   Napi::FunctionReference create_error_;
@@ -123,16 +129,30 @@ class Addon : public CompletionSink {
  private:
   static void OnCompletions(napi_env env, napi_value, void* context, void*) {
     if (env == nullptr) return;  // environment tearing down
-    auto* self = static_cast<Addon*>(context);
-    Napi::HandleScope scope(self->env_);
+    static_cast<Addon*>(context)->SettleBatch();
+  }
+
+  // Settles the finished jobs. Jobs finishing meanwhile don't signal again: if any
+  // are waiting afterwards, the next batch runs from setImmediate. Node's dispatch
+  // loop would otherwise pick up each new signal in the same event-loop turn (up to
+  // a thousand times), and timers -- deadlines among them -- would wait.
+  void SettleBatch() {
+    Napi::HandleScope scope(env_);
     std::vector<std::unique_ptr<Job>> done;
     {
-      std::lock_guard<std::mutex> lock(self->mutex_);
-      done.swap(self->done_);
-      self->signalled_ = false;
+      std::lock_guard<std::mutex> lock(mutex_);
+      done.swap(done_);
     }
-    for (auto& job : done) self->Settle(*job);
-    self->DrainReleases();
+    for (auto& job : done) Settle(*job);
+    done.clear();
+    DrainReleases();
+    bool more;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      more = !done_.empty();
+      if (!more) signalled_ = false;  // the next completion signals again
+    }
+    if (more) set_immediate_.Call({settle_next_.Value()});
   }
 
   void Settle(Job& job) {

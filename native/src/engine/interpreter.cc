@@ -12,6 +12,10 @@ namespace coil {
 
 namespace {
 
+// Must equal BRIDGE_VERSION in native/python/coil_bridge.py; bump both together
+// whenever the functions one calls on the other change.
+constexpr long long kBridgeVersion = 1;
+
 // Deeper nesting than this is refused rather than risking the thread's stack
 // (and it stops self-referencing containers).
 constexpr int kMaxDepth = 100;
@@ -241,6 +245,19 @@ bool Interpreter::Bootstrap(JobError* error) {
   }
   bridge_ = api_.PyDict_GetItemString(globals.get(), "bridge");
   api_.Py_IncRef(bridge_);
+  // The bridge and this engine call each other by convention: refuse a mismatch
+  // (e.g. a bridge from another build) with a clear error rather than odd failures.
+  PyRef version(&api_, api_.PyObject_GetAttrString(bridge_, "BRIDGE_VERSION"));
+  int overflow = 0;
+  long long bridge_version = version ? api_.PyLong_AsLongLongAndOverflow(version.get(), &overflow) : -1;
+  api_.PyErr_Clear();
+  if (bridge_version != kBridgeVersion) {
+    error->code = "PYTHON_INIT_FAILED";
+    error->message = options_.bridge_path + " has version " + std::to_string(bridge_version) +
+                     ", this native engine needs version " + std::to_string(kBridgeVersion) +
+                     ": rebuild @coil/native (npm run build -w @coil/native) so both come from one source";
+    return false;
+  }
   tensor_marker_ = api_.PyObject_GetAttrString(bridge_, "TENSOR_MARKER");
   make_tensor_ = api_.PyObject_GetAttrString(bridge_, "make_tensor");
   describe_error_ = api_.PyObject_GetAttrString(bridge_, "describe_error");

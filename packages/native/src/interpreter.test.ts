@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import type { Interpreter } from "./interpreter.js";
+import { nextJobId, type Interpreter } from "./interpreter.js";
 import { discoverPython } from "./python.js";
 import { acquireInterpreters, interpreterStats, releaseInterpreters } from "./registry.js";
 import { DTYPES, Tensor, type TypedArrayOf } from "./tensor.js";
@@ -250,6 +250,22 @@ describe("the interpreter registry", () => {
     expect(interpreterStats().created).toBe(created);
     expect(await again.eval("'leftover' in globals()")).toBe(false);
     await releaseInterpreters([again]);
+  });
+
+  it("refuses a Python bridge of another version than the engine's", async () => {
+    const { bridgePath } = await import("./addon.js");
+    const stale = join(mkdtempSync(join(tmpdir(), "coil-bridge-")), "coil_bridge.py");
+    writeFileSync(stale, readFileSync(bridgePath(), "utf8").replace(/^BRIDGE_VERSION = \d+$/m, "BRIDGE_VERSION = 0"));
+    const { loadAddon } = await import("./addon.js");
+    const { interpreter, ready } = loadAddon().startInterpreter({
+      library: a.python.library,
+      executable: a.python.executable,
+      sysPath: a.python.sysPath,
+      bridgePath: stale,
+      jobId: nextJobId(),
+    });
+    await expect(ready).rejects.toMatchObject({ code: "PYTHON_INIT_FAILED", message: expect.stringContaining("has version 0") });
+    await expect(interpreter.call("noop", [], nextJobId())).rejects.toMatchObject({ code: "PYTHON_INIT_FAILED" });
   });
 
   it("fails clearly when libpython cannot be loaded, and other interpreters carry on", async () => {
