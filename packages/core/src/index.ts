@@ -7,6 +7,14 @@ export { createCoilContainer, createPoolFromContainer, PoolFactory } from "./con
 export { LoadedModel, type LoadArchiveOptions } from "./loaded-model.js";
 export { InterpreterPool, type PoolCloseOptions, type PoolCreateOptions, type PoolOptions } from "./pool.js";
 export { ReplicatedObject, type Creation, type ReplicatedCallOptions, type ReplicatedObjectSpec } from "./replicated-object.js";
+export { concatRows, splitRows } from "./batch-tensors.js";
+export {
+  ModelQueue,
+  type BatchingOptions,
+  type InferOptions,
+  type ModelQueueOptions,
+  type ModelQueueStats,
+} from "./model-queue.js";
 export { LeastLoadedScheduler } from "./scheduler.js";
 export { TOKENS } from "./tokens.js";
 // The boundary types, re-exported so most users need only @coil/core.

@@ -83,6 +83,11 @@ export class ReplicatedObject {
     await Promise.all(this.#pool.interpreters.map((interpreter) => this.#instantiate(interpreter)));
   }
 
+  /** Interpreters in the pool this object belongs to. */
+  get poolSize(): number {
+    return this.#pool.size;
+  }
+
   /** How many interpreters hold an instance (or are building one). */
   get instances(): number {
     return this.#instances.size;

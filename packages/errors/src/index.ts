@@ -24,6 +24,7 @@ export const COIL_ERROR_CODES = [
   "ARCHIVE_HASH_MISMATCH",
   "ARCHIVE_SIGNATURE_INVALID",
   "ARCHIVE_UNSIGNED",
+  "QUEUE_FULL",
 ] as const;
 
 export type CoilErrorCode = (typeof COIL_ERROR_CODES)[number];

@@ -1,0 +1,301 @@
+import { CoilError } from "@coil/errors";
+import { Tensor } from "@coil/native";
+
+import { concatRows, rowSignature, splitRows } from "./batch-tensors.js";
+import type { ReplicatedObject } from "./replicated-object.js";
+
+export interface BatchingOptions {
+  /** Most rows (sum of the requests' first dimensions) in one call. */
+  maxBatchSize: number;
+  /** How long the oldest request may wait for others to join its batch, in
+   * microseconds (Triton's max_queue_delay_microseconds). Default 100. */
+  maxQueueDelayMicros?: number;
+}
+
+export interface ModelQueueOptions {
+  /** Requests accepted and not yet answered, at most; one more is refused at once
+   * with QUEUE_FULL (HTTP 503 / gRPC RESOURCE_EXHAUSTED). Default 1024. */
+  maxQueueSize?: number;
+  /** Dynamic batching, for models whose inputs and outputs have a batch dimension
+   * (dim 0): requests that arrive close together are stacked along it, run as one
+   * call, and the outputs split back. */
+  batching?: BatchingOptions;
+  /** Method to call: null (default) calls the object itself. */
+  method?: string | null;
+  /** Batches running at once. Default: the pool's size (one per interpreter). */
+  concurrency?: number;
+}
+
+export interface InferOptions {
+  /** Milliseconds. Past it the request rejects with DEADLINE_EXCEEDED: a request
+   * still queued never runs; a running one is interrupted when it runs alone. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ModelQueueStats {
+  accepted: number;
+  refusedFull: number;
+  expiredInQueue: number;
+  batches: number;
+  /** Requests and rows over all batches: their ratio to `batches` is the mean batch size. */
+  batchedRequests: number;
+  batchedRows: number;
+}
+
+/** A model's output: tensors, or a list or dict of them. */
+type Output = Tensor | Tensor[] | Record<string, Tensor>;
+
+interface Request {
+  inputs: Tensor[];
+  rows: number;
+  signature: string;
+  enqueuedAt: number;
+  deadline: number | undefined; // performance.now() ms
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  settled: boolean;
+  cleanup(): void;
+}
+
+/**
+ * The scheduler in front of one model: a bounded queue, per-request deadlines, and
+ * optional dynamic batching (as Triton's dynamic batcher). Inputs are positional
+ * tensors, passed to the model as model(*inputs).
+ */
+export class ModelQueue<T = unknown> {
+  readonly #model: ReplicatedObject;
+  readonly #maxQueueSize: number;
+  readonly #batching: Required<BatchingOptions> | undefined;
+  readonly #method: string | null;
+  readonly #concurrency: number;
+  readonly #queue: Request[] = [];
+  #inFlight = 0; // requests dispatched, not yet answered
+  #batchesInFlight = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #stats: ModelQueueStats = {
+    accepted: 0,
+    refusedFull: 0,
+    expiredInQueue: 0,
+    batches: 0,
+    batchedRequests: 0,
+    batchedRows: 0,
+  };
+
+  constructor(model: ReplicatedObject, options: ModelQueueOptions = {}) {
+    const { maxQueueSize = 1024, batching, method = null, concurrency = model.poolSize } = options;
+    if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) {
+      throw new CoilError("INVALID_ARGUMENT", `maxQueueSize must be a positive integer, got ${maxQueueSize}`);
+    }
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new CoilError("INVALID_ARGUMENT", `concurrency must be a positive integer, got ${concurrency}`);
+    }
+    if (batching) {
+      const { maxBatchSize, maxQueueDelayMicros = 100 } = batching;
+      if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
+        throw new CoilError("INVALID_ARGUMENT", `maxBatchSize must be a positive integer, got ${maxBatchSize}`);
+      }
+      if (!(maxQueueDelayMicros >= 0)) {
+        throw new CoilError("INVALID_ARGUMENT", `maxQueueDelayMicros must be >= 0, got ${maxQueueDelayMicros}`);
+      }
+      this.#batching = { maxBatchSize, maxQueueDelayMicros };
+    }
+    this.#model = model;
+    this.#maxQueueSize = maxQueueSize;
+    this.#method = method;
+    this.#concurrency = concurrency;
+  }
+
+  /** Requests accepted and not yet answered. */
+  get pending(): number {
+    return this.#queue.length + this.#inFlight;
+  }
+
+  stats(): Readonly<ModelQueueStats> {
+    return { ...this.#stats };
+  }
+
+  infer(inputs: Tensor[], options: InferOptions = {}): Promise<T> {
+    if (this.#closed) return Promise.reject(new CoilError("CLOSED", "the model's queue is closed"));
+    if (this.pending >= this.#maxQueueSize) {
+      this.#stats.refusedFull++;
+      return Promise.reject(
+        new CoilError("QUEUE_FULL", `the model's queue is full (${this.#maxQueueSize} requests waiting or running)`, {
+          details: { maxQueueSize: this.#maxQueueSize },
+        }),
+      );
+    }
+    if (options.signal?.aborted) return Promise.reject(new CoilError("CANCELLED", "request cancelled"));
+    this.#stats.accepted++;
+    if (!this.#batching) {
+      this.#inFlight++;
+      return this.#model
+        .callMethod<T>(this.#method, inputs, {
+          ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
+          ...(options.signal && { signal: options.signal }),
+        })
+        .finally(() => this.#inFlight--);
+    }
+    let request: Request;
+    try {
+      request = this.#request(inputs, options);
+    } catch (error) {
+      this.#stats.accepted--;
+      return Promise.reject(error);
+    }
+    const promise = new Promise<T>((resolve, reject) => {
+      request.resolve = resolve as (value: unknown) => void;
+      request.reject = reject;
+    });
+    this.#queue.push(request);
+    this.#pump();
+    return promise;
+  }
+
+  /** Refuses new requests, rejects those still queued (CLOSED), waits for the rest. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    for (const r of this.#queue.splice(0)) this.#settle(r, new CoilError("CLOSED", "the model's queue was closed"));
+    while (this.#inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  #request(inputs: Tensor[], options: InferOptions): Request {
+    if (!Array.isArray(inputs) || inputs.length === 0 || !inputs.every((t) => t instanceof Tensor)) {
+      throw new CoilError("INVALID_ARGUMENT", "a batched model takes one or more Tensors");
+    }
+    const rows = inputs[0]!.shape[0];
+    if (rows === undefined || inputs.some((t) => t.shape[0] !== rows)) {
+      throw new CoilError("SHAPE_MISMATCH", "a batched model's inputs must share their first (batch) dimension");
+    }
+    const request: Request = {
+      inputs,
+      rows,
+      signature: inputs.map(rowSignature).join(";"),
+      enqueuedAt: performance.now(),
+      deadline: options.timeoutMs !== undefined ? performance.now() + options.timeoutMs : undefined,
+      resolve: () => {},
+      reject: () => {},
+      settled: false,
+      cleanup: () => {},
+    };
+    const expire = (error: CoilError) => {
+      const queued = this.#queue.indexOf(request);
+      if (queued >= 0) {
+        this.#queue.splice(queued, 1);
+        this.#stats.expiredInQueue++;
+      }
+      this.#settle(request, error);
+    };
+    const timer =
+      options.timeoutMs !== undefined
+        ? setTimeout(
+            () => expire(new CoilError("DEADLINE_EXCEEDED", `request exceeded its deadline of ${options.timeoutMs} ms`)),
+            options.timeoutMs,
+          )
+        : undefined;
+    const onAbort = () => expire(new CoilError("CANCELLED", "request cancelled"));
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    request.cleanup = () => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+    };
+    return request;
+  }
+
+  /** Forms and starts batches while an interpreter is free: when enough rows wait,
+   * or the oldest request has waited its delay; otherwise waits for either. */
+  #pump(): void {
+    const { maxBatchSize, maxQueueDelayMicros } = this.#batching!;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#queue.length > 0 && this.#batchesInFlight < this.#concurrency) {
+      const waitedMicros = (performance.now() - this.#queue[0]!.enqueuedAt) * 1000;
+      const rows = this.#queue.reduce((n, r) => n + r.rows, 0);
+      if (rows < maxBatchSize && waitedMicros < maxQueueDelayMicros) {
+        this.#timer = setTimeout(() => this.#pump(), Math.max(0, (maxQueueDelayMicros - waitedMicros) / 1000));
+        return;
+      }
+      this.#dispatch(this.#takeBatch(maxBatchSize));
+    }
+  }
+
+  /** The oldest request and the next ones of the same signature, within maxBatchSize
+   * rows; requests of another signature keep their place for the next batch. */
+  #takeBatch(maxBatchSize: number): Request[] {
+    const first = this.#queue[0]!;
+    const batch: Request[] = [];
+    let rows = 0;
+    for (let i = 0; i < this.#queue.length; ) {
+      const r = this.#queue[i]!;
+      if (r.signature === first.signature && (batch.length === 0 || rows + r.rows <= maxBatchSize)) {
+        batch.push(r);
+        rows += r.rows;
+        this.#queue.splice(i, 1);
+        if (rows >= maxBatchSize) break;
+      } else {
+        i++;
+      }
+    }
+    return batch;
+  }
+
+  #dispatch(batch: Request[]): void {
+    this.#batchesInFlight++;
+    this.#inFlight += batch.length;
+    this.#stats.batches++;
+    this.#stats.batchedRequests += batch.length;
+    const rows = batch.map((r) => r.rows);
+    this.#stats.batchedRows += rows.reduce((a, b) => a + b, 0);
+    // The batch may run as long as its most patient request may wait.
+    const deadlines = batch.map((r) => r.deadline);
+    const timeoutMs = deadlines.includes(undefined)
+      ? undefined
+      : Math.max(0, Math.max(...(deadlines as number[])) - performance.now());
+    let call: Promise<unknown>;
+    try {
+      const inputs = batch[0]!.inputs.map((_, i) => concatRows(batch.map((r) => r.inputs[i]!)));
+      call = this.#model.callMethod(this.#method, inputs, timeoutMs !== undefined ? { timeoutMs } : {});
+    } catch (error) {
+      call = Promise.reject(error);
+    }
+    call
+      .then((output) => {
+        const pieces = batch.length === 1 ? [output] : splitOutput(output as Output, rows);
+        batch.forEach((r, i) => this.#settle(r, undefined, pieces[i]));
+      })
+      .catch((error: unknown) => batch.forEach((r) => this.#settle(r, error)))
+      .finally(() => {
+        this.#batchesInFlight--;
+        this.#inFlight -= batch.length;
+        if (!this.#closed) this.#pump();
+      });
+  }
+
+  #settle(request: Request, error: unknown, value?: unknown): void {
+    if (request.settled) return;
+    request.settled = true;
+    request.cleanup();
+    if (error !== undefined) request.reject(error);
+    else request.resolve(value);
+  }
+}
+
+function splitOutput(output: Output, rows: number[]): unknown[] {
+  if (output instanceof Tensor) return splitRows(output, rows);
+  const notBatched = () =>
+    new CoilError("SHAPE_MISMATCH", "a batched model must return a Tensor, or a list or dict of Tensors, batched along dim 0");
+  if (Array.isArray(output)) {
+    if (!output.every((t) => t instanceof Tensor)) throw notBatched();
+    const split = output.map((t) => splitRows(t, rows));
+    return rows.map((_, i) => split.map((parts) => parts[i]));
+  }
+  if (output !== null && typeof output === "object") {
+    const entries = Object.entries(output);
+    if (!entries.every(([, t]) => t instanceof Tensor)) throw notBatched();
+    const split = entries.map(([k, t]) => [k, splitRows(t, rows)] as const);
+    return rows.map((_, i) => Object.fromEntries(split.map(([k, parts]) => [k, parts[i]])));
+  }
+  throw notBatched();
+}
