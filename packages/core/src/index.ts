@@ -16,6 +16,18 @@ export {
   type ModelQueueStats,
 } from "./model-queue.js";
 export { LeastLoadedScheduler } from "./scheduler.js";
+export {
+  httpStatusFor,
+  type InferenceRequest,
+  type InferenceResponse,
+  type InferenceService,
+  type ModelIndexEntry,
+  type ModelState,
+  type NamedTensor,
+  type ServedModel,
+  type ServerMetadata,
+  type TensorSignature,
+} from "./serving.js";
 export { TOKENS } from "./tokens.js";
 // The boundary types, re-exported so most users need only @coil/core.
 export {

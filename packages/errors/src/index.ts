@@ -25,6 +25,8 @@ export const COIL_ERROR_CODES = [
   "ARCHIVE_SIGNATURE_INVALID",
   "ARCHIVE_UNSIGNED",
   "QUEUE_FULL",
+  "MODEL_NOT_FOUND",
+  "MODEL_NOT_READY",
 ] as const;
 
 export type CoilErrorCode = (typeof COIL_ERROR_CODES)[number];
