@@ -48,7 +48,7 @@ describe("ModelQueue", () => {
     expect(queue.stats().refusedFull).toBe(1);
     await Promise.all(running);
     expect(queue.pending).toBe(0);
-    expect(Array.from(((await queue.infer([row(4)])) as Tensor).data)).toEqual([8]);
+    expect(Array.from(((await queue.infer([row(4)])) as Tensor<"float32">).data)).toEqual([8]);
   });
 
   it("lets a request expire while it waits, without ever running it", async () => {
@@ -81,7 +81,7 @@ describe("ModelQueue", () => {
 
   it("splits list outputs, and refuses outputs without the batch dimension", async () => {
     const model = await doubler();
-    const pairs = new ModelQueue<Tensor[]>(model, { method: "pair", batching: { maxBatchSize: 4, maxQueueDelayMicros: 20_000 } });
+    const pairs = new ModelQueue<Tensor<"float32">[]>(model, { method: "pair", batching: { maxBatchSize: 4, maxQueueDelayMicros: 20_000 } });
     const [a, b] = await Promise.all([pairs.infer([row(1, 2)]), pairs.infer([row(3, 4)])]);
     expect(a!.map((t) => Array.from(t.data))).toEqual([[2, 4], [3]]);
     expect(b!.map((t) => Array.from(t.data))).toEqual([[6, 8], [7]]);
