@@ -7,3 +7,5 @@ export { packModel, parseTarget, type PackOptions, type PackResult } from "./pac
 export { main, parseSpec } from "./commands.js";
 export { formatBytes, Progress } from "./progress.js";
 export { reexecWithTunable } from "./reexec.js";
+export { scanRepository, type RepositoryEntry } from "./model-repository.js";
+export { ServingRuntime, type ServingRuntimeOptions } from "./serving-runtime.js";
