@@ -9,3 +9,4 @@ export { formatBytes, Progress } from "./progress.js";
 export { reexecWithTunable } from "./reexec.js";
 export { scanRepository, type RepositoryEntry } from "./model-repository.js";
 export { ServingRuntime, type ServingRuntimeOptions } from "./serving-runtime.js";
+export { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
