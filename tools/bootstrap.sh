@@ -14,11 +14,14 @@ as_root() {
   fi
 }
 
-# (a) System packages: the stock CPython + torch that Coil embeds, and a C++ toolchain
-# for the native addon.
+# (a) System packages: the stock CPython + torch that Coil embeds, a C++ toolchain for
+# the native addon, and Python's gRPC (the gRPC adapter's tests use a real Python client).
 apt_pkgs=()
 if ! /usr/bin/python3 -c 'import torch, numpy, torchvision' >/dev/null 2>&1; then
   apt_pkgs+=(python3 python3-torch python3-numpy python3-torchvision)
+fi
+if ! /usr/bin/python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+  apt_pkgs+=(python3-grpcio python3-grpc-tools)
 fi
 for tool in cmake g++ make; do
   command -v "$tool" >/dev/null 2>&1 || apt_pkgs+=("$tool")
@@ -29,7 +32,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${apt_pkgs[@]}"
 else
-  log "system packages: ok (python3 with torch/numpy/torchvision, cmake, g++, make)"
+  log "system packages: ok (python3 with torch/numpy/torchvision/grpc, cmake, g++, make)"
 fi
 
 # (b) npm dependencies, when missing or older than the lockfile.

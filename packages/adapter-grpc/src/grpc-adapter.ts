@@ -1,0 +1,207 @@
+import type { Adapter, InferenceService } from "@coil/core";
+import { CoilError } from "@coil/errors";
+import {
+  Server,
+  ServerCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { inject, injectable, type InjectionToken } from "tsyringe";
+
+import type { ModelInferRequest, ModelInferResponse, ModelMetadataResponse, NameVersion } from "./messages.js";
+import { inferenceServiceDefinition } from "./proto.js";
+import { toServiceError } from "./status.js";
+import { datatypeOf, decodeInputs, encodeOutputs } from "./tensors.js";
+
+export interface GrpcAdapterOptions {
+  /** What it serves: a ServingRuntime, or any InferenceService. */
+  service: InferenceService;
+  /** TCP port; 0 picks a free one. Default 8001, as Triton. */
+  port?: number;
+  /** Address to listen on. Default "0.0.0.0" (every interface, as Triton and the HTTP adapter). */
+  host?: string;
+  /** Largest request or response message, in bytes. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /** Answer with raw_output_contents (default, as Triton) rather than typed
+   * contents. A request can choose with its `binary_data_output` bool parameter. */
+  rawOutput?: boolean;
+  /** How long stop() lets calls in flight finish before cancelling them. Default 10 s. */
+  shutdownTimeoutMs?: number;
+  /** TLS and friends; default insecure. */
+  credentials?: ServerCredentials;
+}
+
+export const GRPC_ADAPTER_OPTIONS = Symbol.for("@coil/adapter-grpc.Options") as InjectionToken<GrpcAdapterOptions>;
+
+const DEFAULT_PORT = 8001;
+const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/** Throws INVALID_ARGUMENT for options the adapter cannot use. */
+export function validateGrpcAdapterOptions(options: GrpcAdapterOptions): void {
+  const { service, port, maxMessageBytes, shutdownTimeoutMs } = options ?? {};
+  if (!service || typeof service.infer !== "function") {
+    throw new CoilError("INVALID_ARGUMENT", "grpc adapter: options.service must be an InferenceService (a ServingRuntime, ...)");
+  }
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    throw new CoilError("INVALID_ARGUMENT", `grpc adapter: port must be an integer in 0..65535, got ${port}`);
+  }
+  if (maxMessageBytes !== undefined && (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024 || maxMessageBytes > 2 ** 31 - 1)) {
+    throw new CoilError("INVALID_ARGUMENT", `grpc adapter: maxMessageBytes must be an integer in 1024..2^31-1, got ${maxMessageBytes}`);
+  }
+  if (shutdownTimeoutMs !== undefined && !(Number.isFinite(shutdownTimeoutMs) && shutdownTimeoutMs >= 0)) {
+    throw new CoilError("INVALID_ARGUMENT", `grpc adapter: shutdownTimeoutMs must be a non-negative number, got ${shutdownTimeoutMs}`);
+  }
+}
+
+type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
+
+/** A unary handler that answers what `handle` returns, or the error it throws mapped
+ * to its gRPC status. */
+function unary<Req, Res>(handle: (call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>): Unary<Req, Res> {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => handle(call))
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error)),
+      );
+  };
+}
+
+const versionOf = (version: string): string | undefined => (version === "" ? undefined : version);
+
+/**
+ * The Open Inference Protocol over gRPC (`inference.GRPCInferenceService`, KServe v2 /
+ * Triton): ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and
+ * ModelInfer, with typed and raw tensor contents, over an InferenceService.
+ */
+@injectable()
+export class GrpcAdapter implements Adapter {
+  readonly name = "grpc";
+  readonly #options: GrpcAdapterOptions;
+  #server: Server | undefined;
+  #port: number | undefined;
+
+  constructor(@inject(GRPC_ADAPTER_OPTIONS) options: GrpcAdapterOptions) {
+    validateGrpcAdapterOptions(options);
+    this.#options = options;
+  }
+
+  /** The port it listens on, once started. */
+  get port(): number | undefined {
+    return this.#port;
+  }
+
+  /** "host:port" for a client, once started. */
+  get address(): string | undefined {
+    if (this.#port === undefined) return undefined;
+    const host = this.#options.host ?? "0.0.0.0";
+    return `${host.includes(":") ? `[${host}]` : host}:${this.#port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.#server) return;
+    const max = this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const server = new Server({ "grpc.max_receive_message_length": max, "grpc.max_send_message_length": max });
+    server.addService(inferenceServiceDefinition(), this.#handlers(max));
+    const host = this.#options.host ?? "0.0.0.0";
+    const target = `${host.includes(":") ? `[${host}]` : host}:${this.#options.port ?? DEFAULT_PORT}`;
+    this.#port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(target, this.#options.credentials ?? ServerCredentials.createInsecure(), (error, port) =>
+        error ? reject(new CoilError("INTERNAL", `grpc adapter: cannot listen on ${target}: ${error.message}`, { cause: error })) : resolve(port),
+      );
+    });
+    this.#server = server;
+  }
+
+  /** Stops accepting calls and lets those in flight finish; after shutdownTimeoutMs
+   * cancels what is left (their inferences see an aborted signal). */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    this.#port = undefined;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, this.#options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #handlers(maxBytes: number): UntypedServiceImplementation {
+    const service = this.#options.service;
+    return {
+      ServerLive: unary(() => ({ live: service.isLive() })),
+      ServerReady: unary(() => ({ ready: service.isReady() })),
+      ModelReady: unary<NameVersion, { ready: boolean }>(({ request }) => ({
+        ready: service.isModelReady(request.name, versionOf(request.version)),
+      })),
+      ServerMetadata: unary(() => {
+        const { name, version, extensions } = service.serverMetadata();
+        return { name, version, extensions };
+      }),
+      ModelMetadata: unary<NameVersion, ModelMetadataResponse>(({ request }) => {
+        const model = service.model(request.name, versionOf(request.version));
+        const tensor = (t: { name: string; dtype: Parameters<typeof datatypeOf>[0]; shape: number[] }) => ({
+          name: t.name,
+          datatype: datatypeOf(t.dtype),
+          shape: t.shape.map(String),
+        });
+        return {
+          name: model.name,
+          versions: model.versions,
+          platform: model.platform,
+          inputs: model.inputs.map(tensor),
+          outputs: model.outputs.map(tensor),
+        };
+      }),
+      ModelInfer: unary<ModelInferRequest, ModelInferResponse>((call) => this.#infer(call, maxBytes)),
+    };
+  }
+
+  async #infer(call: ServerUnaryCall<ModelInferRequest, ModelInferResponse>, maxBytes: number): Promise<ModelInferResponse> {
+    const request = call.request;
+    if (!request.model_name) throw new CoilError("INVALID_ARGUMENT", "model_name is required");
+    const inputs = decodeInputs(request.inputs, request.raw_input_contents, maxBytes);
+
+    // The client's deadline, as the time left; its cancellation, as an AbortSignal.
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    let timeoutMs: number | undefined;
+    if (Number.isFinite(deadlineMs)) {
+      timeoutMs = deadlineMs - Date.now();
+      if (timeoutMs <= 0) throw new CoilError("DEADLINE_EXCEEDED", "the call's deadline passed before inference started");
+    }
+    const abort = new AbortController();
+    const onCancelled = () => abort.abort(new CoilError("CANCELLED", "the client cancelled the call"));
+    if (call.cancelled) onCancelled();
+    call.once("cancelled", onCancelled);
+
+    try {
+      const response = await this.#options.service.infer(request.model_name, versionOf(request.model_version), {
+        ...(request.id !== "" && { id: request.id }),
+        inputs,
+        ...(request.outputs.length > 0 && { outputs: request.outputs.map((o) => o.name) }),
+        ...(timeoutMs !== undefined && { timeoutMs }),
+        signal: abort.signal,
+      });
+      const binary = request.parameters?.binary_data_output;
+      const raw = binary?.parameter_choice === "bool_param" ? binary.bool_param === true : (this.#options.rawOutput ?? true);
+      return {
+        model_name: response.modelName,
+        model_version: response.modelVersion,
+        id: response.id ?? "",
+        ...encodeOutputs(response.outputs, raw),
+      };
+    } finally {
+      call.removeListener("cancelled", onCancelled);
+    }
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * @coil/adapter-grpc — the Open Inference Protocol (KServe v2) over gRPC,
+ * `inference.GRPCInferenceService` as Triton serves it, for any InferenceService.
+ */
+import "reflect-metadata";
+
+export { GRPC_ADAPTER_OPTIONS, GrpcAdapter, validateGrpcAdapterOptions, type GrpcAdapterOptions } from "./grpc-adapter.js";
+export { inferenceService, inferenceServiceDefinition, PROTO_LOADER_OPTIONS, PROTO_PATH } from "./proto.js";
+export { registerGrpcAdapter } from "./register.js";
+export { grpcStatusFor } from "./status.js";
+export { datatypeOf, dtypeOf } from "./tensors.js";
+export type * from "./messages.js";

@@ -1,0 +1,393 @@
+/**
+ * Open Inference Protocol (KServe v2 REST) infer request/response bodies, JSON and
+ * Triton's binary tensor data extension, to and from Coil's InferenceRequest /
+ * InferenceResponse. Everything a client may send is validated here, before any
+ * tensor memory is allocated; failures are CoilErrors the adapter answers 400.
+ */
+import type { InferenceRequest, InferenceResponse, NamedTensor } from "@coil/core";
+import { CoilError } from "@coil/errors";
+import {
+  bfloat16BitsToNumber,
+  dtypeSize,
+  float16BitsToNumber,
+  float32ToBFloat16Bits,
+  float32ToFloat16Bits,
+  Tensor,
+  type DType,
+  type TypedArrayOf,
+} from "@coil/native";
+
+import { coilDtype, protocolDatatype } from "./datatypes.js";
+
+/** The header that says how many leading body bytes are the JSON header. */
+export const HEADER_LENGTH_HEADER = "inference-header-content-length";
+
+export interface DecodeLimits {
+  /** Most tensor elements one request may carry, over all its inputs. */
+  maxElements: number;
+}
+
+/** A decoded infer request, plus how the client wants each output encoded. */
+export interface DecodedInferRequest {
+  request: InferenceRequest;
+  /** Request-level `parameters.binary_data_output`. */
+  binaryByDefault: boolean;
+  /** Per-output `parameters.binary_data_output`, where given. */
+  binaryOutputs: Map<string, boolean>;
+}
+
+export interface EncodedResponse {
+  body: Buffer | string;
+  /** Set when outputs travel as binary: the JSON header's byte length. */
+  headerLength?: number;
+}
+
+type JsonObject = Record<string, unknown>;
+
+const REQUEST_FIELDS = new Set(["id", "parameters", "inputs", "outputs"]);
+const INPUT_FIELDS = new Set(["name", "shape", "datatype", "parameters", "data"]);
+const OUTPUT_FIELDS = new Set(["name", "parameters"]);
+
+const INT_RANGES: Partial<Record<DType, [number, number]>> = {
+  uint8: [0, 255],
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+};
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** An error answered with its own HTTP status (413, ...). */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function invalid(message: string): CoilError {
+  return new CoilError("INVALID_ARGUMENT", message);
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function checkFields(value: JsonObject, allowed: ReadonlySet<string>, what: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.has(key)) throw invalid(`${what}: unknown field ${JSON.stringify(key)}`);
+  }
+}
+
+function parameters(value: JsonObject, what: string): JsonObject {
+  if (value.parameters === undefined) return {};
+  if (!isObject(value.parameters)) throw invalid(`${what}: parameters must be an object`);
+  return value.parameters;
+}
+
+function booleanParameter(params: JsonObject, key: string, what: string): boolean | undefined {
+  const v = params[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== "boolean") throw invalid(`${what}: parameters.${key} must be a boolean`);
+  return v;
+}
+
+/** Splits a body into its JSON header and binary tail per Inference-Header-Content-Length. */
+export function splitBody(body: Buffer, headerLength: string | string[] | undefined): { json: Buffer; binary: Buffer } {
+  if (headerLength === undefined) return { json: body, binary: body.subarray(body.length) };
+  const text = Array.isArray(headerLength) ? headerLength[0] : headerLength;
+  if (text === undefined || !/^\d+$/.test(text.trim())) {
+    throw invalid(`Inference-Header-Content-Length must be a non-negative integer, got ${JSON.stringify(headerLength)}`);
+  }
+  const n = Number(text.trim());
+  if (n > body.length) {
+    throw invalid(`Inference-Header-Content-Length is ${n} but the body has only ${body.length} bytes`);
+  }
+  return { json: body.subarray(0, n), binary: body.subarray(n) };
+}
+
+/** Parses and validates an infer request body into Coil tensors. */
+export function decodeInferRequest(
+  body: Buffer,
+  headerLength: string | string[] | undefined,
+  limits: DecodeLimits,
+): DecodedInferRequest {
+  const { json, binary } = splitBody(body, headerLength);
+  if (json.length === 0) throw invalid("request body is empty; expected a JSON inference request");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json.toString("utf8"));
+  } catch (error) {
+    throw invalid(`malformed JSON in the request: ${(error as Error).message}`);
+  }
+  if (!isObject(parsed)) throw invalid("the request must be a JSON object");
+  checkFields(parsed, REQUEST_FIELDS, "request");
+  if (parsed.id !== undefined && typeof parsed.id !== "string") throw invalid("request: id must be a string");
+  const requestParams = parameters(parsed, "request");
+  const binaryByDefault = booleanParameter(requestParams, "binary_data_output", "request") ?? false;
+  let timeoutMs: number | undefined;
+  if (requestParams.timeout !== undefined) {
+    // Triton's request timeout, in microseconds.
+    const t = requestParams.timeout;
+    if (typeof t !== "number" || !Number.isSafeInteger(t) || t < 0) {
+      throw invalid("request: parameters.timeout must be a non-negative integer (microseconds)");
+    }
+    if (t > 0) timeoutMs = Math.max(1, Math.ceil(t / 1000));
+  }
+
+  if (!Array.isArray(parsed.inputs)) throw invalid("request: inputs must be an array");
+
+  // First pass: validate every input's header and count elements, allocating nothing.
+  interface Planned {
+    name: string;
+    dtype: DType;
+    shape: number[];
+    count: number;
+    binarySize?: number;
+    data?: unknown;
+  }
+  const planned: Planned[] = [];
+  const names = new Set<string>();
+  let totalElements = 0;
+  let binaryTotal = 0;
+  for (const [i, input] of parsed.inputs.entries()) {
+    const what = `input ${i}`;
+    if (!isObject(input)) throw invalid(`${what} must be an object`);
+    checkFields(input, INPUT_FIELDS, what);
+    if (typeof input.name !== "string" || input.name === "") throw invalid(`${what}: name must be a non-empty string`);
+    const label = `input ${JSON.stringify(input.name)}`;
+    if (names.has(input.name)) throw invalid(`${label} is given twice`);
+    names.add(input.name);
+    const dtype = coilDtype(input.datatype);
+    if (!Array.isArray(input.shape) || !input.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      throw invalid(`${label}: shape must be an array of non-negative integers, got ${JSON.stringify(input.shape)}`);
+    }
+    const shape = input.shape as number[];
+    let count = 1;
+    for (const d of shape) {
+      count *= d;
+      if (count > limits.maxElements) break;
+    }
+    totalElements += count;
+    if (totalElements > limits.maxElements) {
+      throw new HttpError(413, `the request's inputs have more than ${limits.maxElements} elements, the most this server accepts`);
+    }
+    const params = parameters(input, label);
+    const plan: Planned = { name: input.name, dtype, shape, count };
+    if (params.binary_data_size !== undefined) {
+      const size = params.binary_data_size;
+      if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+        throw invalid(`${label}: parameters.binary_data_size must be a non-negative integer`);
+      }
+      if (headerLength === undefined) {
+        throw invalid(`${label} has binary_data_size but the request has no Inference-Header-Content-Length header`);
+      }
+      if (input.data !== undefined) throw invalid(`${label} has both data and binary_data_size`);
+      const expected = count * dtypeSize(dtype);
+      if (size !== expected) {
+        throw invalid(
+          `${label}: binary_data_size is ${size} bytes but shape [${shape.join(", ")}] of ${input.datatype} needs ${expected}`,
+        );
+      }
+      plan.binarySize = size;
+      binaryTotal += size;
+    } else {
+      if (input.data === undefined) throw invalid(`${label} has neither data nor parameters.binary_data_size`);
+      plan.data = input.data;
+    }
+    planned.push(plan);
+  }
+  if (binaryTotal !== binary.length) {
+    throw invalid(
+      `the inputs' binary_data_size add up to ${binaryTotal} bytes but the body carries ${binary.length} bytes after the JSON header`,
+    );
+  }
+
+  // Second pass: build the tensors.
+  const inputs: NamedTensor[] = [];
+  let offset = 0;
+  for (const plan of planned) {
+    let tensor: Tensor;
+    if (plan.binarySize !== undefined) {
+      tensor = tensorFromBytes(plan.name, plan.dtype, plan.shape, binary.subarray(offset, offset + plan.binarySize));
+      offset += plan.binarySize;
+    } else {
+      tensor = tensorFromJson(plan.name, plan.dtype, plan.shape, plan.count, plan.data);
+    }
+    inputs.push({ name: plan.name, tensor });
+  }
+
+  const binaryOutputs = new Map<string, boolean>();
+  let outputs: string[] | undefined;
+  if (parsed.outputs !== undefined) {
+    if (!Array.isArray(parsed.outputs)) throw invalid("request: outputs must be an array");
+    outputs = [];
+    for (const [i, output] of parsed.outputs.entries()) {
+      const what = `output ${i}`;
+      if (!isObject(output)) throw invalid(`${what} must be an object`);
+      checkFields(output, OUTPUT_FIELDS, what);
+      if (typeof output.name !== "string" || output.name === "") throw invalid(`${what}: name must be a non-empty string`);
+      if (outputs.includes(output.name)) throw invalid(`output ${JSON.stringify(output.name)} is requested twice`);
+      outputs.push(output.name);
+      const params = parameters(output, `output ${JSON.stringify(output.name)}`);
+      const binaryOut = booleanParameter(params, "binary_data_output", `output ${JSON.stringify(output.name)}`);
+      if (binaryOut !== undefined) binaryOutputs.set(output.name, binaryOut);
+    }
+  }
+
+  const request: InferenceRequest = { inputs };
+  if (parsed.id !== undefined) request.id = parsed.id as string;
+  if (outputs !== undefined) request.outputs = outputs;
+  if (timeoutMs !== undefined) request.timeoutMs = timeoutMs;
+  return { request, binaryByDefault, binaryOutputs };
+}
+
+function tensorFromBytes(name: string, dtype: DType, shape: number[], bytes: Buffer): Tensor {
+  const size = dtypeSize(dtype);
+  const Storage = Tensor.zeros(dtype, [0]).data.constructor as new (
+    buffer: ArrayBufferLike,
+    byteOffset?: number,
+    length?: number,
+  ) => TypedArrayOf[DType];
+  let data: TypedArrayOf[DType];
+  if (bytes.byteOffset % size === 0) {
+    // Aligned: a view over the request's bytes, no copy.
+    data = new Storage(bytes.buffer, bytes.byteOffset, bytes.length / size);
+  } else {
+    const copy = new Uint8Array(bytes.length);
+    copy.set(bytes);
+    data = new Storage(copy.buffer, 0, bytes.length / size);
+  }
+  if (dtype === "bool") {
+    const b = data as Uint8Array;
+    for (let i = 0; i < b.length; i++) {
+      if (b[i]! > 1) throw invalid(`input ${JSON.stringify(name)}: BOOL bytes must be 0 or 1, element ${i} is ${b[i]}`);
+    }
+  }
+  return new Tensor(dtype, shape, data);
+}
+
+function tensorFromJson(name: string, dtype: DType, shape: number[], count: number, data: unknown): Tensor {
+  const label = `input ${JSON.stringify(name)}`;
+  if (!Array.isArray(data)) throw invalid(`${label}: data must be an array`);
+  const tensor = Tensor.zeros(dtype, shape);
+  const out = tensor.data as unknown as { [i: number]: number | bigint };
+  let n = 0;
+  // Flattens nested arrays row-major, without recursion, stopping at the first surplus element.
+  const stack: { array: unknown[]; index: number }[] = [{ array: data, index: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.index >= top.array.length) {
+      stack.pop();
+      continue;
+    }
+    const v = top.array[top.index++];
+    if (Array.isArray(v)) {
+      stack.push({ array: v, index: 0 });
+      continue;
+    }
+    if (n >= count) throw shapeMismatch(label, shape, count, "more");
+    out[n] = element(label, dtype, v, n);
+    n++;
+  }
+  if (n !== count) throw shapeMismatch(label, shape, count, n);
+  return tensor;
+}
+
+function shapeMismatch(label: string, shape: number[], count: number, got: number | "more"): CoilError {
+  return new CoilError(
+    "SHAPE_MISMATCH",
+    `${label}: shape [${shape.join(", ")}] has ${count} elements but data has ${got === "more" ? "more" : got}`,
+  );
+}
+
+function element(label: string, dtype: DType, v: unknown, i: number): number | bigint {
+  const bad = (expected: string) =>
+    invalid(`${label}: element ${i} must be ${expected}, got ${JSON.stringify(v) ?? typeof v}`);
+  switch (dtype) {
+    case "bool":
+      if (typeof v !== "boolean") throw bad("a boolean");
+      return v ? 1 : 0;
+    case "float16":
+      if (typeof v !== "number") throw bad("a number");
+      return float32ToFloat16Bits(v);
+    case "bfloat16":
+      if (typeof v !== "number") throw bad("a number");
+      return float32ToBFloat16Bits(v);
+    case "float32":
+    case "float64":
+      if (typeof v !== "number") throw bad("a number");
+      return v;
+    case "int64": {
+      let big: bigint;
+      if (typeof v === "number" && Number.isInteger(v)) big = BigInt(v);
+      else if (typeof v === "string" && /^-?\d{1,20}$/.test(v)) big = BigInt(v);
+      else throw bad("an integer (a number, or a string of digits)");
+      if (big < INT64_MIN || big > INT64_MAX) throw bad("within INT64's range");
+      return big;
+    }
+    default: {
+      const [lo, hi] = INT_RANGES[dtype]!;
+      if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) {
+        throw bad(`an integer in ${lo}..${hi}`);
+      }
+      return v;
+    }
+  }
+}
+
+/** JSON text of a tensor's elements, row-major. INT64 keeps every digit; NaN and
+ * infinities (which JSON cannot write) become null. */
+export function jsonData(tensor: Tensor): string {
+  const parts: string[] = new Array(tensor.size);
+  const num = (x: number) => (Number.isFinite(x) ? String(x) : "null");
+  switch (tensor.dtype) {
+    case "bool": {
+      const d = tensor.data as Uint8Array;
+      for (let i = 0; i < d.length; i++) parts[i] = d[i] ? "true" : "false";
+      break;
+    }
+    case "int64": {
+      const d = tensor.data as BigInt64Array;
+      for (let i = 0; i < d.length; i++) parts[i] = d[i]!.toString();
+      break;
+    }
+    case "float16": {
+      const d = tensor.data as Uint16Array;
+      for (let i = 0; i < d.length; i++) parts[i] = num(float16BitsToNumber(d[i]!));
+      break;
+    }
+    case "bfloat16": {
+      const d = tensor.data as Uint16Array;
+      for (let i = 0; i < d.length; i++) parts[i] = num(bfloat16BitsToNumber(d[i]!));
+      break;
+    }
+    default: {
+      const d = tensor.data as Float64Array;
+      for (let i = 0; i < d.length; i++) parts[i] = num(d[i]!);
+    }
+  }
+  return `[${parts.join(",")}]`;
+}
+
+/** The response body: JSON, or a JSON header followed by the binary outputs. */
+export function encodeInferResponse(response: InferenceResponse, decoded: DecodedInferRequest): EncodedResponse {
+  const head = [`"model_name":${JSON.stringify(response.modelName)}`, `"model_version":${JSON.stringify(response.modelVersion)}`];
+  const id = response.id ?? decoded.request.id;
+  if (id !== undefined) head.push(`"id":${JSON.stringify(id)}`);
+  const blobs: Buffer[] = [];
+  const outputs = response.outputs.map(({ name, tensor }) => {
+    const fields = `"name":${JSON.stringify(name)},"datatype":"${protocolDatatype(tensor.dtype)}","shape":${JSON.stringify(tensor.shape)}`;
+    const binary = decoded.binaryOutputs.get(name) ?? decoded.binaryByDefault;
+    if (!binary) return `{${fields},"data":${jsonData(tensor)}}`;
+    const d = tensor.data;
+    blobs.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+    return `{${fields},"parameters":{"binary_data_size":${d.byteLength}}}`;
+  });
+  const json = `{${head.join(",")},"outputs":[${outputs.join(",")}]}`;
+  if (blobs.length === 0) return { body: json };
+  const header = Buffer.from(json, "utf8");
+  return { body: Buffer.concat([header, ...blobs]), headerLength: header.length };
+}
