@@ -13,8 +13,10 @@ import { parseArgs } from "node:util";
 import { CoilError, isCoilError } from "@coil/errors";
 import { MANIFEST_DTYPES, type ManifestDType, type TensorSpec } from "@coil/format-reader";
 import { generateSigningKeyPair } from "@coil/format-writer";
+import { pino } from "pino";
 
 import { formatReport, inspectArchive } from "./inspect.js";
+import { serve } from "./serve.js";
 import { packModel } from "./pack.js";
 import { formatBytes, Progress } from "./progress.js";
 
@@ -25,7 +27,12 @@ const USAGE = `usage:
       --input name:dtype:d0,d1,...  --output-spec name:dtype:d0,...   signature (-1 = dynamic)
       --sign KEY.pem   sign with an ed25519 private key     --python PATH   --quiet
   coil inspect <model.coil> [--public-key KEY.pem] [--no-verify] [--json]
-  coil keygen -o <name>     ed25519 key pair: <name>.pem and <name>.pub.pem`;
+  coil keygen -o <name>     ed25519 key pair: <name>.pem and <name>.pub.pem
+  coil serve <repository> [options]     Open Inference Protocol over HTTP (8000) and gRPC (8001)
+      --host ADDR  --http-port N  --grpc-port N (0: any free port; -1: off)
+      --interpreters N  --python PATH  --backend cpu|cuda
+      --max-queue-size N  --max-batch-size N  --max-queue-delay-us N   (dynamic batching when max-batch-size > 1)
+      --public-key KEY.pem (require signed archives)   --log-level info|debug|warn|error`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -36,6 +43,8 @@ export async function main(argv: string[]): Promise<number> {
       return inspect(rest);
     case "keygen":
       return keygen(rest);
+    case "serve":
+      return serveCommand(rest);
     case undefined:
     case "help":
     case "--help":
@@ -115,6 +124,66 @@ async function keygen(argv: string[]): Promise<number> {
   writeFileSync(`${values.output}.pem`, privateKey, { mode: 0o600, flag: "wx" });
   writeFileSync(`${values.output}.pub.pem`, publicKey, { flag: "wx" });
   console.log(`wrote ${values.output}.pem (private, keep it safe) and ${values.output}.pub.pem`);
+  return 0;
+}
+
+async function serveCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      host: { type: "string" },
+      "http-port": { type: "string" },
+      "grpc-port": { type: "string" },
+      interpreters: { type: "string" },
+      python: { type: "string" },
+      backend: { type: "string" },
+      "max-queue-size": { type: "string" },
+      "max-batch-size": { type: "string" },
+      "max-queue-delay-us": { type: "string" },
+      "public-key": { type: "string" },
+      "log-level": { type: "string", default: "info" },
+    },
+  });
+  if (positionals.length !== 1) throw new CoilError("INVALID_ARGUMENT", `coil serve needs a model repository folder\n${USAGE}`);
+  const int = (name: string, fallback?: number) => {
+    const text = values[name as keyof typeof values] as string | undefined;
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!Number.isInteger(n)) throw new CoilError("INVALID_ARGUMENT", `--${name} must be an integer, got "${text}"`);
+    return n;
+  };
+  const port = (name: string, fallback: number) => {
+    const n = int(name, fallback)!;
+    return n < 0 ? null : n;
+  };
+  const maxBatchSize = int("max-batch-size", 1)!;
+  const logger = pino({ name: "coil", level: values["log-level"] });
+  const server = await serve({
+    repository: positionals[0]!,
+    logger,
+    httpPort: port("http-port", 8000),
+    grpcPort: port("grpc-port", 8001),
+    ...(values.host !== undefined && { host: values.host }),
+    ...(values.interpreters !== undefined && { interpreters: int("interpreters") }),
+    ...(values.python !== undefined && { python: values.python }),
+    ...(values.backend !== undefined && { backend: values.backend as "cpu" | "cuda" }),
+    queue: {
+      ...(values["max-queue-size"] !== undefined && { maxQueueSize: int("max-queue-size") }),
+      ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("max-queue-delay-us", 100) } }),
+    },
+    ...(values["public-key"] !== undefined && { archive: { publicKey: readFileSync(values["public-key"], "utf8") } }),
+  });
+  // SIGTERM / SIGINT: stop accepting, finish what is in flight, exit 0.
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, "signal received");
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  await server.shutdown();
   return 0;
 }
 

@@ -10,3 +10,4 @@ export { reexecWithTunable } from "./reexec.js";
 export { scanRepository, type RepositoryEntry } from "./model-repository.js";
 export { ServingRuntime, type ServingRuntimeOptions } from "./serving-runtime.js";
 export { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
+export { serve, type Server, type ServeOptions } from "./serve.js";

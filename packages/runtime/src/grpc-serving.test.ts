@@ -9,14 +9,16 @@ import { promisify } from "node:util";
 
 import { CpuBackend } from "@coil/backend-cpu";
 import { InterpreterPool } from "@coil/core";
-import { packModel, ServingRuntime } from "@coil/runtime";
+
 import { credentials, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { GrpcAdapter, inferenceService, PROTO_PATH } from "../src/index.js";
-import type { ModelInferRequest, ModelInferResponse } from "../src/messages.js";
+import { GrpcAdapter, inferenceService, PROTO_PATH, type ModelInferRequest, type ModelInferResponse } from "@coil/adapter-grpc";
 
-const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), "fixtures");
+import { packModel } from "./pack.js";
+import { ServingRuntime } from "./serving-runtime.js";
+
+const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/grpc");
 const PYTHON = "/usr/bin/python3";
 
 let repo: string;

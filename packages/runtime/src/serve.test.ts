@@ -1,0 +1,69 @@
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+import { beforeAll, describe, expect, it } from "vitest";
+
+import { packModel } from "./pack.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const NET = resolve(here, "../test/fixtures/split/net.py");
+const CLI = resolve(here, "../dist/cli.js");
+let repo: string;
+
+beforeAll(async () => {
+  repo = mkdtempSync(join(tmpdir(), "coil-serve-"));
+  await packModel({
+    target: `${NET}:build`,
+    output: join(repo, "net.coil"),
+    intern: ["helper_*"],
+    python: "/usr/bin/python3",
+    inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
+    outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
+  });
+}, 60_000);
+
+describe("coil serve", () => {
+  it("serves a repository over HTTP and gRPC, and drains and exits 0 on SIGTERM", async () => {
+    const env = { ...process.env };
+    delete env.GLIBC_TUNABLES; // the command re-executes itself with it
+    const child = spawn(
+      process.execPath,
+      [CLI, "serve", repo, "--http-port", "0", "--grpc-port", "0", "--host", "127.0.0.1", "--interpreters", "1", "--python", "/usr/bin/python3"],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const logs: Record<string, unknown>[] = [];
+    let buffered = "";
+    const serving = new Promise<Record<string, unknown>>((resolveServing, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString();
+        for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+          const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+          buffered = buffered.slice(nl + 1);
+          logs.push(line);
+          if (line.msg === "serving") resolveServing(line);
+        }
+      });
+      child.on("exit", (code) => reject(new Error(`coil serve exited early with ${code}`)));
+    });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    const ready = await serving;
+    expect(ready).toMatchObject({ interpreters: 1, backend: "cpu", grpc: expect.any(Number) });
+    expect(logs).toContainEqual(expect.objectContaining({ msg: "model ready", model: "net" }));
+    const base = `http://127.0.0.1:${ready.http as number}`;
+    const curl = promisify(execFile);
+    expect((await curl("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", `${base}/v2/health/ready`])).stdout).toBe("200");
+    const body = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 1, 1, 1] }] });
+    const infer = JSON.parse((await curl("curl", ["-s", "-X", "POST", "-d", body, `${base}/v2/models/net/infer`])).stdout) as {
+      model_name: string;
+      outputs: { name: string; shape: number[] }[];
+    };
+    expect(infer).toMatchObject({ model_name: "net", outputs: [{ name: "y", shape: [1, 2] }] });
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(logs.map((l) => l.msg)).toContain("stopped");
+  }, 120_000);
+});
