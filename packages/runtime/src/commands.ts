@@ -32,7 +32,9 @@ const USAGE = `usage:
       --host ADDR  --http-port N  --grpc-port N (0: any free port; -1: off)
       --interpreters N  --python PATH  --backend cpu|cuda
       --max-queue-size N  --max-batch-size N  --max-queue-delay-us N   (dynamic batching when max-batch-size > 1)
-      --public-key KEY.pem (require signed archives)   --log-level info|debug|warn|error`;
+      --public-key KEY.pem (require signed archives)   --log-level info|debug|warn|error
+      --config coil.json   the same settings as JSON (camelCase keys: repository, httpPort,
+                           maxBatchSize, ...); flags override it`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -127,52 +129,80 @@ async function keygen(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** `coil serve` settings: the --config file's keys, each also a --kebab-case flag. */
+const SERVE_SETTINGS = {
+  host: "string",
+  httpPort: "integer",
+  grpcPort: "integer",
+  interpreters: "integer",
+  python: "string",
+  backend: "string",
+  maxQueueSize: "integer",
+  maxBatchSize: "integer",
+  maxQueueDelayUs: "integer",
+  publicKey: "string",
+  logLevel: "string",
+} as const;
+type ServeSetting = keyof typeof SERVE_SETTINGS;
+
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
 async function serveCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
-      host: { type: "string" },
-      "http-port": { type: "string" },
-      "grpc-port": { type: "string" },
-      interpreters: { type: "string" },
-      python: { type: "string" },
-      backend: { type: "string" },
-      "max-queue-size": { type: "string" },
-      "max-batch-size": { type: "string" },
-      "max-queue-delay-us": { type: "string" },
-      "public-key": { type: "string" },
-      "log-level": { type: "string", default: "info" },
+      config: { type: "string" },
+      ...Object.fromEntries(Object.keys(SERVE_SETTINGS).map((k) => [kebab(k), { type: "string" as const }])),
     },
   });
-  if (positionals.length !== 1) throw new CoilError("INVALID_ARGUMENT", `coil serve needs a model repository folder\n${USAGE}`);
-  const int = (name: string, fallback?: number) => {
-    const text = values[name as keyof typeof values] as string | undefined;
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!Number.isInteger(n)) throw new CoilError("INVALID_ARGUMENT", `--${name} must be an integer, got "${text}"`);
+  // The config file first, then flags over it.
+  const settings: Partial<Record<ServeSetting | "repository", string | number>> = {};
+  if (values.config) {
+    const file = parseJson(readFileSync(values.config as string, "utf8"), "--config") as Record<string, unknown>;
+    for (const [key, value] of Object.entries(file ?? {})) {
+      if (key !== "repository" && !(key in SERVE_SETTINGS)) {
+        throw new CoilError("INVALID_ARGUMENT", `${values.config as string}: unknown setting "${key}"; known: repository, ${Object.keys(SERVE_SETTINGS).join(", ")}`);
+      }
+      settings[key as ServeSetting] = value as string | number;
+    }
+  }
+  for (const key of Object.keys(SERVE_SETTINGS) as ServeSetting[]) {
+    const flag = values[kebab(key) as keyof typeof values];
+    if (flag !== undefined) settings[key] = flag as string;
+  }
+  const repository = positionals[0] ?? settings.repository;
+  if (positionals.length > 1 || repository === undefined) {
+    throw new CoilError("INVALID_ARGUMENT", `coil serve needs a model repository folder\n${USAGE}`);
+  }
+  const int = (key: ServeSetting, fallback?: number) => {
+    const value = settings[key];
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new CoilError("INVALID_ARGUMENT", `${kebab(key)} must be an integer, got "${value}"`);
     return n;
   };
-  const port = (name: string, fallback: number) => {
-    const n = int(name, fallback)!;
+  const text = (key: ServeSetting) => (settings[key] === undefined ? undefined : String(settings[key]));
+  const port = (key: ServeSetting, fallback: number) => {
+    const n = int(key, fallback)!;
     return n < 0 ? null : n;
   };
-  const maxBatchSize = int("max-batch-size", 1)!;
-  const logger = pino({ name: "coil", level: values["log-level"] });
+  const maxBatchSize = int("maxBatchSize", 1)!;
+  const logger = pino({ name: "coil", level: text("logLevel") ?? "info" });
   const server = await serve({
-    repository: positionals[0]!,
+    repository: String(repository),
     logger,
-    httpPort: port("http-port", 8000),
-    grpcPort: port("grpc-port", 8001),
-    ...(values.host !== undefined && { host: values.host }),
-    ...(values.interpreters !== undefined && { interpreters: int("interpreters") }),
-    ...(values.python !== undefined && { python: values.python }),
-    ...(values.backend !== undefined && { backend: values.backend as "cpu" | "cuda" }),
+    httpPort: port("httpPort", 8000),
+    grpcPort: port("grpcPort", 8001),
+    ...(text("host") !== undefined && { host: text("host")! }),
+    ...(settings.interpreters !== undefined && { interpreters: int("interpreters")! }),
+    ...(text("python") !== undefined && { python: text("python")! }),
+    ...(text("backend") !== undefined && { backend: text("backend") as "cpu" | "cuda" }),
     queue: {
-      ...(values["max-queue-size"] !== undefined && { maxQueueSize: int("max-queue-size") }),
-      ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("max-queue-delay-us", 100) } }),
+      ...(settings.maxQueueSize !== undefined && { maxQueueSize: int("maxQueueSize")! }),
+      ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("maxQueueDelayUs", 100)! } }),
     },
-    ...(values["public-key"] !== undefined && { archive: { publicKey: readFileSync(values["public-key"], "utf8") } }),
+    ...(text("publicKey") !== undefined && { archive: { publicKey: readFileSync(text("publicKey")!, "utf8") } }),
   });
   // SIGTERM / SIGINT: stop accepting, finish what is in flight, exit 0.
   await new Promise<void>((resolve) => {

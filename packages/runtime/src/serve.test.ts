@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
+import { main } from "./commands.js";
 import { packModel } from "./pack.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,11 +31,13 @@ describe("coil serve", () => {
   it("serves a repository over HTTP and gRPC, and drains and exits 0 on SIGTERM", async () => {
     const env = { ...process.env };
     delete env.GLIBC_TUNABLES; // the command re-executes itself with it
-    const child = spawn(
-      process.execPath,
-      [CLI, "serve", repo, "--http-port", "0", "--grpc-port", "0", "--host", "127.0.0.1", "--interpreters", "1", "--python", "/usr/bin/python3"],
-      { env, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    // Settings from a config file, ports from flags.
+    const config = join(repo, "..", `coil-${Date.now()}.json`);
+    writeFileSync(config, JSON.stringify({ repository: repo, host: "127.0.0.1", interpreters: 1, python: "/usr/bin/python3", httpPort: 8000 }));
+    const child = spawn(process.execPath, [CLI, "serve", "--config", config, "--http-port", "0", "--grpc-port", "0"], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const logs: Record<string, unknown>[] = [];
     let buffered = "";
     const serving = new Promise<Record<string, unknown>>((resolveServing, reject) => {
@@ -66,4 +69,13 @@ describe("coil serve", () => {
     expect(await exited).toBe(0);
     expect(logs.map((l) => l.msg)).toContain("stopped");
   }, 120_000);
+
+  it("refuses a config file with an unknown setting", async () => {
+    const config = join(repo, "..", `coil-bad-${Date.now()}.json`);
+    writeFileSync(config, JSON.stringify({ repository: repo, httpPortt: 1 }));
+    await expect(main(["serve", "--config", config])).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining('unknown setting "httpPortt"'),
+    });
+  });
 });
