@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 
-import { httpStatusFor, type Adapter, type InferenceService, type ServedModel, type TensorSignature } from "@coil/core";
+import { httpStatusFor, TOKENS, type Adapter, type InferenceService, type ServedModel, type TensorSignature } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { inject, injectable, type InjectionToken } from "tsyringe";
@@ -26,7 +26,8 @@ export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ELEMENTS = 2 ** 26;
 
 /** The InferenceService an HttpAdapter serves. Belongs in @coil/core's TOKENS later. */
-export const INFERENCE_SERVICE = Symbol.for("coil.InferenceService") as InjectionToken<InferenceService>;
+/** The service adapters serve; the same token as core's TOKENS.InferenceService. */
+export const INFERENCE_SERVICE = TOKENS.InferenceService;
 
 /** The HttpAdapter's options in a container. */
 export const HTTP_ADAPTER_OPTIONS = Symbol.for("@coil/adapter-http.Options") as InjectionToken<HttpAdapterOptions>;

@@ -2,6 +2,7 @@ import type { InjectionToken } from "tsyringe";
 
 import type { Adapter, Backend, Scheduler } from "./contracts.js";
 import type { PoolOptions } from "./pool.js";
+import type { InferenceService } from "./serving.js";
 
 /** Dependency-injection tokens. Register implementations against these; every
  * constructor parameter names its token with @inject (no decorator metadata). */
@@ -10,4 +11,6 @@ export const TOKENS = {
   Scheduler: Symbol.for("coil.Scheduler") as InjectionToken<Scheduler>,
   PoolOptions: Symbol.for("coil.PoolOptions") as InjectionToken<PoolOptions>,
   Adapter: Symbol.for("coil.Adapter") as InjectionToken<Adapter>,
+  /** What adapters serve: the runtime's InferenceService. */
+  InferenceService: Symbol.for("coil.InferenceService") as InjectionToken<InferenceService>,
 } as const;
