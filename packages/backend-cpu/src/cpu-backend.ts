@@ -3,7 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import type { Backend, BackendInfo, PrepareContext } from "@coil/core";
-import { CoilError, isCoilError } from "@coil/errors";
+import { CoilError } from "@coil/errors";
 import type { Interpreter } from "@coil/native";
 import { inject, injectable, type InjectionToken } from "tsyringe";
 
@@ -37,22 +37,10 @@ export class CpuBackend implements Backend {
   async prepareInterpreter(interpreter: Interpreter, { poolSize }: PrepareContext): Promise<BackendInfo> {
     const cores = availableParallelism();
     const threads = this.options.threadsPerInterpreter ?? Math.max(1, Math.floor(cores / poolSize));
-    try {
-      return await interpreter.call<BackendInfo>("run_hook", [
-        PYTHON_SIDE,
-        "prepare",
-        { threads, interop_threads: this.options.interopThreads ?? 1 },
-      ]);
-    } catch (error) {
-      if (isCoilError(error, "PYTHON_ERROR") && /static TLS/.test(error.message)) {
-        throw new CoilError(
-          "GLIBC_TUNABLE_MISSING",
-          `importing torch ran out of static TLS in interpreter ${interpreter.index}: start the process with ` +
-            "GLIBC_TUNABLES=glibc.rtld.nns=16",
-          { cause: error },
-        );
-      }
-      throw error;
-    }
+    return interpreter.call<BackendInfo>("run_hook", [
+      PYTHON_SIDE,
+      "prepare",
+      { threads, interop_threads: this.options.interopThreads ?? 1 },
+    ]);
   }
 }

@@ -137,14 +137,6 @@ export class CudaBackend implements Backend {
           details: { interpreter: interpreter.index, python: interpreter.python.executable },
         });
       }
-      if (isCoilError(error, "PYTHON_ERROR") && /static TLS/.test(error.message)) {
-        throw new CoilError(
-          "GLIBC_TUNABLE_MISSING",
-          `importing torch ran out of static TLS in interpreter ${interpreter.index}: start the process with ` +
-            "GLIBC_TUNABLES=glibc.rtld.nns=16",
-          { cause: error },
-        );
-      }
       throw error;
     }
   }

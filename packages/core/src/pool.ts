@@ -4,6 +4,7 @@ import { CoilError } from "@coil/errors";
 import {
   acquireInterpreters,
   discoverPython,
+  explainTlsExhaustion,
   interpreterBudget,
   releaseInterpreters,
   type BridgeFunction,
@@ -82,7 +83,8 @@ export class InterpreterPool {
       );
     } catch (error) {
       await releaseInterpreters(interpreters);
-      throw error;
+      // Backends import torch here, where too few namespaces' static TLS shows first.
+      throw explainTlsExhaustion(error);
     }
     return new InterpreterPool(interpreters, python, options.backend, info, options.scheduler ?? new LeastLoadedScheduler());
   }

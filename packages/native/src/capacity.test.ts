@@ -5,7 +5,9 @@ import { promisify } from "node:util";
 
 import { describe, expect, it } from "vitest";
 
-import { interpreterBudget, MAX_INTERPRETERS } from "./capacity.js";
+import { CoilError } from "@coil/errors";
+
+import { explainTlsExhaustion, interpreterBudget, MAX_INTERPRETERS } from "./capacity.js";
 import { discoverPython } from "./python.js";
 import { acquireInterpreters, interpreterStats, releaseInterpreters } from "./registry.js";
 
@@ -18,6 +20,21 @@ describe("the namespace budget", () => {
     expect(interpreterBudget("glibc.rtld.nns=16")).toBe(15);
     expect(interpreterBudget("glibc.malloc.check=0:glibc.rtld.nns=8")).toBe(7);
     expect(interpreterBudget("glibc.rtld.nns=64")).toBe(MAX_INTERPRETERS);
+  });
+
+  it("explains running out of static TLS, from the engine or from Python, and nothing else", () => {
+    const fromPython = new CoilError("PYTHON_ERROR", "libgomp.so.1: cannot allocate memory in static TLS block", {
+      pythonType: "OSError",
+    });
+    expect(explainTlsExhaustion(fromPython)).toMatchObject({
+      code: "GLIBC_TUNABLE_MISSING",
+      message: expect.stringContaining("GLIBC_TUNABLES=glibc.rtld.nns=16"),
+      cause: fromPython,
+    });
+    const fromEngine = new CoilError("GLIBC_TUNABLE_MISSING", "cannot load libpython: cannot allocate memory in static TLS block");
+    expect(explainTlsExhaustion(fromEngine)).toMatchObject({ code: "GLIBC_TUNABLE_MISSING", cause: fromEngine });
+    const other = new CoilError("PYTHON_ERROR", "division by zero");
+    expect(explainTlsExhaustion(other)).toBe(other);
   });
 
   it("names the fix when a process started without the tunable asks for more", async () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 
-import { CoilError } from "@coil/errors";
+import { CoilError, isCoilError } from "@coil/errors";
 
 /** The most interpreters one process can ever create: glibc has 16 link-map
  * namespaces and the program itself takes one (DESIGN.md fact 2). */
@@ -38,5 +38,23 @@ export function tunableMissingError(wanted: number, budget: number): CoilError {
       `GLIBC_TUNABLES=${GLIBC_TUNABLE} in its environment (glibc reads it only at start-up), e.g. ` +
       `\`GLIBC_TUNABLES=${GLIBC_TUNABLE} node app.js\`; the coil CLI does this itself. At most ${MAX_INTERPRETERS}.`,
     { details: { wanted, budget, tunable: GLIBC_TUNABLE } },
+  );
+}
+
+/**
+ * Explains an error that means glibc ran out of static TLS for its namespaces --
+ * whether the engine saw it loading libpython, or Python saw it importing a library
+ * (torch's libgomp) -- as GLIBC_TUNABLE_MISSING with the fix. Other errors pass through.
+ */
+export function explainTlsExhaustion(error: unknown): unknown {
+  const exhausted =
+    isCoilError(error, "GLIBC_TUNABLE_MISSING") || (isCoilError(error, "PYTHON_ERROR") && /static TLS/.test(error.message));
+  if (!exhausted) return error;
+  return new CoilError(
+    "GLIBC_TUNABLE_MISSING",
+    `${(error as Error).message.split("\n")[0]}: glibc ran out of static TLS for its link-map namespaces. ` +
+      `Start the process with GLIBC_TUNABLES=${GLIBC_TUNABLE} in its environment (glibc reads it only at start-up); ` +
+      "the coil CLI does this itself.",
+    { cause: error, details: { tunable: GLIBC_TUNABLE } },
   );
 }

@@ -5,6 +5,7 @@
  */
 export { bridgePath, loadAddon, type NativeAddon, type NativeInterpreter } from "./addon.js";
 export {
+  explainTlsExhaustion,
   GLIBC_TUNABLE,
   INTERPRETERS_WITHOUT_TUNABLE,
   interpreterBudget,

@@ -1,7 +1,7 @@
-import { CoilError, isCoilError } from "@coil/errors";
+import { CoilError } from "@coil/errors";
 
 import { bridgePath, loadAddon, type NativeInterpreter } from "./addon.js";
-import { interpreterBudget, MAX_INTERPRETERS, tunableMissingError } from "./capacity.js";
+import { explainTlsExhaustion, interpreterBudget, MAX_INTERPRETERS, tunableMissingError } from "./capacity.js";
 import { Interpreter, nextJobId } from "./interpreter.js";
 import type { PythonInstallation } from "./python.js";
 
@@ -74,7 +74,7 @@ export async function acquireInterpreters(count: number, python: PythonInstallat
   const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failure) {
     await releaseInterpreters(leases);
-    throw explainStartFailure(failure.reason);
+    throw explainTlsExhaustion(failure.reason);
   }
   return leases;
 }
@@ -107,13 +107,4 @@ export async function releaseInterpreters(interpreters: Interpreter[]): Promise<
 function lend(slot: Slot): Interpreter {
   slot.lease = new Interpreter(slot.native, slot.python, slot.version);
   return slot.lease;
-}
-
-function explainStartFailure(error: unknown): unknown {
-  if (isCoilError(error, "GLIBC_TUNABLE_MISSING")) {
-    return new CoilError("GLIBC_TUNABLE_MISSING", `${error.message}. ${tunableMissingError(0, interpreterBudget()).message}`, {
-      cause: error,
-    });
-  }
-  return error;
 }
