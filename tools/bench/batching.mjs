@@ -27,14 +27,14 @@ const size = Number(args.interpreters);
 const WORKLOADS = [
   {
     name: "resnet18",
-    file: join(here, "models/resnet18.py"),
+    file: join(here, "../../examples/models/resnet18.py"),
     input: () => Tensor.from("float32", [1, 3, 224, 224], Array.from({ length: 3 * 224 * 224 }, (_, i) => Math.sin(i))),
     callers: 16,
     batching: { maxBatchSize: 8, maxQueueDelayMicros: 2000 },
   },
   {
     name: "mlp",
-    file: join(here, "models/mlp.py"),
+    file: join(here, "../../examples/models/mlp.py"),
     input: () => Tensor.from("float32", [1, 64], Array.from({ length: 64 }, (_, i) => Math.sin(i))),
     callers: 64,
     batching: { maxBatchSize: 32, maxQueueDelayMicros: 200 },

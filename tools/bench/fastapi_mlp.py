@@ -1,4 +1,4 @@
-"""The baseline for tools/bench/http.mjs: the same small MLP (models/mlp.py, same seed)
+"""The baseline for tools/bench/http.mjs: the same small MLP (examples/models/mlp.py, same seed)
 behind FastAPI + uvicorn, on the same Open Inference Protocol JSON endpoint Coil serves.
 
     cd tools/bench && python3 -m uvicorn fastapi_mlp:app --workers 2 --port 8100
@@ -49,7 +49,7 @@ if os.environ.get("FASTAPI_MLP_NODELAY", "1") != "0":
     else:
         _nodelay_on_connect(HttpToolsProtocol)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "models"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "models"))
 import mlp  # noqa: E402
 
 from fastapi import FastAPI, Request  # noqa: E402

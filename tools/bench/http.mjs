@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // HTTP serving: Coil's Open Inference Protocol endpoint vs the same model behind FastAPI +
 // uvicorn, side by side in one run, with the same load tool (wrk) and the same
-// concurrency. The model is the small MLP (tools/bench/models/mlp.py, 64 -> 64 -> 10),
+// concurrency. The model is the small MLP (examples/models/mlp.py, 64 -> 64 -> 10),
 // each request one JSON infer of an [8, 64] float32 input.
 //
 //   node tools/bench/http.mjs [--seconds 10] [--concurrency 16,64] [--rounds 2]
@@ -179,7 +179,7 @@ const silent = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, fatal
 const results = {
   date: new Date().toISOString(),
   machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model, loadavgAtStart: loadavg() },
-  model: "tools/bench/models/mlp.py (64 -> 64 -> 10), input float32 [8, 64], JSON",
+  model: "examples/models/mlp.py (64 -> 64 -> 10), input float32 [8, 64], JSON",
   seconds: SECONDS,
   rounds: ROUNDS,
   wrkThreads: WRK_THREADS,
@@ -195,7 +195,7 @@ const results = {
 try {
   const t0 = performance.now();
   const packed = await packModel({
-    target: `${join(HERE, "models/mlp.py")}:build`,
+    target: `${join(HERE, "../../examples/models/mlp.py")}:build`,
     output: join(repository, "mlp.coil"),
     inputs: [{ name: "input", dtype: "float32", shape: [-1, FEATURES] }],
     outputs: [{ name: "output", dtype: "float32", shape: [-1, 10] }],

@@ -1,15 +1,14 @@
 // What the benchmark reads from /proc about this process and the machine.
 import { readFileSync } from "node:fs";
 
+import { processMemory } from "@coil/native";
+
 /** Private memory of this process (Private_Clean + Private_Dirty), in MB. Not
  * RSS: that counts the library pages every interpreter's namespace maps, which
  * the page cache holds once (DESIGN.md fact 9). */
 export function privateMb() {
-  let kb = 0;
-  for (const line of readFileSync("/proc/self/smaps_rollup", "utf8").split("\n")) {
-    if (line.startsWith("Private_Clean:") || line.startsWith("Private_Dirty:")) kb += Number(line.split(/\s+/)[1]);
-  }
-  return kb / 1024;
+  const kb = processMemory();
+  return ((kb.Private_Clean ?? 0) + (kb.Private_Dirty ?? 0)) / 1024;
 }
 
 // USER_HZ: the unit of /proc/stat. 100 on every Linux architecture Node runs on.

@@ -36,7 +36,7 @@ def main():
         torch.set_num_threads(options.torch_threads)
     module = __import__(options.workload)
     model = module.build()
-    args = module.example_args()
+    args = module.example_inputs()
     results = [
         driver.measure(model, args, int(threads), options.duration, options.warmup)
         for threads in options.threads.split(",")

@@ -58,23 +58,27 @@ const DISTURBED = 0.25;
 const QUIET = 0.1;
 const ROOT = resolve(HERE, "..", "..");
 const MODELS = join(HERE, "models");
+const EXAMPLES = join(ROOT, "examples", "models");
 
-// The workloads: the Python module under models/ that builds the model (build())
-// and the arguments of one call as Node passes them. models/*.py example_args()
-// builds the same inputs on the Python side.
+// The workloads: the Python module that builds the model (build()) -- under models/,
+// or one of the published examples -- and the arguments of one call as Node passes
+// them. Its example_inputs() builds the same inputs on the Python side.
 const WORKLOADS = {
   "python-bound": {
     module: "python_bound",
+    dir: MODELS,
     what: "greedy decoding, GRUCell(32,64), 28 steps, argmax in Python over logits.tolist()",
     args: () => [1],
   },
   mlp: {
     module: "mlp",
+    dir: EXAMPLES,
     what: "MLP 64 -> 64 -> 10, input float32 [8,64]",
     args: () => [randomTensor([8, 64], 1)],
   },
   resnet18: {
     module: "resnet18",
+    dir: EXAMPLES,
     what: "torchvision resnet18(weights=None), eval, input float32 [1,3,224,224]",
     args: () => [randomTensor([1, 3, 224, 224], 1)],
   },
@@ -183,7 +187,7 @@ async function main() {
 // --- workloads -----------------------------------------------------------------------
 
 async function benchmarkWorkload(name, workload) {
-  const file = join(MODELS, `${workload.module}.py`);
+  const file = join(workload.dir, `${workload.module}.py`);
   const rows = [];
   const args = workload.args();
   const window = { warmupMs: options.warmupS * 1e3, durationMs: options.durationS * 1e3 };

@@ -15,10 +15,17 @@ call (inference mode is per thread, so each call enters it itself).
 import importlib
 import math
 import os
+import sys
 import threading
 import time
 
 import torch
+
+# Workloads are modules beside this file (python_bound) or the published examples
+# (examples/models: mlp, resnet18), so the benchmark measures what users get.
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "examples", "models")
+if EXAMPLES not in sys.path:
+    sys.path.append(EXAMPLES)
 
 
 def private_mb():
@@ -113,9 +120,9 @@ class Driver:
     workload `workload` (a sibling module) plus its example inputs."""
 
     def __init__(self, workload, **kwargs):
-        module = importlib.import_module(workload)
+        module = importlib.import_module(workload)  # here, or in examples/models (see top)
         self.model = module.build(**kwargs)
-        self.args = module.example_args()
+        self.args = module.example_inputs()
 
     def measure(self, threads, duration, warmup):
         return measure(self.model, self.args, int(threads), float(duration), float(warmup))

@@ -39,6 +39,6 @@ def build(**kwargs):
     return GreedyDecoder(**kwargs)
 
 
-def example_args():
+def example_inputs():
     """Arguments of one call (plain Python values: the same from Node and from Python)."""
     return [1]
