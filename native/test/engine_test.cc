@@ -1232,6 +1232,20 @@ void TestCancel(Interpreter* in, const std::string& dir) {
   CHECK(after2->ok && after2->result.s == "ok");
 }
 
+void TestTimings(Interpreter* in) {
+  Section("timings");
+  double busy_before = in->BusySeconds();
+  uint64_t first = Submit(in, "eval_expr", Args(VStr("__import__('time').sleep(0.05)")));
+  uint64_t second = Submit(in, "eval_expr", Args(VStr("None")));
+  std::unique_ptr<Job> a = Wait(first);
+  std::unique_ptr<Job> b = Wait(second);
+  CHECK(a->ok && b->ok);
+  CHECK(a->run_seconds >= 0.05);
+  CHECK(b->queued_seconds >= 0.04);  // waited behind the first
+  CHECK(b->run_seconds >= 0 && b->run_seconds < a->run_seconds);
+  CHECK(in->BusySeconds() - busy_before >= 0.05);
+}
+
 void TestIsolation(Interpreter* a, Interpreter* b) {
   Section("isolation");
   Exec(a, "shared_marker = 'A'\nimport json\njson.coil_marker = 'A'\n");
@@ -1395,6 +1409,7 @@ int main() {
   CheckEcho(b, VTensor(DType::kFloat32, {0}, nullptr, 0, nullptr));  // torch in b too
   TestCancel(b, dir);
   TestIsolation(a, b);
+  TestTimings(b);
   TestConcurrent(a, b);
   TestReset(a, dir);
   TestInitFailures(config);

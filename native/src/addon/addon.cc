@@ -30,6 +30,7 @@ std::atomic<int> g_created{0};  // process-wide: worker threads share the namesp
 struct Pending {
   Napi::Promise::Deferred deferred;
   bool settled = false;  // rejected early by cancel(); the job's own result is dropped
+  Napi::Reference<Napi::Float64Array> timings;  // optional: [queued, run] seconds, written at settle
 };
 
 class Addon : public CompletionSink {
@@ -66,8 +67,9 @@ class Addon : public CompletionSink {
   }
 
   // Main thread.
-  Napi::Promise Track(uint64_t id) {
+  Napi::Promise Track(uint64_t id, Napi::Float64Array timings = Napi::Float64Array()) {
     Pending* pending = new Pending{Napi::Promise::Deferred::New(env_)};
+    if (!timings.IsEmpty()) pending->timings = Napi::Persistent(timings);
     pending_.emplace(id, pending);
     // In-flight work keeps the event loop (and so the process) alive (fact 7).
     if (in_flight_++ == 0) napi_ref_threadsafe_function(env_, tsfn_);
@@ -162,6 +164,11 @@ class Addon : public CompletionSink {
     pending_.erase(it);
     if (--in_flight_ == 0) napi_unref_threadsafe_function(env_, tsfn_);
     if (pending->settled) return;
+    if (!pending->timings.IsEmpty()) {
+      Napi::Float64Array timings = pending->timings.Value();
+      timings[0] = job.queued_seconds;
+      timings[1] = job.run_seconds;
+    }
     if (!job.ok) {
       pending->deferred.Reject(
           MakeError(job.error.code, job.error.message, job.error.python_type, job.error.traceback).Value());
@@ -203,6 +210,7 @@ class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
                            InstanceMethod<&InterpreterWrap::CancelAll>("cancelAll"),
                            InstanceAccessor<&InterpreterWrap::GetLoad>("load"),
                            InstanceAccessor<&InterpreterWrap::GetIndex>("index"),
+                           InstanceAccessor<&InterpreterWrap::GetBusySeconds>("busySeconds"),
                        });
   }
 
@@ -211,12 +219,22 @@ class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
   Interpreter* interpreter = nullptr;
 
  private:
-  // call(functionName: string, args: unknown[], jobId: number): Promise<unknown>
+  // call(functionName: string, args: unknown[], jobId: number, timings?: Float64Array(2)):
+  //   Promise<unknown>; timings, when given, receives [seconds queued, seconds run]
+  //   just before the promise settles.
   Napi::Value Call(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Addon& addon = GetAddon(env);
     if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsNumber()) {
-      return ThrowCoil(env, "INVALID_ARGUMENT", "call(functionName, args[], jobId)");
+      return ThrowCoil(env, "INVALID_ARGUMENT", "call(functionName, args[], jobId[, timings])");
+    }
+    Napi::Float64Array timings;
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+          info[3].As<Napi::Float64Array>().ElementLength() < 2) {
+        return ThrowCoil(env, "INVALID_ARGUMENT", "call's timings must be a Float64Array of at least 2 elements");
+      }
+      timings = info[3].As<Napi::Float64Array>();
     }
     addon.DrainReleases();
     auto job = std::make_unique<Job>();
@@ -232,7 +250,7 @@ class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
       addon.DrainReleases();
       return ThrowCoil(env, e.code, e.message);
     }
-    Napi::Promise promise = addon.Track(job->id);
+    Napi::Promise promise = addon.Track(job->id, timings);
     interpreter->Submit(std::move(job));
     return promise;
   }
@@ -278,6 +296,9 @@ class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
 
   Napi::Value GetLoad(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(interpreter->Load()));
+  }
+  Napi::Value GetBusySeconds(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), interpreter->BusySeconds());
   }
   Napi::Value GetIndex(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), interpreter->index()); }
 };

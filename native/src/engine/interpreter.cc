@@ -69,6 +69,7 @@ void Interpreter::Submit(std::unique_ptr<Job> job) {
     return;
   }
   load_.fetch_add(1, std::memory_order_relaxed);
+  job->submitted_at = std::chrono::steady_clock::now();
   queue_.push_back(std::move(job));
   lock.unlock();
   wake_.notify_one();
@@ -158,7 +159,13 @@ void Interpreter::ThreadMain() {
         queue_.pop_front();
         running_job_.store(job->id);
       }
+      const auto started = std::chrono::steady_clock::now();
       Run(*job);
+      const auto run = std::chrono::steady_clock::now() - started;
+      job->queued_seconds = std::chrono::duration<double>(started - job->submitted_at).count();
+      job->run_seconds = std::chrono::duration<double>(run).count();
+      busy_ns_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(run).count()),
+                         std::memory_order_relaxed);
       running_job_.store(0);
       load_.fetch_sub(1, std::memory_order_relaxed);
       sink_->Complete(std::move(job));

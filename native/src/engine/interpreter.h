@@ -51,6 +51,8 @@ class Interpreter {
 
   // Jobs queued plus the one running.
   size_t Load() const { return load_.load(std::memory_order_relaxed); }
+  // Seconds this interpreter's thread has spent running jobs, since it started.
+  double BusySeconds() const { return static_cast<double>(busy_ns_.load(std::memory_order_relaxed)) * 1e-9; }
   int index() const { return index_; }
 
  private:
@@ -89,6 +91,7 @@ class Interpreter {
   bool failed_ = false;  // initialisation failed: every job fails with init_error_
   JobError init_error_;
   std::atomic<size_t> load_{0};
+  std::atomic<uint64_t> busy_ns_{0};
   std::atomic<uint64_t> running_job_{0};
   std::atomic<uint64_t> interrupt_job_{0};
   std::string interrupt_code_;  // guarded by mutex_

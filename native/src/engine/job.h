@@ -2,6 +2,7 @@
 // with converted arguments, then carry the result or the error back.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,12 @@ struct Job {
   std::string function;     // attribute of coil_bridge to call with `args`
   std::vector<Value> args;  // consumed when the job starts
   void* context = nullptr;  // the submitter's bookkeeping, returned untouched
+
+  // Set by the interpreter: when the job was queued, how long it waited there,
+  // how long it ran (zero for a job that never ran).
+  std::chrono::steady_clock::time_point submitted_at{};
+  double queued_seconds = 0;
+  double run_seconds = 0;
 
   bool ok = false;
   Value result;

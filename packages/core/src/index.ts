@@ -15,6 +15,7 @@ export {
   type ModelQueueOptions,
   type ModelQueueStats,
 } from "./model-queue.js";
+export { BATCH_BOUNDS, Histogram, SECONDS_BOUNDS, type HistogramSnapshot } from "./histogram.js";
 export { LeastLoadedScheduler } from "./scheduler.js";
 export {
   httpStatusFor,
@@ -35,6 +36,7 @@ export {
   Interpreter,
   Tensor,
   type CallOptions,
+  type CallTimings,
   type DType,
   type PythonInstallation,
   type TypedArrayOf,

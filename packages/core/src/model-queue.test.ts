@@ -108,13 +108,45 @@ describe("ModelQueue", () => {
     await queue.close();
   });
 
-  it("rejects what is still queued when it closes, and refuses new requests", async () => {
+  it("runs what is still queued when it closes, without waiting out the delay, and refuses new requests", async () => {
+    const model = await doubler();
+    const queue = new ModelQueue<Tensor<"float32">>(model, { batching: { maxBatchSize: 100, maxQueueDelayMicros: 5_000_000 } });
+    const waiting = [queue.infer([row(1)]), queue.infer([row(2)])];
+    const started = performance.now();
+    await queue.close();
+    expect(performance.now() - started).toBeLessThan(4_000); // not the 5 s delay
+    expect((await Promise.all(waiting)).map((t) => Array.from(t.data))).toEqual([[2], [4]]);
+    expect(await model.callMethod("seen")).toEqual([2]); // one batch of both
+    await expect(queue.infer([row(2)])).rejects.toMatchObject({ code: "CLOSED" });
+  });
+
+  it("rejects what is still queued when closed without draining", async () => {
     const model = await doubler();
     const queue = new ModelQueue(model, { batching: { maxBatchSize: 100, maxQueueDelayMicros: 5_000_000 } });
     const waiting = queue.infer([row(1)]);
-    await queue.close();
+    await queue.close({ drain: false });
     await expect(waiting).rejects.toMatchObject({ code: "CLOSED" });
-    await expect(queue.infer([row(2)])).rejects.toMatchObject({ code: "CLOSED" });
+    expect(await model.callMethod("seen")).toEqual([]);
+  });
+
+  it("measures queue time, compute time and batch sizes", async () => {
+    const model = await doubler(0.05);
+    const plain = new ModelQueue(model);
+    await Promise.all([plain.infer([row(1)]), plain.infer([row(2)])]); // one interpreter: the second waits
+    const stats = plain.stats();
+    expect(stats.batchRequests).toMatchObject({ count: 2, sum: 2, cumulative: [2, 2, 2, 2, 2, 2, 2, 2] });
+    expect(stats.computeSeconds.count).toBe(2);
+    expect(stats.computeSeconds.sum).toBeGreaterThanOrEqual(0.1); // two calls of >= 50 ms
+    expect(stats.queueSeconds.count).toBe(2);
+    expect(stats.queueSeconds.sum).toBeGreaterThanOrEqual(0.05); // behind the first call
+
+    const batched = new ModelQueue(model, { batching: { maxBatchSize: 4, maxQueueDelayMicros: 20_000 } });
+    await Promise.all([1, 2, 3, 4].map((i) => batched.infer([row(i)])));
+    const b = batched.stats();
+    expect(b.batchRequests).toMatchObject({ count: 1, sum: 4 });
+    expect(b.batchRequests.cumulative.slice(0, 3)).toEqual([0, 0, 1]); // le=1, le=2: none; le=4: the batch
+    expect(b.queueSeconds.count).toBe(4);
+    expect(b.computeSeconds.count).toBe(1);
   });
 
   it("checks its options and its inputs", async () => {

@@ -1,7 +1,8 @@
 import { CoilError } from "@coil/errors";
-import { Tensor } from "@coil/native";
+import { Tensor, type CallTimings } from "@coil/native";
 
 import { concatRows, rowSignature, splitRows } from "./batch-tensors.js";
+import { BATCH_BOUNDS, Histogram, SECONDS_BOUNDS, type HistogramSnapshot } from "./histogram.js";
 import type { ReplicatedObject } from "./replicated-object.js";
 
 export interface BatchingOptions {
@@ -41,6 +42,13 @@ export interface ModelQueueStats {
   /** Requests and rows over all batches: their ratio to `batches` is the mean batch size. */
   batchedRequests: number;
   batchedRows: number;
+  /** Per request: from acceptance until its call started running in an
+   * interpreter (the batcher's wait plus the interpreter's queue). */
+  queueSeconds: HistogramSnapshot;
+  /** Per model call (a batch counts once): how long it ran in the interpreter. */
+  computeSeconds: HistogramSnapshot;
+  /** Per model call: how many requests it answered (1 without batching). */
+  batchRequests: HistogramSnapshot;
 }
 
 /** A model's output: tensors, or a list or dict of them. */
@@ -74,7 +82,7 @@ export class ModelQueue<T = unknown> {
   #batchesInFlight = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
-  readonly #stats: ModelQueueStats = {
+  readonly #stats = {
     accepted: 0,
     refusedFull: 0,
     expiredInQueue: 0,
@@ -82,6 +90,9 @@ export class ModelQueue<T = unknown> {
     batchedRequests: 0,
     batchedRows: 0,
   };
+  readonly #queueSeconds = new Histogram(SECONDS_BOUNDS);
+  readonly #computeSeconds = new Histogram(SECONDS_BOUNDS);
+  readonly #batchRequests = new Histogram(BATCH_BOUNDS);
 
   constructor(model: ReplicatedObject, options: ModelQueueOptions = {}) {
     const { maxQueueSize = 1024, batching, method = null, concurrency = model.poolSize } = options;
@@ -113,7 +124,12 @@ export class ModelQueue<T = unknown> {
   }
 
   stats(): Readonly<ModelQueueStats> {
-    return { ...this.#stats };
+    return {
+      ...this.#stats,
+      queueSeconds: this.#queueSeconds.snapshot(),
+      computeSeconds: this.#computeSeconds.snapshot(),
+      batchRequests: this.#batchRequests.snapshot(),
+    };
   }
 
   infer(inputs: Tensor[], options: InferOptions = {}): Promise<T> {
@@ -130,12 +146,17 @@ export class ModelQueue<T = unknown> {
     this.#stats.accepted++;
     if (!this.#batching) {
       this.#inFlight++;
+      const timings: CallTimings = { queuedSeconds: 0, runSeconds: 0 };
       return this.#model
         .callMethod<T>(this.#method, inputs, {
+          timings,
           ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
           ...(options.signal && { signal: options.signal }),
         })
-        .finally(() => this.#inFlight--);
+        .finally(() => {
+          this.#inFlight--;
+          this.#recordCall(timings, [0], inputs[0]?.shape[0] ?? 1);
+        });
     }
     let request: Request;
     try {
@@ -153,12 +174,20 @@ export class ModelQueue<T = unknown> {
     return promise;
   }
 
-  /** Refuses new requests, rejects those still queued (CLOSED), waits for the rest. */
-  async close(): Promise<void> {
+  /**
+   * Refuses new requests (CLOSED) and finishes the accepted ones: requests waiting
+   * for a batch run now, without waiting out their delay. With `drain: false` the
+   * waiting ones are rejected with CLOSED instead; those running still finish.
+   */
+  async close(options: { drain?: boolean } = {}): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
-    for (const r of this.#queue.splice(0)) this.#settle(r, new CoilError("CLOSED", "the model's queue was closed"));
-    while (this.#inFlight > 0) await new Promise((r) => setTimeout(r, 5));
+    if (options.drain === false) {
+      clearTimeout(this.#timer);
+      for (const r of this.#queue.splice(0)) this.#settle(r, new CoilError("CLOSED", "the model's queue was closed"));
+    } else if (this.#batching) {
+      this.#pump();
+    }
+    while (this.pending > 0) await new Promise((r) => setTimeout(r, 5));
   }
 
   #request(inputs: Tensor[], options: InferOptions): Request {
@@ -213,7 +242,7 @@ export class ModelQueue<T = unknown> {
     while (this.#queue.length > 0 && this.#batchesInFlight < this.#concurrency) {
       const waitedMicros = (performance.now() - this.#queue[0]!.enqueuedAt) * 1000;
       const rows = this.#queue.reduce((n, r) => n + r.rows, 0);
-      if (rows < maxBatchSize && waitedMicros < maxQueueDelayMicros) {
+      if (rows < maxBatchSize && waitedMicros < maxQueueDelayMicros && !this.#closed) {
         this.#timer = setTimeout(() => this.#pump(), Math.max(0, (maxQueueDelayMicros - waitedMicros) / 1000));
         return;
       }
@@ -244,10 +273,10 @@ export class ModelQueue<T = unknown> {
   #dispatch(batch: Request[]): void {
     this.#batchesInFlight++;
     this.#inFlight += batch.length;
-    this.#stats.batches++;
-    this.#stats.batchedRequests += batch.length;
     const rows = batch.map((r) => r.rows);
-    this.#stats.batchedRows += rows.reduce((a, b) => a + b, 0);
+    const dispatchedAt = performance.now();
+    const waitedSeconds = batch.map((r) => (dispatchedAt - r.enqueuedAt) / 1000);
+    const timings: CallTimings = { queuedSeconds: 0, runSeconds: 0 };
     // The batch may run as long as its most patient request may wait.
     const deadlines = batch.map((r) => r.deadline);
     const timeoutMs = deadlines.includes(undefined)
@@ -256,11 +285,13 @@ export class ModelQueue<T = unknown> {
     let call: Promise<unknown>;
     try {
       const inputs = batch[0]!.inputs.map((_, i) => concatRows(batch.map((r) => r.inputs[i]!)));
-      call = this.#model.callMethod(this.#method, inputs, timeoutMs !== undefined ? { timeoutMs } : {});
+      call = this.#model.callMethod(this.#method, inputs, { timings, ...(timeoutMs !== undefined && { timeoutMs }) });
     } catch (error) {
       call = Promise.reject(error);
     }
-    call
+    // Counted before the requests settle, so whoever awaits them sees the call in stats().
+    const recorded = call.finally(() => this.#recordCall(timings, waitedSeconds, rows.reduce((a, b) => a + b, 0)));
+    recorded
       .then((output) => {
         const pieces = batch.length === 1 ? [output] : splitOutput(output as Output, rows);
         batch.forEach((r, i) => this.#settle(r, undefined, pieces[i]));
@@ -269,8 +300,19 @@ export class ModelQueue<T = unknown> {
       .finally(() => {
         this.#batchesInFlight--;
         this.#inFlight -= batch.length;
-        if (!this.#closed) this.#pump();
+        this.#pump();
       });
+  }
+
+  /** Counts one model call: each request's wait (`waitedSeconds`: before the call
+   * was submitted), the call's run time, and its size. */
+  #recordCall(timings: CallTimings, waitedSeconds: number[], rows: number): void {
+    this.#stats.batches++;
+    this.#stats.batchedRequests += waitedSeconds.length;
+    this.#stats.batchedRows += rows;
+    for (const waited of waitedSeconds) this.#queueSeconds.observe(waited + timings.queuedSeconds);
+    this.#computeSeconds.observe(timings.runSeconds);
+    this.#batchRequests.observe(waitedSeconds.length);
   }
 
   #settle(request: Request, error: unknown, value?: unknown): void {

@@ -9,11 +9,13 @@ import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
 
 /** The native interpreter as the addon exposes it (native/src/addon/addon.cc). */
 export interface NativeInterpreter {
-  call(functionName: string, args: unknown[], jobId: number): Promise<unknown>;
+  /** `timings`, when given, receives [seconds queued, seconds run] before the promise settles. */
+  call(functionName: string, args: unknown[], jobId: number, timings?: Float64Array): Promise<unknown>;
   cancel(jobId: number, code: "CANCELLED" | "DEADLINE_EXCEEDED", message: string): "dequeued" | "interrupting" | "unknown";
   cancelAll(code: "CANCELLED" | "DEADLINE_EXCEEDED", message: string): number;
   readonly load: number;
   readonly index: number;
+  readonly busySeconds: number;
 }
 
 export interface NativeStartOptions {

@@ -12,7 +12,7 @@ export {
   MAX_INTERPRETERS,
   startupTunables,
 } from "./capacity.js";
-export { Interpreter, type BridgeFunction, type CallOptions } from "./interpreter.js";
+export { Interpreter, type BridgeFunction, type CallOptions, type CallTimings } from "./interpreter.js";
 export { mapFile } from "./map-file.js";
 export { fileMappings, processMemory, type MemoryFields } from "./memory.js";
 export { discoverPython, inspectPython, type DiscoverOptions, type PythonInstallation } from "./python.js";

@@ -201,6 +201,27 @@ describe("deadlines and cancellation", () => {
   });
 });
 
+describe("timings", () => {
+  it("reports how long a call waited and ran, and each interpreter's busy time", async () => {
+    const busyBefore = a.busySeconds;
+    const first = { queuedSeconds: -1, runSeconds: -1 };
+    const second = { queuedSeconds: -1, runSeconds: -1 };
+    await Promise.all([
+      a.eval("__import__('time').sleep(0.1)", { timings: first }),
+      a.eval("__import__('time').sleep(0.05)", { timings: second }),
+    ]);
+    expect(first.runSeconds).toBeGreaterThanOrEqual(0.1);
+    expect(second.runSeconds).toBeGreaterThanOrEqual(0.05);
+    expect(second.queuedSeconds).toBeGreaterThanOrEqual(0.1); // behind the first
+    expect(a.busySeconds - busyBefore).toBeGreaterThanOrEqual(0.15);
+
+    const failed = { queuedSeconds: -1, runSeconds: -1 };
+    await expect(a.eval("1/0", { timings: failed })).rejects.toMatchObject({ code: "PYTHON_ERROR" });
+    expect(failed.runSeconds).toBeGreaterThan(0);
+    expect(failed.queuedSeconds).toBeGreaterThanOrEqual(0);
+  });
+});
+
 describe("isolation and parallelism", () => {
   it("keeps each interpreter's state to itself", async () => {
     await a.exec("import json\njson.coil_marker = 'a'\nsecret = 1");

@@ -26,6 +26,14 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Aborting rejects with CANCELLED, with the same effect on the interpreter. */
   signal?: AbortSignal;
+  /** Filled in when the call settles: how long it waited in the interpreter's
+   * queue and how long it ran (both 0 for a call that never started). */
+  timings?: CallTimings;
+}
+
+export interface CallTimings {
+  queuedSeconds: number;
+  runSeconds: number;
 }
 
 let lastJobId = 0;
@@ -61,6 +69,12 @@ export class Interpreter {
     return this.#native.load;
   }
 
+  /** Seconds this interpreter's thread has spent running calls, since it started
+   * (it outlives pools: compare differences). */
+  get busySeconds(): number {
+    return this.#native.busySeconds;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
@@ -75,7 +89,26 @@ export class Interpreter {
     if (options?.signal?.aborted) return Promise.reject(cancelledError(options.signal));
     let promise: Promise<unknown>;
     try {
-      promise = this.#native.call(fn, args, id);
+      const timings = options?.timings;
+      if (timings) {
+        const seconds = new Float64Array(2);
+        const record = () => {
+          timings.queuedSeconds = seconds[0]!;
+          timings.runSeconds = seconds[1]!;
+        };
+        promise = this.#native.call(fn, args, id, seconds).then(
+          (value) => {
+            record();
+            return value;
+          },
+          (error: unknown) => {
+            record();
+            throw error;
+          },
+        );
+      } else {
+        promise = this.#native.call(fn, args, id);
+      }
     } catch (error) {
       return Promise.reject(error);
     }

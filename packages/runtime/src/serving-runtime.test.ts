@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -121,11 +121,81 @@ describe("ServingRuntime", () => {
     await expect(runtime.loadModel("nope")).rejects.toMatchObject({ code: "MODEL_NOT_FOUND" });
   });
 
-  it("exposes Prometheus metrics", () => {
+  it("loses no request in flight while a model is reloaded and unloaded under traffic", async () => {
+    const outcomes = { ok: 0, notReady: 0, other: [] as unknown[] };
+    let stop = false;
+    const client = async () => {
+      while (!stop) {
+        try {
+          const r = await runtime.infer("versioned", undefined, { inputs: [{ name: "x", tensor: x() }] });
+          expect(Array.from(r.outputs[0]!.tensor.data as Float32Array)).toEqual(expected.map(Math.fround));
+          outcomes.ok++;
+        } catch (error) {
+          if ((error as { code?: string }).code === "MODEL_NOT_READY") outcomes.notReady++;
+          else outcomes.other.push(error);
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
+    };
+    const clients = Array.from({ length: 40 }, client); // more than two batches of 8: some wait in the queue
+    const okAt = async (n: number) => {
+      while (outcomes.ok < n) await new Promise((r) => setTimeout(r, 5));
+    };
+    await okAt(50);
+    await runtime.loadModel("versioned"); // reload: the old versions serve until the new ones take over
+    expect(outcomes.notReady).toBe(0);
+    await okAt(outcomes.ok + 50);
+    await runtime.unloadModel("versioned"); // accepted requests finish; later ones are refused
+    const notReadyAfterUnload = outcomes.notReady;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(outcomes.notReady).toBeGreaterThan(notReadyAfterUnload);
+    await runtime.loadModel("versioned");
+    const okBefore = outcomes.ok;
+    await okAt(okBefore + 50);
+    stop = true;
+    await Promise.all(clients);
+    expect(outcomes.other).toEqual([]); // no request failed any other way: none lost, none cut off
+  }, 60_000);
+
+  it("keeps serving the old versions when a reload fails", async () => {
+    const archive = join(repo, "versioned", "2", "model.coil");
+    const good = readFileSync(archive);
+    writeFileSync(archive, "no longer an archive");
+    try {
+      await expect(runtime.loadModel("versioned")).rejects.toMatchObject({ code: "ARCHIVE_INVALID" });
+      expect(runtime.isModelReady("versioned", "2")).toBe(true);
+      expect((await runtime.infer("versioned", undefined, { inputs: [{ name: "x", tensor: x() }] })).modelVersion).toBe("2");
+    } finally {
+      writeFileSync(archive, good);
+    }
+  });
+
+  it("exposes Prometheus metrics: outcomes, queue and compute time, batch sizes, interpreter busy time", () => {
     const text = runtime.metrics();
-    expect(text).toContain("# TYPE coil_inference_success_total counter");
-    expect(text).toMatch(/coil_inference_success_total\{model="net",version="1"\} [1-9]\d*/);
-    expect(text).toMatch(/coil_inference_failure_total\{model="net",version="1"\} [1-9]\d*/);
+    const value = (pattern: RegExp) => {
+      const match = pattern.exec(text);
+      expect(match, String(pattern)).not.toBeNull();
+      return Number(match![1]);
+    };
+    expect(text).toContain("# TYPE coil_inference_requests_total counter");
+    const ok = value(/coil_inference_requests_total\{model="net",version="1",outcome="success"\} (\d+)/);
+    expect(ok).toBeGreaterThanOrEqual(10);
+    expect(value(/coil_inference_requests_total\{model="net",version="1",outcome="SHAPE_MISMATCH"\} (\d+)/)).toBeGreaterThan(0);
+
+    expect(text).toContain("# TYPE coil_request_duration_seconds histogram");
+    expect(text).toContain("# TYPE coil_queue_duration_seconds histogram");
+    const requests = value(/coil_queue_duration_seconds_count\{model="net",version="1"\} (\d+)/);
+    expect(value(/coil_queue_duration_seconds_bucket\{model="net",version="1",le="\+Inf"\} (\d+)/)).toBe(requests);
+    const calls = value(/coil_compute_duration_seconds_count\{model="net",version="1"\} (\d+)/);
+    expect(value(/coil_compute_duration_seconds_sum\{model="net",version="1"\} ([\d.e-]+)/)).toBeGreaterThan(0);
+    expect(value(/coil_batches_total\{model="net",version="1"\} (\d+)/)).toBe(calls);
+    expect(calls).toBeLessThan(requests); // the 8 concurrent requests shared calls
+    expect(value(/coil_batch_requests_sum\{model="net",version="1"\} (\d+)/)).toBe(requests);
+    expect(value(/coil_batch_requests_bucket\{model="net",version="1",le="1"\} (\d+)/)).toBeLessThan(calls);
+
+    const busy = [...text.matchAll(/coil_interpreter_busy_seconds_total\{interpreter="\d+"\} ([\d.e-]+)/g)].map((m) => Number(m[1]));
+    expect(busy).toHaveLength(2);
+    for (const seconds of busy) expect(seconds).toBeGreaterThan(0);
     expect(text).toMatch(/coil_interpreter_load\{interpreter="\d+"\} \d+/);
   });
 });

@@ -1,5 +1,7 @@
 import {
+  Histogram,
   ModelQueue,
+  SECONDS_BOUNDS,
   Tensor,
   type InferenceRequest,
   type InferenceResponse,
@@ -8,7 +10,9 @@ import {
   type LoadArchiveOptions,
   type LoadedModel,
   type ModelIndexEntry,
+  type HistogramSnapshot,
   type ModelQueueOptions,
+  type ModelQueueStats,
   type ModelState,
   type NamedTensor,
   type ServedModel,
@@ -17,6 +21,7 @@ import {
 } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
 
+import { Exposition, type Sample } from "./exposition.js";
 import { scanRepository, type RepositoryEntry } from "./model-repository.js";
 
 export interface ServingRuntimeOptions {
@@ -31,6 +36,11 @@ export interface ServingRuntimeOptions {
   serverVersion?: string;
 }
 
+interface RequestStats {
+  outcomes: Map<string, number>;
+  seconds: Histogram;
+}
+
 interface Version {
   entry: RepositoryEntry;
   state: ModelState;
@@ -39,13 +49,10 @@ interface Version {
   queue?: ModelQueue;
   inputs: TensorSignature[];
   outputs: TensorSignature[];
+  /** Why loading failed (UNAVAILABLE). */
+  error?: unknown;
 }
 
-interface Counters {
-  success: number;
-  failure: number;
-  computeSeconds: number;
-}
 
 /**
  * Serves the archives of a model repository from one interpreter pool, each model
@@ -55,7 +62,9 @@ interface Counters {
 export class ServingRuntime implements InferenceService {
   readonly #options: ServingRuntimeOptions;
   readonly #models = new Map<string, Version[]>();
-  readonly #counters = new Map<string, Counters>();
+  /** Per model version: answered requests by outcome ("success" or an error code),
+   * and their durations. Kept across unload and reload, as Prometheus counters must. */
+  readonly #requests = new Map<string, RequestStats>();
   #closed = false;
 
   constructor(options: ServingRuntimeOptions) {
@@ -114,10 +123,11 @@ export class ServingRuntime implements InferenceService {
     if (v.state !== "READY" || !v.queue) {
       throw new CoilError("MODEL_NOT_READY", `model ${name} version ${v.entry.version} is not ready (${v.state}${v.reason ? `: ${v.reason}` : ""})`);
     }
-    const key = `${name}\0${v.entry.version}`;
-    const counters = this.#counters.get(key) ?? { success: 0, failure: 0, computeSeconds: 0 };
-    this.#counters.set(key, counters);
+    const key = versionKey(name, v.entry.version);
+    let stats = this.#requests.get(key);
+    if (!stats) this.#requests.set(key, (stats = { outcomes: new Map(), seconds: new Histogram(SECONDS_BOUNDS) }));
     const started = performance.now();
+    let outcome = "success";
     try {
       const inputs = orderInputs(v.inputs, request.inputs);
       const output = await v.queue.infer(inputs, {
@@ -125,71 +135,95 @@ export class ServingRuntime implements InferenceService {
         ...(request.signal && { signal: request.signal }),
       });
       const outputs = nameOutputs(v.outputs, output, request.outputs);
-      counters.success++;
       return { ...(request.id !== undefined && { id: request.id }), modelName: name, modelVersion: v.entry.version, outputs };
     } catch (error) {
-      counters.failure++;
+      outcome = isCoilError(error) ? error.code : "INTERNAL";
       throw error;
     } finally {
-      counters.computeSeconds += (performance.now() - started) / 1000;
+      stats.outcomes.set(outcome, (stats.outcomes.get(outcome) ?? 0) + 1);
+      stats.seconds.observe((performance.now() - started) / 1000);
     }
   }
 
-  /** Rescans the repository for `name` and (re)loads its versions. */
+  /**
+   * Rescans the repository for `name` and (re)loads its versions. A model already
+   * serving keeps serving until the new versions are ready; then they take over and
+   * the old ones finish the requests they accepted. If a version fails to load, the
+   * old ones stay and the load rejects with that version's error.
+   */
   async loadModel(name: string): Promise<void> {
     const entries = (await scanRepository(this.#options.repository)).filter((e) => e.name === name);
     if (entries.length === 0) throw new CoilError("MODEL_NOT_FOUND", `no model ${name} in ${this.#options.repository}`);
-    await this.unloadModel(name).catch(() => undefined);
-    this.#models.delete(name);
-    for (const entry of entries) await this.#load(entry);
+    const fresh = await Promise.all(entries.map((entry) => this.#open(entry)));
+    const old = this.#models.get(name) ?? [];
+    const failed = fresh.find((v) => v.state !== "READY");
+    if (failed && old.some((v) => v.state === "READY")) {
+      await Promise.all(fresh.map((v) => this.#retire(v, "load failed")));
+      throw failed.error!;
+    }
+    this.#models.set(name, fresh);
+    await Promise.all(old.map((v) => this.#retire(v, "replaced")));
+    if (failed) throw failed.error!;
   }
 
-  /** Finishes the model's requests in flight, then unloads it; it stays listed as UNAVAILABLE. */
+  /** Stops accepting requests for the model, finishes those it accepted, then
+   * unloads it; it stays listed as UNAVAILABLE. */
   async unloadModel(name: string): Promise<void> {
     const versions = this.#models.get(name);
     if (!versions) throw new CoilError("MODEL_NOT_FOUND", `no model ${name}`);
-    for (const v of versions) {
-      const { queue, model } = v;
-      v.state = "UNAVAILABLE";
-      v.reason = "unloaded";
-      delete v.queue;
-      delete v.model;
-      await queue?.close();
-      await model?.unload();
-    }
+    await Promise.all(versions.map((v) => this.#retire(v, "unloaded")));
   }
 
   metrics(): string {
-    const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, samples: [Record<string, string>, number][]) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, value] of samples) {
-        const text = Object.entries(labels)
-          .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`))}"`)
-          .join(",");
-        lines.push(`${name}{${text}} ${value}`);
-      }
-    };
+    const exposition = new Exposition();
     const versions = [...this.#models.values()].flat();
-    const labelled = (fn: (v: Version, c: Counters) => number) =>
-      versions.map((v): [Record<string, string>, number] => {
-        const c = this.#counters.get(`${v.entry.name}\0${v.entry.version}`) ?? { success: 0, failure: 0, computeSeconds: 0 };
-        return [{ model: v.entry.name, version: v.entry.version }, fn(v, c)];
+    const labels = (v: Version) => ({ model: v.entry.name, version: v.entry.version });
+    const perModel = (fn: (v: Version) => number | undefined) =>
+      versions.flatMap((v): Sample[] => {
+        const value = fn(v);
+        return value === undefined ? [] : [[labels(v), value]];
       });
-    metric("coil_inference_success_total", "counter", "Inference requests answered", labelled((_, c) => c.success));
-    metric("coil_inference_failure_total", "counter", "Inference requests that failed", labelled((_, c) => c.failure));
-    metric("coil_inference_duration_seconds_total", "counter", "Time from accepting requests to answering them", labelled((_, c) => c.computeSeconds));
-    metric("coil_queue_refused_total", "counter", "Requests refused because the queue was full", labelled((v) => v.queue?.stats().refusedFull ?? 0));
-    metric("coil_batches_total", "counter", "Calls made to the model (batches)", labelled((v) => v.queue?.stats().batches ?? 0));
-    metric("coil_batch_rows_total", "counter", "Rows over all batches (mean batch size = rows / batches)", labelled((v) => v.queue?.stats().batchedRows ?? 0));
-    metric("coil_queue_pending", "gauge", "Requests waiting or running", labelled((v) => v.queue?.pending ?? 0));
-    metric(
-      "coil_interpreter_load",
-      "gauge",
-      "Calls queued on or running in each interpreter",
-      this.#options.pool.interpreters.map((i) => [{ interpreter: String(i.index) }, i.load]),
+    exposition.counter(
+      "coil_inference_requests_total",
+      "Inference requests answered, by outcome (success, or the error code)",
+      versions.flatMap((v) => {
+        const outcomes = this.#requests.get(versionKey(v.entry.name, v.entry.version))?.outcomes ?? [];
+        return [...outcomes].map(([outcome, n]): Sample => [{ ...labels(v), outcome }, n]);
+      }),
     );
-    return `${lines.join("\n")}\n`;
+    exposition.histogram(
+      "coil_request_duration_seconds",
+      "Per request: from acceptance to its answer (or error)",
+      versions.flatMap((v): [Record<string, string>, HistogramSnapshot][] => {
+        const stats = this.#requests.get(versionKey(v.entry.name, v.entry.version));
+        return stats ? [[labels(v), stats.seconds.snapshot()]] : [];
+      }),
+    );
+    exposition.counter("coil_queue_refused_total", "Requests refused because the queue was full", perModel((v) => v.queue?.stats().refusedFull));
+    exposition.counter("coil_batches_total", "Calls made to the model (a batch counts once)", perModel((v) => v.queue?.stats().batches));
+    exposition.counter("coil_batch_rows_total", "Rows over all calls (mean batch size = rows / batches)", perModel((v) => v.queue?.stats().batchedRows));
+    exposition.gauge("coil_queue_pending", "Requests waiting or running", perModel((v) => v.queue?.pending));
+    const histograms = (fn: (stats: ModelQueueStats) => HistogramSnapshot) =>
+      versions.flatMap((v): [Record<string, string>, HistogramSnapshot][] => (v.queue ? [[labels(v), fn(v.queue.stats())]] : []));
+    exposition.histogram(
+      "coil_queue_duration_seconds",
+      "Per request: from acceptance until its call started in an interpreter",
+      histograms((s) => s.queueSeconds),
+    );
+    exposition.histogram("coil_compute_duration_seconds", "Per model call: time it ran in an interpreter", histograms((s) => s.computeSeconds));
+    exposition.histogram("coil_batch_requests", "Per model call: requests it answered", histograms((s) => s.batchRequests));
+    const interpreters = this.#options.pool.interpreters;
+    exposition.counter(
+      "coil_interpreter_busy_seconds_total",
+      "Time each interpreter spent running calls, since it started",
+      interpreters.map((i): Sample => [{ interpreter: String(i.index) }, i.busySeconds]),
+    );
+    exposition.gauge(
+      "coil_interpreter_load",
+      "Calls queued on or running in each interpreter",
+      interpreters.map((i): Sample => [{ interpreter: String(i.index) }, i.load]),
+    );
+    return exposition.text();
   }
 
   /** Stops serving: drains every model, then closes the pool. */
@@ -202,8 +236,12 @@ export class ServingRuntime implements InferenceService {
   async #load(entry: RepositoryEntry): Promise<void> {
     const versions = this.#models.get(entry.name) ?? [];
     this.#models.set(entry.name, versions);
+    versions.push(await this.#open(entry));
+  }
+
+  /** Loads one version; a failure is recorded in the version (UNAVAILABLE), not thrown. */
+  async #open(entry: RepositoryEntry): Promise<Version> {
     const v: Version = { entry, state: "LOADING", inputs: [], outputs: [] };
-    versions.push(v);
     try {
       const model = await this.#options.pool.loadArchive(entry.path, { ...this.#options.archive, eager: true });
       v.inputs = (model.manifest?.inputs ?? []).map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
@@ -214,7 +252,22 @@ export class ServingRuntime implements InferenceService {
     } catch (error) {
       v.state = "UNAVAILABLE";
       v.reason = isCoilError(error) ? `${error.code}: ${error.message}` : String(error);
+      v.error = error;
     }
+    return v;
+  }
+
+  /** Takes a version out of service: new requests are refused at once, accepted ones finish. */
+  async #retire(v: Version, reason: string): Promise<void> {
+    const { queue, model } = v;
+    if (v.state === "READY") {
+      v.state = "UNAVAILABLE";
+      v.reason = reason;
+    }
+    delete v.queue;
+    delete v.model;
+    await queue?.close();
+    await model?.unload();
   }
 
   #version(name: string, version: string | undefined): Version {
@@ -225,6 +278,10 @@ export class ServingRuntime implements InferenceService {
     if (!found) throw new CoilError("MODEL_NOT_FOUND", `model "${name}" has no version "${version}"`);
     return found;
   }
+}
+
+function versionKey(name: string, version: string): string {
+  return `${name}\0${version}`;
 }
 
 /** The request's tensors in the order the model takes them, checked against its signature. */
