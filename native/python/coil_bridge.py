@@ -15,8 +15,8 @@ import sys
 import traceback
 
 # Must equal kBridgeVersion in native/src/engine/interpreter.cc; bump both together
-# whenever the functions one calls on the other change.
-BRIDGE_VERSION = 1
+# whenever the functions one calls on the other, or the dtype codes, change.
+BRIDGE_VERSION = 2
 
 # Each interpreter lives in its own link-map namespace, where glibc crashes on
 # RTLD_GLOBAL (DESIGN.md fact 5) -- and `import torch` asks for it. Strip the flag
@@ -87,20 +87,25 @@ def start_watchdog(wake_fd, library):
 TENSOR_MARKER = object()
 
 # Index = dtype code shared with native/src/engine/value.h.
-DTYPE_NAMES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+DTYPE_NAMES = (
+    "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
+    "uint16", "uint32", "uint64",
+)
 
 _torch = None
-_dtypes = None  # code -> torch.dtype
+_dtypes = None  # code -> torch.dtype, or None where this torch lacks it (uint16/32/64 before torch 2.3)
 _codes = None  # torch.dtype -> code
+_numpy_codes = None  # numpy dtype name -> code, for the dtypes numpy carries instead of torch
 
 
 def _load_torch():
-    global _torch, _dtypes, _codes
+    global _torch, _dtypes, _codes, _numpy_codes
     if _torch is None:
         import torch
 
-        _dtypes = tuple(getattr(torch, name) for name in DTYPE_NAMES)
-        _codes = {dtype: code for code, dtype in enumerate(_dtypes)}
+        _dtypes = tuple(getattr(torch, name, None) for name in DTYPE_NAMES)
+        _codes = {dtype: code for code, dtype in enumerate(_dtypes) if dtype is not None}
+        _numpy_codes = {name: code for code, name in enumerate(DTYPE_NAMES) if _dtypes[code] is None}
         _torch = torch
     return _torch
 
@@ -128,6 +133,12 @@ def make_tensor(code, shape, address, nbytes):
     torch = _load_torch()
     dtype = _dtypes[code]
     owner = (ctypes.c_char * nbytes).from_address(address)
+    if dtype is None:
+        # This torch has no such dtype: a numpy array over the same memory instead.
+        import numpy
+
+        array = numpy.frombuffer(owner, dtype=DTYPE_NAMES[code]) if nbytes else numpy.empty(0, DTYPE_NAMES[code])
+        return (array.reshape(shape), owner)
     if nbytes == 0:
         tensor = torch.empty(shape, dtype=dtype)
     else:
@@ -157,7 +168,14 @@ def export(value):
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         if isinstance(value, numpy.ndarray):
-            return _export_tensor(_load_torch().from_numpy(numpy.ascontiguousarray(value)))
+            _load_torch()
+            code = _numpy_codes.get(value.dtype.name)
+            if code is not None:  # a dtype this torch lacks: sent from numpy's memory
+                array = numpy.ascontiguousarray(value)
+                if not array.dtype.isnative:
+                    array = array.astype(array.dtype.newbyteorder("="))
+                return (TENSOR_MARKER, code, tuple(array.shape), array.ctypes.data, array.nbytes, array)
+            return _export_tensor(_torch.from_numpy(numpy.ascontiguousarray(value)))
         if isinstance(value, numpy.generic):
             return value.item()
     if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor):

@@ -465,7 +465,11 @@ class Tools:
         return (coil_bridge.DTYPE_NAMES.index(str(t.dtype).replace("torch.", "")), list(t.shape), t.data_ptr())
 
     def make(self, code):
-        dtype = getattr(torch, coil_bridge.DTYPE_NAMES[code])
+        name = coil_bridge.DTYPE_NAMES[code]
+        dtype = getattr(torch, name, None)
+        if dtype is None:  # torch without unsigned 16/32/64-bit tensors: numpy carries them
+            import numpy
+            return numpy.arange(6, dtype=name).reshape(2, 3)
         if dtype is torch.bool:
             return torch.tensor([[True, False, True], [False, True, False]])
         return torch.arange(6).reshape(2, 3).to(dtype)
@@ -632,6 +636,9 @@ std::vector<uint8_t> ExpectedMake(DType dtype) {
       case DType::kInt64: { int64_t v = k; put(&v, 8); break; }
       case DType::kUInt8: { uint8_t v = static_cast<uint8_t>(k); put(&v, 1); break; }
       case DType::kBool: put(&bools[k], 1); break;
+      case DType::kUInt16: { uint16_t v = static_cast<uint16_t>(k); put(&v, 2); break; }
+      case DType::kUInt32: { uint32_t v = static_cast<uint32_t>(k); put(&v, 4); break; }
+      case DType::kUInt64: { uint64_t v = static_cast<uint64_t>(k); put(&v, 8); break; }
     }
   }
   return out;

@@ -34,6 +34,12 @@ napi_typedarray_type TypedArrayFor(DType dtype) {
     case DType::kUInt8:
     case DType::kBool:
       return napi_uint8_array;
+    case DType::kUInt16:
+      return napi_uint16_array;
+    case DType::kUInt32:
+      return napi_uint32_array;
+    case DType::kUInt64:
+      return napi_biguint64_array;
   }
   return napi_uint8_array;
 }
@@ -45,7 +51,7 @@ Value TensorToValue(const ConvertContext& ctx, Napi::Object obj) {
   DType dtype;
   if (!dtype_js.IsString() || !DTypeFromName(dtype_js.As<Napi::String>().Utf8Value(), &dtype)) {
     Throw("UNSUPPORTED_DTYPE", "tensor dtype must be one of float16, bfloat16, float32, float64, int8, int16, "
-                               "int32, int64, uint8, bool");
+                               "int32, int64, uint8, uint16, uint32, uint64, bool");
   }
   if (!shape_js.IsArray()) Throw("INVALID_ARGUMENT", "tensor shape must be an array of non-negative integers");
   if (!data_js.IsTypedArray()) Throw("INVALID_ARGUMENT", "tensor data must be a TypedArray");

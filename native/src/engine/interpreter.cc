@@ -13,8 +13,8 @@ namespace coil {
 namespace {
 
 // Must equal BRIDGE_VERSION in native/python/coil_bridge.py; bump both together
-// whenever the functions one calls on the other change.
-constexpr long long kBridgeVersion = 1;
+// whenever the functions one calls on the other, or the dtype codes, change.
+constexpr long long kBridgeVersion = 2;
 
 // Deeper nesting than this is refused rather than risking the thread's stack
 // (and it stops self-referencing containers).

@@ -10,6 +10,7 @@ struct DTypeInfo {
 constexpr DTypeInfo kDTypes[kDTypeCount] = {
     {"float16", 2}, {"bfloat16", 2}, {"float32", 4}, {"float64", 8}, {"int8", 1},
     {"int16", 2},   {"int32", 4},    {"int64", 8},   {"uint8", 1},   {"bool", 1},
+    {"uint16", 2},  {"uint32", 4},   {"uint64", 8},
 };
 }  // namespace
 

@@ -24,8 +24,11 @@ enum class DType : int {
   kInt64 = 7,
   kUInt8 = 8,
   kBool = 9,
+  kUInt16 = 10,
+  kUInt32 = 11,
+  kUInt64 = 12,
 };
-constexpr int kDTypeCount = 10;
+constexpr int kDTypeCount = 13;
 
 size_t DTypeSize(DType dtype);
 const char* DTypeName(DType dtype);

@@ -6,6 +6,9 @@ import { isModuleName, recordNameProblem, resourceRecordName } from "./names.js"
 export const MANIFEST_DTYPES = [
   "bool",
   "uint8",
+  "uint16",
+  "uint32",
+  "uint64",
   "int8",
   "int16",
   "int32",

@@ -84,6 +84,19 @@ describe("values across the boundary", () => {
     expect(Array.from(t.data)).toEqual([11, 12, 13, 14]);
   });
 
+  it("hands uint16/32/64 to Python as numpy arrays where torch lacks the dtype, over Node's memory", async () => {
+    const t = Tensor.from("uint64", [2], [2n ** 64n - 1n, 1n]);
+    const cls = writeModule(
+      "import torch\nclass Describe:\n    def __call__(self, x):\n        x[1] = 7\n" +
+        "        return [type(x).__module__, str(x.dtype), str(int(x[0])), hasattr(torch, 'uint64')]\n",
+    );
+    await a.call("create_object", [4, cls, "Describe", [], {}]);
+    const [module, dtype, first, torchHasIt] = await a.call<[string, string, string, boolean]>("call_object", [4, null, [t], {}]);
+    expect([module, dtype]).toEqual(torchHasIt ? ["torch", "torch.uint64"] : ["numpy", "uint64"]);
+    expect(first).toBe(String(2n ** 64n - 1n));
+    expect(Array.from(t.data as BigUint64Array)).toEqual([2n ** 64n - 1n, 7n]); // a view: no copy
+  });
+
   it("returns non-contiguous tensors contiguous, with the right values", async () => {
     const t = Tensor.from("int32", [2, 3], [1, 2, 3, 4, 5, 6]);
     const cls = writeModule("class T:\n    def __call__(self, x):\n        return {'t': x.t(), 'sum': x.sum()}\n");

@@ -1,6 +1,8 @@
 import { CoilError } from "@coil/errors";
 
-/** Element types that cross between Node and Python. */
+/** Element types that cross between Node and Python. Each reaches Python as a torch
+ * tensor, except uint16/uint32/uint64 where torch has no such dtype (before torch
+ * 2.3): those arrive as numpy arrays over the same memory, and return from either. */
 export type DType =
   | "float16"
   | "bfloat16"
@@ -11,6 +13,9 @@ export type DType =
   | "int32"
   | "int64"
   | "uint8"
+  | "uint16"
+  | "uint32"
+  | "uint64"
   | "bool";
 
 /** The TypedArray that holds each dtype's bytes. float16 and bfloat16 are raw bits
@@ -25,6 +30,9 @@ export interface TypedArrayOf {
   int32: Int32Array;
   int64: BigInt64Array;
   uint8: Uint8Array;
+  uint16: Uint16Array;
+  uint32: Uint32Array;
+  uint64: BigUint64Array;
   bool: Uint8Array;
 }
 
@@ -36,7 +44,9 @@ type TypedArrayConstructor =
   | Int16ArrayConstructor
   | Int32ArrayConstructor
   | BigInt64ArrayConstructor
-  | Uint8ArrayConstructor;
+  | Uint8ArrayConstructor
+  | Uint32ArrayConstructor
+  | BigUint64ArrayConstructor;
 
 const STORAGE: Record<DType, TypedArrayConstructor> = {
   float16: Uint16Array,
@@ -48,6 +58,9 @@ const STORAGE: Record<DType, TypedArrayConstructor> = {
   int32: Int32Array,
   int64: BigInt64Array,
   uint8: Uint8Array,
+  uint16: Uint16Array,
+  uint32: Uint32Array,
+  uint64: BigUint64Array,
   bool: Uint8Array,
 };
 
@@ -120,7 +133,7 @@ export class Tensor<D extends DType = DType> {
     const data = t.data as unknown as { [i: number]: number | bigint };
     for (let i = 0; i < values.length; i++) {
       const v = values[i]!;
-      if (dtype === "int64") data[i] = BigInt(v as number | bigint);
+      if (dtype === "int64" || dtype === "uint64") data[i] = BigInt(v as number | bigint);
       else if (dtype === "float16") data[i] = float32ToFloat16Bits(Number(v));
       else if (dtype === "bfloat16") data[i] = float32ToBFloat16Bits(Number(v));
       else if (dtype === "bool") data[i] = v ? 1 : 0;
@@ -138,7 +151,7 @@ export class Tensor<D extends DType = DType> {
   }
 
   /** The elements as plain JS values: numbers (float16/bfloat16 decoded), bigints
-   * for int64, booleans for bool. */
+   * for int64 and uint64, booleans for bool. */
   toArray(): number[] | bigint[] | boolean[] {
     switch (this.dtype) {
       case "float16":
@@ -148,6 +161,7 @@ export class Tensor<D extends DType = DType> {
       case "bool":
         return Array.from(this.data as Uint8Array, (b) => b !== 0);
       case "int64":
+      case "uint64":
         return Array.from(this.data as BigInt64Array);
       default:
         return Array.from(this.data as Float32Array);
