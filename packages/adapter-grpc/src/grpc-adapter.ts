@@ -1,4 +1,4 @@
-import type { Adapter, InferenceService } from "@coil/core";
+import { protocolDatatype, type Adapter, type InferenceService, type TensorSignature } from "@coil/core";
 import { CoilError } from "@coil/errors";
 import {
   Server,
@@ -12,7 +12,7 @@ import { inject, injectable, type InjectionToken } from "tsyringe";
 import type { ModelInferRequest, ModelInferResponse, ModelMetadataResponse, NameVersion } from "./messages.js";
 import { inferenceServiceDefinition } from "./proto.js";
 import { toServiceError } from "./status.js";
-import { datatypeOf, decodeInputs, encodeOutputs } from "./tensors.js";
+import { decodeInputs, encodeOutputs } from "./tensors.js";
 
 export interface GrpcAdapterOptions {
   /** What it serves: a ServingRuntime, or any InferenceService. */
@@ -149,9 +149,9 @@ export class GrpcAdapter implements Adapter {
       }),
       ModelMetadata: unary<NameVersion, ModelMetadataResponse>(({ request }) => {
         const model = service.model(request.name, versionOf(request.version));
-        const tensor = (t: { name: string; dtype: Parameters<typeof datatypeOf>[0]; shape: number[] }) => ({
+        const tensor = (t: TensorSignature) => ({
           name: t.name,
-          datatype: datatypeOf(t.dtype),
+          datatype: protocolDatatype(t.dtype),
           shape: t.shape.map(String),
         });
         return {

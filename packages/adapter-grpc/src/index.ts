@@ -8,5 +8,4 @@ export { GRPC_ADAPTER_OPTIONS, GrpcAdapter, validateGrpcAdapterOptions, type Grp
 export { inferenceService, inferenceServiceDefinition, PROTO_LOADER_OPTIONS, PROTO_PATH } from "./proto.js";
 export { registerGrpcAdapter } from "./register.js";
 export { grpcStatusFor } from "./status.js";
-export { datatypeOf, dtypeOf } from "./tensors.js";
 export type * from "./messages.js";

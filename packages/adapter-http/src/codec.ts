@@ -4,7 +4,18 @@
  * InferenceResponse. Everything a client may send is validated here, before any
  * tensor memory is allocated; failures are CoilErrors the adapter answers 400.
  */
-import type { InferenceRequest, InferenceResponse, NamedTensor } from "@coil/core";
+import {
+  BytesTensor,
+  decodeBytesElements,
+  dtypeOfDatatype,
+  encodeBytesElements,
+  protocolDatatype,
+  type InferenceRequest,
+  type InferenceResponse,
+  type NamedTensor,
+  type ServedDType,
+  type ServedTensor,
+} from "@coil/core";
 import { CoilError } from "@coil/errors";
 import {
   bfloat16BitsToNumber,
@@ -16,8 +27,6 @@ import {
   type DType,
   type TypedArrayOf,
 } from "@coil/native";
-
-import { coilDtype, protocolDatatype } from "./datatypes.js";
 
 /** The header that says how many leading body bytes are the JSON header. */
 export const HEADER_LENGTH_HEADER = "inference-header-content-length";
@@ -50,12 +59,15 @@ const OUTPUT_FIELDS = new Set(["name", "parameters"]);
 
 const INT_RANGES: Partial<Record<DType, [number, number]>> = {
   uint8: [0, 255],
+  uint16: [0, 65535],
+  uint32: [0, 4294967295],
   int8: [-128, 127],
   int16: [-32768, 32767],
   int32: [-2147483648, 2147483647],
 };
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
 
 /** An error answered with its own HTTP status (413, ...). */
 export class HttpError extends Error {
@@ -142,7 +154,7 @@ export function decodeInferRequest(
   // First pass: validate every input's header and count elements, allocating nothing.
   interface Planned {
     name: string;
-    dtype: DType;
+    dtype: ServedDType;
     shape: number[];
     count: number;
     binarySize?: number;
@@ -160,7 +172,7 @@ export function decodeInferRequest(
     const label = `input ${JSON.stringify(input.name)}`;
     if (names.has(input.name)) throw invalid(`${label} is given twice`);
     names.add(input.name);
-    const dtype = coilDtype(input.datatype);
+    const dtype = dtypeOfDatatype(input.datatype, `input ${JSON.stringify(input.name)}`);
     if (!Array.isArray(input.shape) || !input.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
       throw invalid(`${label}: shape must be an array of non-negative integers, got ${JSON.stringify(input.shape)}`);
     }
@@ -185,8 +197,13 @@ export function decodeInferRequest(
         throw invalid(`${label} has binary_data_size but the request has no Inference-Header-Content-Length header`);
       }
       if (input.data !== undefined) throw invalid(`${label} has both data and binary_data_size`);
-      const expected = count * dtypeSize(dtype);
-      if (size !== expected) {
+      if (dtype === "bytes") {
+        // Each element is a 4-byte length and its bytes; decoding checks the lengths.
+        if (size < count * 4) {
+          throw invalid(`${label}: binary_data_size is ${size} bytes, too few for ${count} BYTES elements (4 bytes of length each)`);
+        }
+      } else if (size !== count * dtypeSize(dtype)) {
+        const expected = count * dtypeSize(dtype);
         throw invalid(
           `${label}: binary_data_size is ${size} bytes but shape [${shape.join(", ")}] of ${input.datatype} needs ${expected}`,
         );
@@ -209,7 +226,7 @@ export function decodeInferRequest(
   const inputs: NamedTensor[] = [];
   let offset = 0;
   for (const plan of planned) {
-    let tensor: Tensor;
+    let tensor: ServedTensor;
     if (plan.binarySize !== undefined) {
       tensor = tensorFromBytes(plan.name, plan.dtype, plan.shape, binary.subarray(offset, offset + plan.binarySize));
       offset += plan.binarySize;
@@ -244,7 +261,8 @@ export function decodeInferRequest(
   return { request, binaryByDefault, binaryOutputs };
 }
 
-function tensorFromBytes(name: string, dtype: DType, shape: number[], bytes: Buffer): Tensor {
+function tensorFromBytes(name: string, dtype: ServedDType, shape: number[], bytes: Buffer): ServedTensor {
+  if (dtype === "bytes") return new BytesTensor(shape, decodeBytesElements(bytes, elementCountOf(shape), `input ${JSON.stringify(name)}`));
   const size = dtypeSize(dtype);
   const Storage = Tensor.zeros(dtype, [0]).data.constructor as new (
     buffer: ArrayBufferLike,
@@ -269,11 +287,32 @@ function tensorFromBytes(name: string, dtype: DType, shape: number[], bytes: Buf
   return new Tensor(dtype, shape, data);
 }
 
-function tensorFromJson(name: string, dtype: DType, shape: number[], count: number, data: unknown): Tensor {
+function elementCountOf(shape: readonly number[]): number {
+  return shape.reduce((n, d) => n * d, 1);
+}
+
+function tensorFromJson(name: string, dtype: ServedDType, shape: number[], count: number, data: unknown): ServedTensor {
   const label = `input ${JSON.stringify(name)}`;
   if (!Array.isArray(data)) throw invalid(`${label}: data must be an array`);
+  if (dtype === "bytes") {
+    const strings: Uint8Array[] = [];
+    flattenJson(label, shape, count, data, (v, i) => {
+      if (typeof v !== "string") throw invalid(`${label}: element ${i} must be a string, got ${JSON.stringify(v) ?? typeof v}`);
+      strings.push(Buffer.from(v, "utf8"));
+    });
+    return new BytesTensor(shape, strings);
+  }
   const tensor = Tensor.zeros(dtype, shape);
   const out = tensor.data as unknown as { [i: number]: number | bigint };
+  flattenJson(label, shape, count, data, (v, i) => {
+    out[i] = element(label, dtype, v, i);
+  });
+  return tensor;
+}
+
+/** Visits nested arrays' elements row-major, without recursion, stopping at the first
+ * surplus element; SHAPE_MISMATCH unless there are exactly `count`. */
+function flattenJson(label: string, shape: number[], count: number, data: unknown[], visit: (v: unknown, i: number) => void): void {
   let n = 0;
   // Flattens nested arrays row-major, without recursion, stopping at the first surplus element.
   const stack: { array: unknown[]; index: number }[] = [{ array: data, index: 0 }];
@@ -289,11 +328,10 @@ function tensorFromJson(name: string, dtype: DType, shape: number[], count: numb
       continue;
     }
     if (n >= count) throw shapeMismatch(label, shape, count, "more");
-    out[n] = element(label, dtype, v, n);
+    visit(v, n);
     n++;
   }
   if (n !== count) throw shapeMismatch(label, shape, count, n);
-  return tensor;
 }
 
 function shapeMismatch(label: string, shape: number[], count: number, got: number | "more"): CoilError {
@@ -320,12 +358,14 @@ function element(label: string, dtype: DType, v: unknown, i: number): number | b
     case "float64":
       if (typeof v !== "number") throw bad("a number");
       return v;
-    case "int64": {
+    case "int64":
+    case "uint64": {
       let big: bigint;
       if (typeof v === "number" && Number.isInteger(v)) big = BigInt(v);
       else if (typeof v === "string" && /^-?\d{1,20}$/.test(v)) big = BigInt(v);
       else throw bad("an integer (a number, or a string of digits)");
-      if (big < INT64_MIN || big > INT64_MAX) throw bad("within INT64's range");
+      const [lo, hi] = dtype === "int64" ? [INT64_MIN, INT64_MAX] : [0n, UINT64_MAX];
+      if (big < lo || big > hi) throw bad(`within ${dtype.toUpperCase()}'s range`);
       return big;
     }
     default: {
@@ -338,9 +378,17 @@ function element(label: string, dtype: DType, v: unknown, i: number): number | b
   }
 }
 
-/** JSON text of a tensor's elements, row-major. INT64 keeps every digit; NaN and
- * infinities (which JSON cannot write) become null. */
-export function jsonData(tensor: Tensor): string {
+/** JSON text of a tensor's elements, row-major. INT64 and UINT64 keep every digit;
+ * NaN and infinities (which JSON cannot write) become null; BYTES elements are
+ * strings, so they must be UTF-8 (others travel with binary_data_output). */
+export function jsonData(tensor: ServedTensor, name = "output"): string {
+  if (tensor instanceof BytesTensor) {
+    try {
+      return JSON.stringify(tensor.strings());
+    } catch {
+      throw invalid(`output ${JSON.stringify(name)} holds bytes that are not UTF-8 text; request it with parameters.binary_data_output: true`);
+    }
+  }
   const parts: string[] = new Array(tensor.size);
   const num = (x: number) => (Number.isFinite(x) ? String(x) : "null");
   switch (tensor.dtype) {
@@ -349,8 +397,9 @@ export function jsonData(tensor: Tensor): string {
       for (let i = 0; i < d.length; i++) parts[i] = d[i] ? "true" : "false";
       break;
     }
-    case "int64": {
-      const d = tensor.data as BigInt64Array;
+    case "int64":
+    case "uint64": {
+      const d = tensor.data as BigInt64Array | BigUint64Array;
       for (let i = 0; i < d.length; i++) parts[i] = d[i]!.toString();
       break;
     }
@@ -381,10 +430,13 @@ export function encodeInferResponse(response: InferenceResponse, decoded: Decode
   const outputs = response.outputs.map(({ name, tensor }) => {
     const fields = `"name":${JSON.stringify(name)},"datatype":"${protocolDatatype(tensor.dtype)}","shape":${JSON.stringify(tensor.shape)}`;
     const binary = decoded.binaryOutputs.get(name) ?? decoded.binaryByDefault;
-    if (!binary) return `{${fields},"data":${jsonData(tensor)}}`;
-    const d = tensor.data;
-    blobs.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
-    return `{${fields},"parameters":{"binary_data_size":${d.byteLength}}}`;
+    if (!binary) return `{${fields},"data":${jsonData(tensor, name)}}`;
+    const blob =
+      tensor instanceof BytesTensor
+        ? encodeBytesElements(tensor)
+        : Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+    blobs.push(blob);
+    return `{${fields},"parameters":{"binary_data_size":${blob.byteLength}}}`;
   });
   const json = `{${head.join(",")},"outputs":[${outputs.join(",")}]}`;
   if (blobs.length === 0) return { body: json };

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 import { CpuBackend } from "@coil/backend-cpu";
-import { createCoilContainer, InterpreterPool, Tensor, TOKENS, type DType } from "@coil/core";
+import { createCoilContainer, encodeBytesElements, BytesTensor, InterpreterPool, Tensor, TOKENS, type DType } from "@coil/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import { MemoryService } from "../test/memory-service.js";
@@ -23,6 +23,9 @@ const MODELS = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixture
 const DTYPES: [string, DType, (number | boolean | string)[]][] = [
   ["BOOL", "bool", [true, false, true, true]],
   ["UINT8", "uint8", [0, 1, 255, 7]],
+  ["UINT16", "uint16", [0, 1, 65535, 7]],
+  ["UINT32", "uint32", [0, 1, 4294967295, 7]],
+  ["UINT64", "uint64", [0, "18446744073709551615", 5, 7]],
   ["INT8", "int8", [-128, 127, 0, -1]],
   ["INT16", "int16", [-32768, 32767, 1, -2]],
   ["INT32", "int32", [-2147483648, 2147483647, 3, -4]],
@@ -68,7 +71,7 @@ beforeAll(async () => {
       inputs: [{ name: "x", dtype: "float32", shape: [-1] }],
       outputs: [{ name: "y", dtype: "float32", shape: [-1] }],
     });
-  for (const [datatype, dtype] of DTYPES) {
+  for (const [datatype, dtype] of [...DTYPES, ["BYTES", "bytes"] as const]) {
     service.add({
       name: `identity_${datatype}`,
       method: "identity",
@@ -76,6 +79,15 @@ beforeAll(async () => {
       outputs: [{ name: "y", dtype, shape: [-1, -1] }],
     });
   }
+  service.add({
+    name: "upper",
+    method: "upper",
+    inputs: [{ name: "x", dtype: "bytes", shape: [-1] }],
+    outputs: [
+      { name: "y", dtype: "bytes", shape: [-1] },
+      { name: "n", dtype: "int64", shape: [-1] },
+    ],
+  });
   adapter = createHttpAdapter(service, { host: "127.0.0.1", port: 0, maxElements: 1000, bodyLimit: 64 * 1024 });
   await adapter.start();
   url = adapter.url!;
@@ -261,24 +273,54 @@ describe("infer, JSON", () => {
     if (dtype === "int64") {
       // Every digit survives: the JSON numbers are written from the bigints.
       expect(text).toContain('"data":[-9223372036854775808,9223372036854775807,5,-6]');
+    } else if (dtype === "uint64") {
+      expect(text).toContain('"data":[0,18446744073709551615,5,7]');
     } else {
       const expected = Tensor.from(dtype, [4], values as (number | boolean)[]).toArray();
       expect(body.outputs[0].data).toEqual(expected);
     }
   });
 
-  it("refuses datatypes Coil has no dtype for yet", async () => {
-    for (const datatype of ["UINT16", "UINT32", "UINT64", "BYTES"]) {
-      const response = await postJson("/v2/models/double/infer", {
-        inputs: [{ name: "x", shape: [1], datatype, data: [1] }],
-      });
-      await expectError(response, 400, new RegExp(`datatype ${datatype} is not supported by this server yet`));
-    }
+  it("refuses unknown datatypes, naming the known ones", async () => {
     await expectError(
       await postJson("/v2/models/double/infer", { inputs: [{ name: "x", shape: [1], datatype: "FP128", data: [1] }] }),
       400,
-      /unknown datatype/,
+      /unknown datatype "FP128"; one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, .*BYTES/,
     );
+  });
+
+  it("carries BYTES tensors as strings, nested or flat, and returns str outputs as BYTES", async () => {
+    const words = ["héllo", "", "wörld 🐍"];
+    const response = await postJson("/v2/models/upper/infer", { inputs: [{ name: "x", shape: [3], datatype: "BYTES", data: words }] });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as any).outputs).toEqual([
+      { name: "y", datatype: "BYTES", shape: [3], data: words.map((w) => w.toUpperCase()) },
+      { name: "n", datatype: "INT64", shape: [3], data: words.map((w) => Buffer.byteLength(w)) },
+    ]);
+    const nested = await postJson("/v2/models/identity_BYTES/infer", {
+      inputs: [{ name: "x", shape: [2, 2], datatype: "BYTES", data: [["a", "b"], ["c", "d"]] }],
+    });
+    expect(((await nested.json()) as any).outputs[0]).toEqual({ name: "y", datatype: "BYTES", shape: [2, 2], data: ["a", "b", "c", "d"] });
+  });
+
+  it("answers 400 for BYTES elements that are not strings, and for non-UTF-8 bytes asked for as JSON", async () => {
+    await expectError(
+      await postJson("/v2/models/upper/infer", { inputs: [{ name: "x", shape: [2], datatype: "BYTES", data: ["a", 3] }] }),
+      400,
+      /element 1 must be a string/,
+    );
+    await expectError(
+      await postJson("/v2/models/upper/infer", { inputs: [{ name: "x", shape: [3], datatype: "BYTES", data: ["a", "b"] }] }),
+      400,
+      /shape \[3\] has 3 elements but data has 2/,
+    );
+    const latin1 = new BytesTensor([1, 1], [Uint8Array.from([0xff, 0xfe])]);
+    const response = await postBinary(
+      "/v2/models/identity_BYTES/infer",
+      { inputs: [{ name: "x", shape: [1, 1], datatype: "BYTES", parameters: { binary_data_size: 6 } }] },
+      [encodeBytesElements(latin1)],
+    );
+    await expectError(response, 400, /not UTF-8 text; request it with parameters.binary_data_output: true/);
   });
 
   it("answers 400 for malformed JSON and bodies that are not requests", async () => {
@@ -437,6 +479,38 @@ describe("infer, binary tensor data", () => {
       expect(response.status).toBe(200);
       expect(((await response.json()) as any).outputs[0].data).toEqual([1, 2, 3]);
     }
+  });
+
+  it("round-trips BYTES as binary in and out: 4-byte lengths, any bytes", async () => {
+    const elements = [Uint8Array.from([0, 255, 1]), new Uint8Array(0), Buffer.from("text"), Uint8Array.from([0xc3])];
+    const blob = encodeBytesElements(new BytesTensor([2, 2], elements));
+    expect(blob.length).toBe(4 * 4 + 3 + 0 + 4 + 1);
+    const response = await postBinary(
+      "/v2/models/identity_BYTES/infer",
+      {
+        inputs: [{ name: "x", shape: [2, 2], datatype: "BYTES", parameters: { binary_data_size: blob.length } }],
+        parameters: { binary_data_output: true },
+      },
+      [blob],
+    );
+    expect(response.status).toBe(200);
+    const { json, blobs } = await readBinary(response);
+    expect(json.outputs[0]).toMatchObject({ name: "y", datatype: "BYTES", shape: [2, 2], parameters: { binary_data_size: blob.length } });
+    expect(blobs.get("y")).toEqual(blob);
+  });
+
+  it("answers 400 when BYTES lengths lie", async () => {
+    const lie = (blob: Buffer, shape = [2]) =>
+      postBinary(
+        "/v2/models/upper/infer",
+        { inputs: [{ name: "x", shape, datatype: "BYTES", parameters: { binary_data_size: blob.length } }] },
+        [blob],
+      );
+    const length = (n: number) => Buffer.from(new Uint32Array([n]).buffer);
+    await expectError(await lie(Buffer.concat([length(1), Buffer.from("a"), length(9), Buffer.from("b")])), 400, /element 1 claims 9 bytes but only 1 remain/);
+    await expectError(await lie(Buffer.concat([length(1), Buffer.from("a"), length(1), Buffer.from("bc")])), 400, /1 bytes left over after 2 BYTES elements/);
+    await expectError(await lie(Buffer.concat([length(4), Buffer.from("abcd"), length(0)]), [3]), 400, /ends before element 2 of 3/);
+    await expectError(await lie(Buffer.from([1, 0, 0])), 400, /too few for 2 BYTES elements/);
   });
 
   it("answers 400 when the binary sizes lie", async () => {

@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { inject, injectable, type InjectionToken } from "tsyringe";
 
 import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER } from "./codec.js";
-import { protocolDatatype } from "./datatypes.js";
+import { protocolDatatype } from "@coil/core";
 
 export interface HttpAdapterOptions {
   /** Address to listen on. Default "0.0.0.0". */

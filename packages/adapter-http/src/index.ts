@@ -13,7 +13,6 @@ export {
   type HttpAdapterOptions,
 } from "./http-adapter.js";
 export { registerHttpAdapter } from "./register.js";
-export { coilDtype, protocolDatatype, UNSUPPORTED_DATATYPES } from "./datatypes.js";
 export {
   decodeInferRequest,
   encodeInferResponse,

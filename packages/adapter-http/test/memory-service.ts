@@ -8,9 +8,8 @@ import type {
   ServerMetadata,
   TensorSignature,
 } from "@coil/core";
-import type { ReplicatedObject } from "@coil/core";
+import { BytesTensor, Tensor, type ReplicatedObject, type ServedTensor } from "@coil/core";
 import { CoilError } from "@coil/errors";
-import type { Tensor } from "@coil/native";
 
 /** A served model: a method of a replicated Python object. */
 export interface MemoryModel extends ServedModel {
@@ -76,20 +75,21 @@ export class MemoryService implements InferenceService {
       const input = request.inputs.find((i) => i.name === signature.name);
       if (!input) throw new CoilError("INVALID_ARGUMENT", `model ${name} needs input ${signature.name}`);
       check(signature, input.tensor);
-      return input.tensor;
+      return input.tensor instanceof BytesTensor ? input.tensor.toNested() : input.tensor;
     });
     for (const input of request.inputs) {
       if (!model.inputs.some((s) => s.name === input.name)) {
         throw new CoilError("INVALID_ARGUMENT", `model ${name} has no input ${input.name}`);
       }
     }
-    const result = await this.object.callMethod<Record<string, Tensor>>(model.method, args, {
+    const result = await this.object.callMethod<Record<string, unknown>>(model.method, args, {
       ...(request.timeoutMs !== undefined && { timeoutMs: request.timeoutMs }),
       ...(request.signal !== undefined && { signal: request.signal }),
     });
     const wanted = request.outputs ?? model.outputs.map((o) => o.name);
     const outputs = wanted.map((outputName) => {
-      const tensor = result[outputName];
+      const value = result[outputName];
+      const tensor = value instanceof Tensor ? value : BytesTensor.fromNested(value);
       if (!tensor) throw new CoilError("INVALID_ARGUMENT", `model ${name} has no output ${outputName}`);
       return { name: outputName, tensor };
     });
@@ -114,7 +114,7 @@ export class MemoryService implements InferenceService {
   }
 }
 
-function check(signature: TensorSignature, tensor: Tensor): void {
+function check(signature: TensorSignature, tensor: ServedTensor): void {
   if (tensor.dtype !== signature.dtype) {
     throw new CoilError("UNSUPPORTED_DTYPE", `input ${signature.name} must be ${signature.dtype}, got ${tensor.dtype}`);
   }

@@ -1,13 +1,16 @@
 import { CoilError } from "@coil/errors";
 import { Tensor, type DType, type TypedArrayOf } from "@coil/native";
 
+import { BytesTensor } from "./bytes-tensor.js";
+import type { ServedTensor } from "./datatypes.js";
+
 /** What must match for tensors to be stacked along dim 0: dtype and trailing dims. */
-export function rowSignature(t: Tensor): string {
+export function rowSignature(t: ServedTensor): string {
   return `${t.dtype}[${t.shape.slice(1).join(",")}]`;
 }
 
-/** Stacks tensors along dimension 0 (one copy into a new buffer). */
-export function concatRows<D extends DType>(tensors: readonly Tensor<D>[]): Tensor<D> {
+/** Stacks tensors along dimension 0 (one copy into a new buffer; BYTES elements are shared). */
+export function concatRows<T extends ServedTensor>(tensors: readonly T[]): T {
   const first = tensors[0]!;
   if (tensors.length === 1) return first;
   const signature = rowSignature(first);
@@ -18,6 +21,14 @@ export function concatRows<D extends DType>(tensors: readonly Tensor<D>[]): Tens
     }
     rows += t.shape[0]!;
   }
+  if (first instanceof BytesTensor) {
+    return new BytesTensor([rows, ...first.shape.slice(1)], (tensors as readonly BytesTensor[]).flatMap((t) => t.data)) as T;
+  }
+  return concatNumeric(tensors as readonly Tensor[], rows) as T;
+}
+
+function concatNumeric<D extends DType>(tensors: readonly Tensor<D>[], rows: number): Tensor<D> {
+  const first = tensors[0]!;
   const Storage = first.data.constructor as new (length: number) => TypedArrayOf[D];
   const data = new Storage(tensors.reduce((n, t) => n + t.data.length, 0));
   let offset = 0;
@@ -26,6 +37,16 @@ export function concatRows<D extends DType>(tensors: readonly Tensor<D>[]): Tens
     offset += t.data.length;
   }
   return new Tensor(first.dtype, [rows, ...first.shape.slice(1)], data);
+}
+
+/** Splits a list a batched model returned (one item per row) into pieces of `rows` items. */
+export function splitList(list: readonly unknown[], rows: readonly number[]): unknown[][] {
+  const total = rows.reduce((a, b) => a + b, 0);
+  if (list.length !== total) {
+    throw new CoilError("SHAPE_MISMATCH", `a batched model must return one list item per row (${total}), got ${list.length}`);
+  }
+  let start = 0;
+  return rows.map((r) => list.slice(start, (start += r)));
 }
 
 /** Splits a tensor along dimension 0 into pieces of `rows` rows: views, no copy. */

@@ -8,6 +8,14 @@ export { LoadedModel, type LoadArchiveOptions } from "./loaded-model.js";
 export { InterpreterPool, type PoolCloseOptions, type PoolCreateOptions, type PoolOptions } from "./pool.js";
 export { ReplicatedObject, type Creation, type ReplicatedCallOptions, type ReplicatedObjectSpec } from "./replicated-object.js";
 export { concatRows, splitRows } from "./batch-tensors.js";
+export { BytesTensor, decodeBytesElements, encodeBytesElements } from "./bytes-tensor.js";
+export {
+  dtypeOfDatatype,
+  isBytesTensor,
+  protocolDatatype,
+  type ServedDType,
+  type ServedTensor,
+} from "./datatypes.js";
 export {
   ModelQueue,
   type BatchingOptions,
@@ -33,6 +41,7 @@ export { TOKENS } from "./tokens.js";
 // The boundary types, re-exported so most users need only @coil/core.
 export {
   DTYPES,
+  dtypeSize,
   Interpreter,
   Tensor,
   type CallOptions,

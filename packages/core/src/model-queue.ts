@@ -1,7 +1,9 @@
 import { CoilError } from "@coil/errors";
 import { Tensor, type CallTimings } from "@coil/native";
 
-import { concatRows, rowSignature, splitRows } from "./batch-tensors.js";
+import { concatRows, rowSignature, splitList, splitRows } from "./batch-tensors.js";
+import { BytesTensor } from "./bytes-tensor.js";
+import type { ServedTensor } from "./datatypes.js";
 import { BATCH_BOUNDS, Histogram, SECONDS_BOUNDS, type HistogramSnapshot } from "./histogram.js";
 import type { ReplicatedObject } from "./replicated-object.js";
 
@@ -25,6 +27,10 @@ export interface ModelQueueOptions {
   method?: string | null;
   /** Batches running at once. Default: the pool's size (one per interpreter). */
   concurrency?: number;
+  /** How many outputs the model returns, when known (from its signature). With
+   * batching, it tells a list of outputs from one output that is a list of rows
+   * (a BYTES output); unknown, a list holding a Tensor is taken as a list of outputs. */
+  outputCount?: number;
 }
 
 export interface InferOptions {
@@ -51,11 +57,8 @@ export interface ModelQueueStats {
   batchRequests: HistogramSnapshot;
 }
 
-/** A model's output: tensors, or a list or dict of them. */
-type Output = Tensor | Tensor[] | Record<string, Tensor>;
-
 interface Request {
-  inputs: Tensor[];
+  inputs: ServedTensor[];
   rows: number;
   signature: string;
   enqueuedAt: number;
@@ -77,6 +80,7 @@ export class ModelQueue<T = unknown> {
   readonly #batching: Required<BatchingOptions> | undefined;
   readonly #method: string | null;
   readonly #concurrency: number;
+  readonly #outputCount: number | undefined;
   readonly #queue: Request[] = [];
   #inFlight = 0; // requests dispatched, not yet answered
   #batchesInFlight = 0;
@@ -95,7 +99,7 @@ export class ModelQueue<T = unknown> {
   readonly #batchRequests = new Histogram(BATCH_BOUNDS);
 
   constructor(model: ReplicatedObject, options: ModelQueueOptions = {}) {
-    const { maxQueueSize = 1024, batching, method = null, concurrency = model.poolSize } = options;
+    const { maxQueueSize = 1024, batching, method = null, concurrency = model.poolSize, outputCount } = options;
     if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) {
       throw new CoilError("INVALID_ARGUMENT", `maxQueueSize must be a positive integer, got ${maxQueueSize}`);
     }
@@ -116,6 +120,7 @@ export class ModelQueue<T = unknown> {
     this.#maxQueueSize = maxQueueSize;
     this.#method = method;
     this.#concurrency = concurrency;
+    this.#outputCount = outputCount;
   }
 
   /** Requests accepted and not yet answered. */
@@ -132,7 +137,9 @@ export class ModelQueue<T = unknown> {
     };
   }
 
-  infer(inputs: Tensor[], options: InferOptions = {}): Promise<T> {
+  /** Runs the model on positional inputs: Tensors reach it as torch tensors,
+   * BytesTensors as nested lists of bytes. */
+  infer(inputs: ServedTensor[], options: InferOptions = {}): Promise<T> {
     if (this.#closed) return Promise.reject(new CoilError("CLOSED", "the model's queue is closed"));
     if (this.pending >= this.#maxQueueSize) {
       this.#stats.refusedFull++;
@@ -148,7 +155,7 @@ export class ModelQueue<T = unknown> {
       this.#inFlight++;
       const timings: CallTimings = { queuedSeconds: 0, runSeconds: 0 };
       return this.#model
-        .callMethod<T>(this.#method, inputs, {
+        .callMethod<T>(this.#method, inputs.map(toPython), {
           timings,
           ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
           ...(options.signal && { signal: options.signal }),
@@ -190,9 +197,9 @@ export class ModelQueue<T = unknown> {
     while (this.pending > 0) await new Promise((r) => setTimeout(r, 5));
   }
 
-  #request(inputs: Tensor[], options: InferOptions): Request {
-    if (!Array.isArray(inputs) || inputs.length === 0 || !inputs.every((t) => t instanceof Tensor)) {
-      throw new CoilError("INVALID_ARGUMENT", "a batched model takes one or more Tensors");
+  #request(inputs: ServedTensor[], options: InferOptions): Request {
+    if (!Array.isArray(inputs) || inputs.length === 0 || !inputs.every((t) => t instanceof Tensor || t instanceof BytesTensor)) {
+      throw new CoilError("INVALID_ARGUMENT", "a batched model takes one or more Tensors or BytesTensors");
     }
     const rows = inputs[0]!.shape[0];
     if (rows === undefined || inputs.some((t) => t.shape[0] !== rows)) {
@@ -284,7 +291,7 @@ export class ModelQueue<T = unknown> {
       : Math.max(0, Math.max(...(deadlines as number[])) - performance.now());
     let call: Promise<unknown>;
     try {
-      const inputs = batch[0]!.inputs.map((_, i) => concatRows(batch.map((r) => r.inputs[i]!)));
+      const inputs = batch[0]!.inputs.map((_, i) => toPython(concatRows(batch.map((r) => r.inputs[i]!))));
       call = this.#model.callMethod(this.#method, inputs, { timings, ...(timeoutMs !== undefined && { timeoutMs }) });
     } catch (error) {
       call = Promise.reject(error);
@@ -293,7 +300,7 @@ export class ModelQueue<T = unknown> {
     const recorded = call.finally(() => this.#recordCall(timings, waitedSeconds, rows.reduce((a, b) => a + b, 0)));
     recorded
       .then((output) => {
-        const pieces = batch.length === 1 ? [output] : splitOutput(output as Output, rows);
+        const pieces = batch.length === 1 ? [output] : splitOutput(output, rows, this.#outputCount);
         batch.forEach((r, i) => this.#settle(r, undefined, pieces[i]));
       })
       .catch((error: unknown) => batch.forEach((r) => this.#settle(r, error)))
@@ -324,19 +331,32 @@ export class ModelQueue<T = unknown> {
   }
 }
 
-function splitOutput(output: Output, rows: number[]): unknown[] {
-  if (output instanceof Tensor) return splitRows(output, rows);
+function toPython(tensor: ServedTensor): unknown {
+  return tensor instanceof BytesTensor ? tensor.toNested() : tensor;
+}
+
+/** Splits a batched model's result back into one result per request: tensors along
+ * dim 0, lists (BYTES outputs) item by item; in a list or dict of outputs, each one. */
+function splitOutput(output: unknown, rows: number[], outputCount: number | undefined): unknown[] {
   const notBatched = () =>
-    new CoilError("SHAPE_MISMATCH", "a batched model must return a Tensor, or a list or dict of Tensors, batched along dim 0");
+    new CoilError(
+      "SHAPE_MISMATCH",
+      "a batched model must return a Tensor or a list of rows, or a list or dict of them, batched along dim 0",
+    );
+  const splitOne = (value: unknown): unknown[] => {
+    if (value instanceof Tensor) return splitRows(value, rows);
+    if (Array.isArray(value)) return splitList(value, rows);
+    throw notBatched();
+  };
+  if (output instanceof Tensor) return splitRows(output, rows);
   if (Array.isArray(output)) {
-    if (!output.every((t) => t instanceof Tensor)) throw notBatched();
-    const split = output.map((t) => splitRows(t, rows));
+    const severalOutputs = outputCount !== undefined ? outputCount > 1 : output.some((item) => item instanceof Tensor);
+    if (!severalOutputs) return splitList(output, rows);
+    const split = output.map(splitOne);
     return rows.map((_, i) => split.map((parts) => parts[i]));
   }
-  if (output !== null && typeof output === "object") {
-    const entries = Object.entries(output);
-    if (!entries.every(([, t]) => t instanceof Tensor)) throw notBatched();
-    const split = entries.map(([k, t]) => [k, splitRows(t, rows)] as const);
+  if (output !== null && typeof output === "object" && !(output instanceof Uint8Array)) {
+    const split = Object.entries(output).map(([k, v]) => [k, splitOne(v)] as const);
     return rows.map((_, i) => Object.fromEntries(split.map(([k, parts]) => [k, parts[i]])));
   }
   throw notBatched();

@@ -1,4 +1,4 @@
-import type { DType, Tensor } from "@coil/native";
+import type { ServedDType, ServedTensor } from "./datatypes.js";
 
 /**
  * The contract between a runtime that serves models and the protocol adapters that
@@ -9,7 +9,7 @@ import type { DType, Tensor } from "@coil/native";
 /** A named tensor in a model's signature; -1 marks a dynamic dimension. */
 export interface TensorSignature {
   name: string;
-  dtype: DType;
+  dtype: ServedDType;
   shape: number[];
 }
 
@@ -34,7 +34,7 @@ export interface ServedModel {
 
 export interface NamedTensor {
   name: string;
-  tensor: Tensor;
+  tensor: ServedTensor;
 }
 
 export interface InferenceRequest {

@@ -2,7 +2,8 @@ import { CoilError } from "@coil/errors";
 import { COIL_RECORD_PREFIX, MANIFEST_RECORD, SIGNATURE_RECORD } from "./constants.js";
 import { isModuleName, recordNameProblem, resourceRecordName } from "./names.js";
 
-/** Element types a manifest's input/output signature may name (torch's names). */
+/** Element types a manifest's input/output signature may name (torch's names, and
+ * "bytes": the Open Inference Protocol's BYTES, nested lists of bytes in Python). */
 export const MANIFEST_DTYPES = [
   "bool",
   "uint8",
@@ -17,6 +18,7 @@ export const MANIFEST_DTYPES = [
   "bfloat16",
   "float32",
   "float64",
+  "bytes",
 ] as const;
 
 export type ManifestDType = (typeof MANIFEST_DTYPES)[number];

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 import { CpuBackend } from "@coil/backend-cpu";
-import { InterpreterPool } from "@coil/core";
+import { BytesTensor, encodeBytesElements, InterpreterPool } from "@coil/core";
 
 import { credentials, status, type Client, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -51,6 +51,16 @@ beforeAll(async () => {
     outputs: [
       { name: "doubled", dtype: "float32", shape: [-1, 2] },
       { name: "next", dtype: "int64", shape: [-1, 2] },
+    ],
+  });
+  await packModel({
+    target: `${FIXTURES}/models.py:tokens`,
+    output: join(repo, "tokens.coil"),
+    python: PYTHON,
+    inputs: [{ name: "text", dtype: "bytes", shape: [-1] }],
+    outputs: [
+      { name: "upper", dtype: "bytes", shape: [-1] },
+      { name: "length", dtype: "int64", shape: [-1] },
     ],
   });
   const pool = await InterpreterPool.create({ size: 2, python: PYTHON, backend: new CpuBackend() });
@@ -137,6 +147,9 @@ describe("GrpcAdapter over a ServingRuntime", () => {
   const SAMPLES: [string, Buffer, string | undefined, unknown[]][] = [
     ["BOOL", Buffer.from([1, 0, 0, 1]), "bool_contents", [true, false, false, true]],
     ["UINT8", Buffer.from([0, 7, 128, 255]), "uint_contents", [0, 7, 128, 255]],
+    ["UINT16", Buffer.from(new Uint16Array([0, 7, 32768, 65535]).buffer), "uint_contents", [0, 7, 32768, 65535]],
+    ["UINT32", Buffer.from(new Uint32Array([0, 7, 2 ** 31, 2 ** 32 - 1]).buffer), "uint_contents", [0, 7, 2 ** 31, 2 ** 32 - 1]],
+    ["UINT64", Buffer.from(new BigUint64Array([0n, 7n, 2n ** 63n, 2n ** 64n - 1n]).buffer), "uint64_contents", ["0", "7", "9223372036854775808", "18446744073709551615"]],
     ["INT8", Buffer.from(new Int8Array([-128, -1, 0, 127]).buffer), "int_contents", [-128, -1, 0, 127]],
     ["INT16", Buffer.from(new Int16Array([-32768, -2, 3, 32767]).buffer), "int_contents", [-32768, -2, 3, 32767]],
     ["INT32", Buffer.from(new Int32Array([-(2 ** 31), -5, 6, 2 ** 31 - 1]).buffer), "int_contents", [-(2 ** 31), -5, 6, 2 ** 31 - 1]],
@@ -174,6 +187,31 @@ describe("GrpcAdapter over a ServingRuntime", () => {
     expect(Buffer.from(mixed.raw_output_contents[0]!)).toEqual(bytes);
   });
 
+  it("carries BYTES tensors in bytes_contents and in raw contents (4-byte lengths)", async () => {
+    const typed = await infer({
+      model_name: "tokens",
+      inputs: [{ name: "text", datatype: "BYTES", shape: ["3"], contents: { bytes_contents: ["héllo", "", "a b"].map((t) => Buffer.from(t)) } }],
+      parameters: { binary_data_output: { bool_param: false } },
+    });
+    expect(typed.raw_output_contents).toEqual([]);
+    expect(typed.outputs.map((o) => [o.name, o.datatype, o.shape])).toEqual([
+      ["upper", "BYTES", ["3"]],
+      ["length", "INT64", ["3"]],
+    ]);
+    expect(typed.outputs[0]!.contents!.bytes_contents!.map((b) => Buffer.from(b).toString())).toEqual(["HÉLLO", "", "A B"]);
+    expect(typed.outputs[1]!.contents!.int64_contents).toEqual(["6", "0", "3"]);
+
+    const raw = await infer({
+      model_name: "tokens",
+      inputs: [{ name: "text", datatype: "BYTES", shape: ["2"] }],
+      raw_input_contents: [encodeBytesElements(BytesTensor.from([2], ["x", "yz"]))],
+    });
+    expect(Buffer.from(raw.raw_output_contents[0]!)).toEqual(encodeBytesElements(BytesTensor.from([2], ["X", "YZ"])));
+    await expect(
+      infer({ model_name: "tokens", inputs: [{ name: "text", datatype: "BYTES", shape: ["2"] }], raw_input_contents: [Buffer.from([1, 0, 0, 0, 65])] }),
+    ).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/ends before element 1 of 2/) });
+  });
+
   it("maps errors to gRPC statuses and keeps answering", async () => {
     const a = { name: "a", datatype: "FP32", shape: ["1", "2"] };
     const b = { name: "b", datatype: "INT64", shape: ["1", "2"] };
@@ -188,12 +226,10 @@ describe("GrpcAdapter over a ServingRuntime", () => {
       ["raw count lies", { ...good, raw_input_contents: [f32([1, 2])] }, status.INVALID_ARGUMENT, "raw_input_contents"],
       ["typed count lies", { model_name: "pair", inputs: [{ ...a, contents: { fp32_contents: [1] } }, { ...b, contents: { int64_contents: ["1", "2"] } }] }, status.INVALID_ARGUMENT, "needs 2"],
       ["typed in wrong field", { model_name: "pair", inputs: [{ ...a, contents: { int_contents: [1, 2] } }, { ...b, contents: { int64_contents: ["1", "2"] } }] }, status.INVALID_ARGUMENT, "fp32_contents"],
+      ["UINT16 out of range", { model_name: "identity", inputs: [{ name: "x", datatype: "UINT16", shape: ["1"], contents: { uint_contents: [70000] } }] }, status.INVALID_ARGUMENT, "out of range"],
       ["int out of range", { model_name: "identity", inputs: [{ name: "x", datatype: "INT8", shape: ["1"], contents: { int_contents: [300] } }] }, status.INVALID_ARGUMENT, "out of range"],
       ["negative dim", { ...good, inputs: [{ ...a, shape: ["-1", "2"] }, b] }, status.INVALID_ARGUMENT, "non-negative"],
       ["huge shape", { ...good, inputs: [{ ...a, shape: ["100000000", "100000000"] }, b] }, status.INVALID_ARGUMENT, "larger than"],
-      ["UINT16", { model_name: "identity", inputs: [{ name: "x", datatype: "UINT16", shape: ["1"] }], raw_input_contents: [Buffer.alloc(2)] }, status.INVALID_ARGUMENT, "not supported by this server yet"],
-      ["UINT64", { model_name: "identity", inputs: [{ name: "x", datatype: "UINT64", shape: ["1"], contents: { uint64_contents: ["1"] } }] }, status.INVALID_ARGUMENT, "not supported by this server yet"],
-      ["BYTES", { model_name: "identity", inputs: [{ name: "x", datatype: "BYTES", shape: ["1"], contents: { bytes_contents: [Buffer.from("hi")] } }] }, status.INVALID_ARGUMENT, "not supported by this server yet"],
       ["unknown datatype", { model_name: "identity", inputs: [{ name: "x", datatype: "FP8", shape: ["1"] }], raw_input_contents: [Buffer.alloc(1)] }, status.INVALID_ARGUMENT, "unknown datatype"],
       ["raw and typed both", { model_name: "identity", inputs: [{ name: "x", datatype: "UINT8", shape: ["1"], contents: { uint_contents: [1] } }], raw_input_contents: [Buffer.alloc(1)] }, status.INVALID_ARGUMENT, "cannot both"],
       ["unknown input", { ...good, inputs: [a, { ...b, name: "c" }] }, status.INVALID_ARGUMENT, "c"],
@@ -244,6 +280,7 @@ describe("GrpcAdapter over a ServingRuntime", () => {
         outputs: {
           doubled: { datatype: "FP32", shape: [2, 2], data: [3, -4, 6.5, 0] },
           next: { datatype: "INT64", shape: [2, 2], data: [2, -1, 2 ** 40 + 1, 8] },
+          upper: { datatype: "BYTES", shape: [2], data: ["GRPC", "BYTES ✓"] },
         },
         missing: "NOT_FOUND",
       });

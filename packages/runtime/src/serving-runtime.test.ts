@@ -5,13 +5,14 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { CpuBackend } from "@coil/backend-cpu";
-import { InterpreterPool, Tensor } from "@coil/core";
+import { BytesTensor, InterpreterPool, Tensor } from "@coil/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { packModel } from "./pack.js";
 import { ServingRuntime } from "./serving-runtime.js";
 
 const NET = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/split/net.py");
+const TOKENS = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/grpc/models.py");
 let repo: string;
 let runtime: ServingRuntime;
 let expected: number[];
@@ -32,6 +33,16 @@ beforeAll(async () => {
     copyFileSync(net, join(repo, "versioned", version, "model.coil"));
   }
   writeFileSync(join(repo, "broken.coil"), "not an archive");
+  await packModel({
+    target: `${TOKENS}:tokens`,
+    output: join(repo, "tokens.coil"),
+    python: "/usr/bin/python3",
+    inputs: [{ name: "text", dtype: "bytes", shape: [-1] }],
+    outputs: [
+      { name: "upper", dtype: "bytes", shape: [-1] },
+      { name: "length", dtype: "int64", shape: [-1] },
+    ],
+  });
   expected = JSON.parse(
     execFileSync("/usr/bin/python3", [
       "-c",
@@ -56,6 +67,7 @@ describe("ServingRuntime", () => {
     expect(runtime.modelIndex()).toEqual([
       { name: "broken", version: "1", state: "UNAVAILABLE", reason: expect.stringContaining("ARCHIVE_INVALID") },
       { name: "net", version: "1", state: "READY" },
+      { name: "tokens", version: "1", state: "READY" },
       { name: "versioned", version: "1", state: "READY" },
       { name: "versioned", version: "2", state: "READY" },
     ]);
@@ -87,6 +99,22 @@ describe("ServingRuntime", () => {
     );
     expect(responses).toHaveLength(8);
     const batches = (text: string) => Number(/coil_batches_total\{model="net",version="1"\} (\d+)/.exec(text)![1]);
+    expect(batches(runtime.metrics()) - batches(before)).toBeLessThan(8);
+  });
+
+  it("batches BYTES requests, and gives each its own rows back", async () => {
+    const before = runtime.metrics();
+    const texts = Array.from({ length: 8 }, (_, i) => (i % 2 ? [`word ${i}`] : [`w${i}`, "ü"]));
+    const responses = await Promise.all(
+      texts.map((words) => runtime.infer("tokens", undefined, { inputs: [{ name: "text", tensor: BytesTensor.from([words.length], words) }] })),
+    );
+    responses.forEach((response, i) => {
+      const [upper, length] = response.outputs;
+      expect(upper!.name).toBe("upper");
+      expect((upper!.tensor as BytesTensor).strings()).toEqual(texts[i]!.map((w) => w.toUpperCase()));
+      expect(length!.tensor.shape).toEqual([texts[i]!.length]);
+    });
+    const batches = (text: string) => Number(/coil_batches_total\{model="tokens",version="1"\} (\d+)/.exec(text)?.[1] ?? 0);
     expect(batches(runtime.metrics()) - batches(before)).toBeLessThan(8);
   });
 

@@ -1,4 +1,5 @@
 import {
+  BytesTensor,
   Histogram,
   ModelQueue,
   SECONDS_BOUNDS,
@@ -16,6 +17,7 @@ import {
   type ModelState,
   type NamedTensor,
   type ServedModel,
+  type ServedTensor,
   type ServerMetadata,
   type TensorSignature,
 } from "@coil/core";
@@ -247,7 +249,7 @@ export class ServingRuntime implements InferenceService {
       v.inputs = (model.manifest?.inputs ?? []).map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
       v.outputs = (model.manifest?.outputs ?? []).map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
       v.model = model;
-      v.queue = new ModelQueue(model, this.#options.queue);
+      v.queue = new ModelQueue(model, { ...this.#options.queue, ...(v.outputs.length > 0 && { outputCount: v.outputs.length }) });
       v.state = "READY";
     } catch (error) {
       v.state = "UNAVAILABLE";
@@ -280,12 +282,24 @@ export class ServingRuntime implements InferenceService {
   }
 }
 
+/** An output value as a tensor: a Tensor, or a BYTES tensor from nested lists of bytes or str. */
+function servedTensor(name: string, value: unknown): ServedTensor {
+  if (value instanceof Tensor) return value;
+  const bytes = BytesTensor.fromNested(value);
+  if (bytes) return bytes;
+  const kind = value === null ? "None" : Array.isArray(value) ? "a ragged or mixed list" : typeof value;
+  throw new CoilError(
+    "INTERNAL",
+    `the model returned ${kind} for output "${name}": a served model returns tensors, nested lists of bytes or str (BYTES), or a list or dict of them`,
+  );
+}
+
 function versionKey(name: string, version: string): string {
   return `${name}\0${version}`;
 }
 
 /** The request's tensors in the order the model takes them, checked against its signature. */
-function orderInputs(signature: TensorSignature[], inputs: NamedTensor[]): Tensor[] {
+function orderInputs(signature: TensorSignature[], inputs: NamedTensor[]): ServedTensor[] {
   if (signature.length === 0) return inputs.map((i) => i.tensor); // no manifest: request order
   const byName = new Map(inputs.map((i) => [i.name, i.tensor]));
   const unknown = inputs.filter((i) => !signature.some((s) => s.name === i.name)).map((i) => i.name);
@@ -302,16 +316,17 @@ function orderInputs(signature: TensorSignature[], inputs: NamedTensor[]): Tenso
   });
 }
 
-/** Names a model's result: a tensor, a list of tensors, or a dict of them. */
+/** Names a model's result: a tensor or BYTES output (nested lists of bytes or str),
+ * or a list or dict of them. */
 function nameOutputs(signature: TensorSignature[], output: unknown, wanted: string[] | undefined): NamedTensor[] {
+  const outputName = (i: number) => signature[i]?.name ?? `output__${i}`;
   let named: NamedTensor[];
-  if (output instanceof Tensor) named = [{ name: signature[0]?.name ?? "output__0", tensor: output }];
-  else if (Array.isArray(output) && output.every((t) => t instanceof Tensor)) {
-    named = output.map((tensor, i) => ({ name: signature[i]?.name ?? `output__${i}`, tensor }));
-  } else if (output !== null && typeof output === "object" && Object.values(output).every((t) => t instanceof Tensor)) {
-    named = Object.entries(output as Record<string, Tensor>).map(([name, tensor]) => ({ name, tensor }));
+  if (Array.isArray(output) && (signature.length > 1 || output.some((item) => item instanceof Tensor))) {
+    named = output.map((value, i) => ({ name: outputName(i), tensor: servedTensor(outputName(i), value) }));
+  } else if (output !== null && typeof output === "object" && !Array.isArray(output) && !(output instanceof Tensor) && !(output instanceof Uint8Array)) {
+    named = Object.entries(output).map(([name, value]) => ({ name, tensor: servedTensor(name, value) }));
   } else {
-    throw new CoilError("INVALID_ARGUMENT", "a served model must return a tensor, or a list or dict of tensors");
+    named = [{ name: outputName(0), tensor: servedTensor(outputName(0), output) }];
   }
   if (!wanted) return named;
   const missing = wanted.filter((w) => !named.some((n) => n.name === w));
