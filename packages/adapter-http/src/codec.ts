@@ -28,6 +28,8 @@ import {
   type TypedArrayOf,
 } from "@coil/native";
 
+import { NumericArray, parseRequestJson } from "./json.js";
+
 /** The header that says how many leading body bytes are the JSON header. */
 export const HEADER_LENGTH_HEADER = "inference-header-content-length";
 
@@ -130,7 +132,7 @@ export function decodeInferRequest(
   if (json.length === 0) throw invalid("request body is empty; expected a JSON inference request");
   let parsed: unknown;
   try {
-    parsed = JSON.parse(json.toString("utf8"));
+    parsed = parseRequestJson(json);
   } catch (error) {
     throw invalid(`malformed JSON in the request: ${(error as Error).message}`);
   }
@@ -287,12 +289,29 @@ function tensorFromBytes(name: string, dtype: ServedDType, shape: number[], byte
   return new Tensor(dtype, shape, data);
 }
 
+/** A tensor from the numbers of a numeric "data" array (see json.ts). */
+function tensorFromNumbers(label: string, dtype: ServedDType, shape: number[], count: number, values: Float64Array): ServedTensor {
+  if (values.length !== count) {
+    throw shapeMismatch(label, shape, count, values.length > count ? "more" : values.length);
+  }
+  if (dtype === "bytes") throw invalid(`${label}: element 0 must be a string, got ${values[0]}`);
+  const tensor = Tensor.zeros(dtype, shape);
+  if (dtype === "float32" || dtype === "float64") {
+    (tensor.data as Float32Array | Float64Array).set(values); // rounds as element-wise stores do
+    return tensor;
+  }
+  const out = tensor.data as unknown as { [i: number]: number | bigint };
+  for (let i = 0; i < count; i++) out[i] = element(label, dtype, values[i], i);
+  return tensor;
+}
+
 function elementCountOf(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);
 }
 
 function tensorFromJson(name: string, dtype: ServedDType, shape: number[], count: number, data: unknown): ServedTensor {
   const label = `input ${JSON.stringify(name)}`;
+  if (data instanceof NumericArray) return tensorFromNumbers(label, dtype, shape, count, data.values);
   if (!Array.isArray(data)) throw invalid(`${label}: data must be an array`);
   if (dtype === "bytes") {
     const strings: Uint8Array[] = [];

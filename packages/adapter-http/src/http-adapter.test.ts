@@ -66,6 +66,12 @@ beforeAll(async () => {
       outputs: [{ name: "y", dtype: "float32", shape: [-1] }],
     })
     .add({
+      name: "spin",
+      method: "spin",
+      inputs: [{ name: "x", dtype: "float32", shape: [-1] }],
+      outputs: [{ name: "y", dtype: "float32", shape: [-1] }],
+    })
+    .add({
       name: "slow",
       method: "slow",
       inputs: [{ name: "x", dtype: "float32", shape: [-1] }],
@@ -103,9 +109,10 @@ afterEach(async () => {
   expect((await fetch(`${url}/v2/health/live`)).status).toBe(200);
 });
 
-function postJson(path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+function postJson(path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
   return fetch(`${url}${path}`, {
     method: "POST",
+    ...(signal && { signal }),
     headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
@@ -376,6 +383,14 @@ describe("infer, JSON", () => {
       inputs: [{ name: "x", shape: [2], datatype: "FP32", data: [1, 2] }],
     });
     await expectError(response, 500, /the model refuses this input: boom/);
+  });
+
+  it("cancels the model call when the client goes away, and the interpreter serves again", async () => {
+    // One interpreter: were the spinning call not interrupted, the next request would never run.
+    const gone = postJson("/v2/models/spin/infer", { inputs: [{ name: "x", shape: [1], datatype: "FP32", data: [1] }] }, {}, AbortSignal.timeout(200));
+    await expect(gone).rejects.toThrow();
+    const response = await postJson("/v2/models/double/infer", { inputs: [{ name: "x", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] });
+    expect(response.status).toBe(200);
   });
 
   it("answers 503 for a model that is not loaded", async () => {

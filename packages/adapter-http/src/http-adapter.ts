@@ -1,12 +1,12 @@
-import type { AddressInfo } from "node:net";
+import { setMaxListeners } from "node:events";
+import type { AddressInfo, Socket } from "node:net";
 
-import { httpStatusFor, TOKENS, type Adapter, type InferenceService, type ServedModel, type TensorSignature } from "@coil/core";
+import { httpStatusFor, protocolDatatype, TOKENS, type Adapter, type InferenceService, type ServedModel, type TensorSignature } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { inject, injectable, type InjectionToken } from "tsyringe";
 
 import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER } from "./codec.js";
-import { protocolDatatype } from "@coil/core";
 
 export interface HttpAdapterOptions {
   /** Address to listen on. Default "0.0.0.0". */
@@ -199,13 +199,8 @@ export class HttpAdapter implements Adapter {
     const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const decoded = decodeInferRequest(body, request.headers[HEADER_LENGTH_HEADER], { maxElements });
-      // A client that goes away cancels its request.
-      const controller = new AbortController();
-      const onClose = () => {
-        if (!reply.raw.writableFinished) controller.abort();
-      };
-      reply.raw.once("close", onClose);
-      decoded.request.signal = controller.signal;
+      // A client that goes away cancels its requests in flight.
+      decoded.request.signal = connectionSignal(request.raw.socket);
       const response = await service.infer(request.params.model, request.params.version, decoded.request);
       const encoded = encodeInferResponse(response, decoded);
       if (encoded.headerLength !== undefined) {
@@ -244,6 +239,21 @@ export class HttpAdapter implements Adapter {
 
     return app;
   }
+}
+
+const CONNECTION_ABORT = Symbol("coil.connectionAbort");
+
+/** An AbortSignal that fires when the connection closes: one per connection rather
+ * than per request, since keep-alive clients send thousands over one. */
+function connectionSignal(socket: Socket & { [CONNECTION_ABORT]?: AbortController }): AbortSignal {
+  let controller = socket[CONNECTION_ABORT];
+  if (!controller) {
+    const created = new AbortController();
+    setMaxListeners(0, created.signal); // one listener per request in flight: pipelining has many
+    socket[CONNECTION_ABORT] = controller = created;
+    socket.once("close", () => created.abort(new Error("the client closed the connection")));
+  }
+  return controller.signal;
 }
 
 function parseJson(body: Buffer): unknown {
