@@ -128,6 +128,8 @@ check "coil pack mlp" "$COIL" pack "$MODELS/mlp.py:build" -o "$REPO/mlp.coil" --
   --input x:float32:-1,64 --output-spec y:float32:-1,10
 check "coil pack resnet18 (--extern torchvision.**)" "$COIL" pack "$MODELS/resnet18.py:build" -o "$REPO/resnet18.coil" \
   --python $PY --quiet --extern 'torchvision.**' --input image:float32:-1,3,224,224 --output-spec logits:float32:-1,1000
+check "coil pack text_classifier (BYTES input)" "$COIL" pack "$MODELS/text_classifier.py:build" -o "$REPO/text_classifier.coil" \
+  --python $PY --quiet --input text:bytes:-1 --output-spec logits:float32:-1,4
 "$COIL" inspect "$REPO/mlp.coil" | tee "$WORK/inspect.txt" || true
 check "coil inspect mlp (signature, hashes)" grep -q 'inputs: x float32\[-1, 64\]' "$WORK/inspect.txt"
 "$COIL" inspect "$REPO/resnet18.coil" --json >"$WORK/inspect-resnet.json" \
@@ -209,6 +211,16 @@ import json, sys
 b = open(sys.argv[1], "rb").read(); n = int(sys.argv[2]); h = json.loads(b[:n]); o = h["outputs"][0]
 print("  resnet18:", o["name"], o["shape"], o["parameters"]["binary_data_size"], "B")
 assert o["shape"] == [1, 1000] and o["parameters"]["binary_data_size"] == 4000 and len(b) == n + 4000' "$WORK/resnet-resp.bin" "${R_HDR:-0}"
+
+curl -s -X POST -H 'Content-Type: application/json' "$BASE/v2/models/text_classifier/infer" \
+  -d '{"inputs":[{"name":"text","datatype":"BYTES","shape":[3],"data":["hello","wörld 🐍",""]}]}' >"$WORK/text-resp.json"
+check "BYTES JSON infer on text_classifier == eager (1e-5)" $PY -c '
+import json, sys, torch
+sys.path.insert(0, sys.argv[2]); import text_classifier
+with torch.no_grad(): want = text_classifier.build()([b"hello", "wörld 🐍".encode(), b""]).flatten().tolist()
+o = json.load(open(sys.argv[1]))["outputs"][0]
+print("  text_classifier:", o["name"], o["datatype"], o["shape"])
+assert o["shape"] == [3, 4] and max(abs(a - b) for a, b in zip(o["data"], want)) <= 1e-5' "$WORK/text-resp.json" "$MODELS"
 
 log "3. gRPC (Python client, stubs from the installed @coil/adapter-grpc proto)"
 PROTO_DIR="$PROJ/node_modules/@coil/adapter-grpc/proto"

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 import { CpuBackend } from "@coil/backend-cpu";
-import { InterpreterPool, Tensor, type LoadedModel } from "@coil/core";
+import { BytesTensor, InterpreterPool, Tensor, type LoadedModel } from "@coil/core";
 import { fileMappings } from "@coil/native";
 import { packModel } from "@coil/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,7 +24,7 @@ const PYTHON = "/usr/bin/python3";
 interface Example {
   name: string;
   extern?: string[];
-  inputs: { name: string; dtype: "float32"; shape: number[] }[];
+  inputs: { name: string; dtype: "float32" | "bytes"; shape: number[] }[];
   outputs: { name: string; dtype: "float32"; shape: number[] }[];
   /** |coil - eager| <= abs + rel * |eager| */
   abs: number;
@@ -56,10 +56,17 @@ const EXAMPLES: Example[] = [
     abs: 1e-5,
     rel: 0,
   },
+  {
+    name: "text_classifier",
+    inputs: [{ name: "text", dtype: "bytes", shape: [-1] }],
+    outputs: [{ name: "logits", dtype: "float32", shape: [-1, 4] }],
+    abs: 1e-5,
+    rel: 0,
+  },
 ];
 
 interface Reference {
-  inputs: Tensor<"float32">[];
+  inputs: (Tensor<"float32"> | BytesTensor)[];
   output: Float32Array;
   shape: number[];
 }
@@ -78,7 +85,15 @@ async function reference(example: Example): Promise<Reference> {
     const bytes = await readFile(join(out, file));
     return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   };
-  const inputs = await Promise.all(shapes.inputs.map(async (shape, i) => new Tensor("float32", shape, await floats(`input${i}.bin`))));
+  const inputs = await Promise.all(
+    shapes.inputs.map(async (shape, i) => {
+      if (example.inputs[i]!.dtype === "bytes") {
+        const texts = JSON.parse(await readFile(join(out, `input${i}.json`), "utf8")) as string[];
+        return new BytesTensor(shape, texts.map((t) => Buffer.from(t, "base64")));
+      }
+      return new Tensor("float32", shape, await floats(`input${i}.bin`));
+    }),
+  );
   return { inputs, output: await floats("output.bin"), shape: shapes.output };
 }
 

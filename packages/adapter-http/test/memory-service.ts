@@ -75,7 +75,7 @@ export class MemoryService implements InferenceService {
       const input = request.inputs.find((i) => i.name === signature.name);
       if (!input) throw new CoilError("INVALID_ARGUMENT", `model ${name} needs input ${signature.name}`);
       check(signature, input.tensor);
-      return input.tensor instanceof BytesTensor ? input.tensor.toNested() : input.tensor;
+      return input.tensor;
     });
     for (const input of request.inputs) {
       if (!model.inputs.some((s) => s.name === input.name)) {

@@ -155,7 +155,7 @@ export class ModelQueue<T = unknown> {
       this.#inFlight++;
       const timings: CallTimings = { queuedSeconds: 0, runSeconds: 0 };
       return this.#model
-        .callMethod<T>(this.#method, inputs.map(toPython), {
+        .callMethod<T>(this.#method, inputs, {
           timings,
           ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
           ...(options.signal && { signal: options.signal }),
@@ -291,7 +291,7 @@ export class ModelQueue<T = unknown> {
       : Math.max(0, Math.max(...(deadlines as number[])) - performance.now());
     let call: Promise<unknown>;
     try {
-      const inputs = batch[0]!.inputs.map((_, i) => toPython(concatRows(batch.map((r) => r.inputs[i]!))));
+      const inputs = batch[0]!.inputs.map((_, i) => concatRows(batch.map((r) => r.inputs[i]!)));
       call = this.#model.callMethod(this.#method, inputs, { timings, ...(timeoutMs !== undefined && { timeoutMs }) });
     } catch (error) {
       call = Promise.reject(error);
@@ -329,10 +329,6 @@ export class ModelQueue<T = unknown> {
     if (error !== undefined) request.reject(error);
     else request.resolve(value);
   }
-}
-
-function toPython(tensor: ServedTensor): unknown {
-  return tensor instanceof BytesTensor ? tensor.toNested() : tensor;
 }
 
 /** Splits a batched model's result back into one result per request: tensors along

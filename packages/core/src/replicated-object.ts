@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { CoilError } from "@coil/errors";
 import type { BridgeFunction, CallOptions, Interpreter } from "@coil/native";
 
+import { BytesTensor } from "./bytes-tensor.js";
 import type { InterpreterPool } from "./pool.js";
 
 export interface ReplicatedObjectSpec {
@@ -56,7 +57,8 @@ export class ReplicatedObject {
     return { fn: "create_object", args: [resolve(spec.file), spec.factory, spec.args ?? [], spec.kwargs ?? {}] };
   }
 
-  /** Calls the object itself: obj(*args). */
+  /** Calls the object itself: obj(*args). Tensors reach it as torch tensors over
+   * the same memory, BytesTensors as nested lists of bytes. */
   call<T = unknown>(args: unknown[] = [], options?: ReplicatedCallOptions): Promise<T> {
     return this.callMethod<T>(null, args, options);
   }
@@ -68,7 +70,7 @@ export class ReplicatedObject {
     const created = this.#instantiate(interpreter);
     const { kwargs = {}, ...callOptions } = options;
     // Queued right behind the instantiation: an interpreter runs its jobs in order.
-    const result = this.#pool.runOn<T>(interpreter, "call_object", [this.id, method, args, kwargs], callOptions);
+    const result = this.#pool.runOn<T>(interpreter, "call_object", [this.id, method, toPython(args), kwargs], callOptions);
     return created.then(
       () => result,
       (error: unknown) => {
@@ -118,4 +120,9 @@ export class ReplicatedObject {
     }
     return created;
   }
+}
+
+/** BytesTensor arguments as the nested lists of bytes Python receives. */
+function toPython(args: unknown[]): unknown[] {
+  return args.some((a) => a instanceof BytesTensor) ? args.map((a) => (a instanceof BytesTensor ? a.toNested() : a)) : args;
 }
