@@ -312,8 +312,10 @@ export class ModelQueue<T = unknown> {
   }
 
   /** Counts one model call: each request's wait (`waitedSeconds`: before the call
-   * was submitted), the call's run time, and its size. */
+   * was submitted), the call's run time, and its size. A call that never ran
+   * (cancelled, expired in the interpreter's queue) is not counted. */
   #recordCall(timings: CallTimings, waitedSeconds: number[], rows: number): void {
+    if (timings.runSeconds === 0) return;
     this.#stats.batches++;
     this.#stats.batchedRequests += waitedSeconds.length;
     this.#stats.batchedRows += rows;
