@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "interpreter.h"
+#include "json_numbers.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -1239,6 +1240,71 @@ void TestCancel(Interpreter* in, const std::string& dir) {
   CHECK(after2->ok && after2->result.s == "ok");
 }
 
+// Not an interpreter's: the JSON number scanner the HTTP adapter uses, tested here
+// so that it runs under the sanitizers too.
+void TestJsonNumbers() {
+  Section("json numbers");
+  auto scan = [](const std::string& text, std::vector<double>* out, size_t capacity = 64, int levels = 8) {
+    out->assign(capacity, -12345.0);
+    return coil::ScanJsonNumberArray(reinterpret_cast<const uint8_t*>(text.data()), text.size(), 0, levels,
+                                     out->data(), capacity);
+  };
+  std::vector<double> out;
+  {
+    auto r = scan("[1, -2.5e3 ,[0.125,[ ]],\n[-0]]x", &out);
+    CHECK(r.ok && r.count == 4 && r.end == 30);
+    CHECK(out[0] == 1 && out[1] == -2500 && out[2] == 0.125 && out[3] == 0 && std::signbit(out[3]));
+  }
+  for (const char* bad : {"[1,]", "[,1]", "[01]", "[1.]", "[.5]", "[+1]", "[-]", "[1e]", "[1e+]", "[inf]", "[nan]",
+                          "[0x10]", "[1 2]", "[[1]", "[\"1\"]", "[true]", "[1,null]", "[", "", "1"}) {
+    CHECK_MSG(!scan(bad, &out).ok, "%s", bad);
+  }
+  {
+    auto r = scan("[1]]", &out);  // the array ends at its ']': what follows is the caller's
+    CHECK(r.ok && r.end == 3);
+  }
+  CHECK(!scan("[[[[1]]]]", &out, 64, 3).ok);  // deeper than allowed
+  CHECK(scan("[[[[1]]]]", &out, 64, 4).ok);
+  {
+    auto r = scan("[1,2,3,4]", &out, 2);  // no room: counted, not written past capacity
+    CHECK(r.ok && r.count == 4 && out[0] == 1 && out[1] == 2);
+  }
+  {
+    auto r = scan("[1e400,-1e400,1e-400,-1e-400,0.5e400,0.0000001e-320,2.4703282292062328e-324]", &out);
+    CHECK(r.ok && r.count == 7);
+    CHECK(std::isinf(out[0]) && out[0] > 0 && std::isinf(out[1]) && out[1] < 0);
+    CHECK(out[2] == 0 && !std::signbit(out[2]) && out[3] == 0 && std::signbit(out[3]));
+    CHECK(std::isinf(out[4]) && out[5] == 0 && out[6] == 5e-324);
+  }
+  // Random numbers, written with 1..19 significant digits and wide exponents: the
+  // value equals strtod's (correctly rounded, as JSON.parse).
+  uint64_t state = 88172645463325252ull;
+  auto next = [&state]() {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  int mismatches = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string number = (next() & 1) ? "-" : "";
+    int digits = 1 + static_cast<int>(next() % 19);
+    number += static_cast<char>('1' + next() % 9);
+    for (int d = 1; d < digits; ++d) number += static_cast<char>('0' + next() % 10);
+    if (next() & 1) {
+      size_t dot = 1 + next() % number.size();
+      if (dot < number.size() && number[dot - 1] != '-') number.insert(dot, ".");
+    }
+    if (next() & 1) number += "e" + std::to_string(static_cast<int>(next() % 700) - 350);
+    auto r = scan("[" + number + "]", &out);
+    double want = std::strtod(number.c_str(), nullptr);
+    if (!r.ok || r.count != 1 || std::memcmp(&out[0], &want, sizeof want) != 0) {
+      if (mismatches++ < 5) std::fprintf(stderr, "  %s: got %.17g, strtod %.17g\n", number.c_str(), out[0], want);
+    }
+  }
+  CHECK(mismatches == 0);
+}
+
 void TestTimings(Interpreter* in) {
   Section("timings");
   double busy_before = in->BusySeconds();
@@ -1417,6 +1483,7 @@ int main() {
   TestCancel(b, dir);
   TestIsolation(a, b);
   TestTimings(b);
+  TestJsonNumbers();
   TestConcurrent(a, b);
   TestReset(a, dir);
   TestInitFailures(config);

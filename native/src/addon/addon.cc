@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../engine/interpreter.h"
+#include "../engine/json_numbers.h"
 #include "convert.h"
 
 namespace coil {
@@ -396,6 +397,28 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
   return Napi::Uint8Array::New(env, size, buffer, 0);
 }
 
+// scanJsonNumbers(bytes: Uint8Array, position, maxLevels, out: Float64Array):
+//   [end, count] | null -- see json_numbers.h (count > out.length: out was too small).
+Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsNumber() ||
+      !info[3].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    return ThrowCoil(env, "INVALID_ARGUMENT", "scanJsonNumbers(bytes: Uint8Array, position, maxLevels, out: Float64Array)");
+  }
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  Napi::Float64Array out = info[3].As<Napi::Float64Array>();
+  double position = info[1].As<Napi::Number>().DoubleValue();
+  if (!(position >= 0) || position >= static_cast<double>(bytes.ElementLength())) return env.Null();
+  NumberArrayScan scan = ScanJsonNumberArray(bytes.Data(), bytes.ElementLength(), static_cast<size_t>(position),
+                                             info[2].As<Napi::Number>().Int32Value(), out.Data(), out.ElementLength());
+  if (!scan.ok) return env.Null();
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(uint32_t{0}, Napi::Number::New(env, static_cast<double>(scan.end)));
+  result.Set(uint32_t{1}, Napi::Number::New(env, static_cast<double>(scan.count)));
+  return result;
+}
+
 Napi::Value InterpreterCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_created.load());
 }
@@ -408,6 +431,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("startInterpreter", Napi::Function::New<StartInterpreter>(env, "startInterpreter"));
   exports.Set("interpreterCount", Napi::Function::New<InterpreterCount>(env, "interpreterCount"));
   exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
+  exports.Set("scanJsonNumbers", Napi::Function::New<ScanJsonNumbers>(env, "scanJsonNumbers"));
   exports.Set("maxInterpreters", Napi::Number::New(env, kMaxInterpreters));
   return exports;
 }

@@ -1,12 +1,15 @@
+import { scanJsonNumberArray } from "@coil/native";
+
 /**
  * A strict JSON (RFC 8259) parser for infer request bodies, equal to JSON.parse in
  * what it accepts and returns, except for one thing: an array of numbers (nested or
  * flat) that is the value of a "data" member comes back as a NumericArray, its
- * elements parsed straight into a Float64Array. Tensor data is almost all of a JSON
- * infer request, and JSON.parse would box each element as a heap number in a JS
- * array, only for the codec to copy it into a typed array: this halves the main
- * thread's decoding time (tools/bench/http.mjs). Strings are decoded by JSON.parse
- * itself, so escapes and Unicode behave exactly as there.
+ * elements parsed straight into a Float64Array by native code (@coil/native's
+ * scanJsonNumberArray). Tensor data is almost all of a JSON infer request, and
+ * JSON.parse would box each element as a heap number in a JS array, only for the
+ * codec to copy it into a typed array. Strings are decoded by JSON.parse itself, so
+ * escapes and Unicode behave exactly as there; the few other numbers (shapes,
+ * parameters) are read in JavaScript.
  */
 
 /** The elements of a numeric "data" array, row-major (nesting flattened). `values`
@@ -18,8 +21,6 @@ export class NumericArray {
 export class JsonSyntaxError extends SyntaxError {}
 
 const MAX_DEPTH = 512;
-// Exact powers of ten: m * 10^k and m / 10^k round once, correctly, when m < 2^53.
-const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
 
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -39,151 +40,10 @@ const DOT = 0x2e;
 const ZERO = 0x30;
 const NINE = 0x39;
 
-// The two scanners below run once per tensor element: they compare with literal
-// character codes, which V8 folds, where the named constants above are loaded from
-// the module's context each time (measured: 1.7x slower).
-
-// scanNumber's value: a typed-array slot, since a double in a plain variable would be
-// boxed (allocated) on every store, once per tensor element.
-const scanned = new Float64Array(1);
-
-/**
- * Scans the JSON number at b[p]. Returns the position after it, with its value in
- * scanned[0] (NaN when it needs V8's conversion: more than 15 significant digits
- * or an exponent past 10^±22), or -(position of the error) - 1 when malformed.
- */
-function scanNumber(b: Uint8Array, p: number): number {
-  const length = b.length;
-  let negative = false;
-  let c = p < length ? b[p]! : 0;
-  if (c === 0x2d) {
-    negative = true;
-    c = ++p < length ? b[p]! : 0;
-  }
-  let mantissa = 0;
-  let digits = 0; // significant digits seen (beyond 15 they are not in mantissa)
-  let exponent = 0;
-  if (c === 0x30) {
-    c = ++p < length ? b[p]! : 0;
-  } else if (c > 0x30 && c <= 0x39) {
-    do {
-      if (digits < 15) mantissa = mantissa * 10 + (c - 0x30);
-      else exponent++;
-      digits++;
-      c = ++p < length ? b[p]! : 0;
-    } while (c >= 0x30 && c <= 0x39);
-  } else {
-    return -p - 1;
-  }
-  if (c === 0x2e) {
-    c = ++p < length ? b[p]! : 0;
-    if (c < 0x30 || c > 0x39) return -p - 1;
-    do {
-      if (digits < 15) {
-        mantissa = mantissa * 10 + (c - 0x30);
-        exponent--;
-        if (mantissa !== 0) digits++;
-      } else {
-        digits++;
-      }
-      c = ++p < length ? b[p]! : 0;
-    } while (c >= 0x30 && c <= 0x39);
-  }
-  if (c === 0x65 || c === 0x45) {
-    // e, E
-    c = ++p < length ? b[p]! : 0;
-    let expNegative = false;
-    if (c === 0x2b || c === 0x2d) {
-      expNegative = c === 0x2d;
-      c = ++p < length ? b[p]! : 0;
-    }
-    if (c < 0x30 || c > 0x39) return -p - 1;
-    let explicit = 0;
-    do {
-      if (explicit < 100_000) explicit = explicit * 10 + (c - 0x30);
-      c = ++p < length ? b[p]! : 0;
-    } while (c >= 0x30 && c <= 0x39);
-    exponent += expNegative ? -explicit : explicit;
-  }
-  let value = NaN;
-  if (digits <= 15) {
-    if (mantissa === 0) value = 0;
-    else if (exponent >= 0 && exponent <= 22) value = mantissa * POW10[exponent]!;
-    else if (exponent < 0 && exponent >= -22) value = mantissa / POW10[-exponent]!;
-  }
-  scanned[0] = negative ? -value : value;
-  return p;
-}
-
-// scanNumericArray's elements: scratch memory that grows as needed. Each document's
-// numeric arrays follow one another in it (numberStart.. numberEnd for the last one).
-let numbers = new Float64Array(4096);
-let numberStart = 0;
+// Numeric arrays' elements: scratch memory, reused by every document, whose arrays
+// follow one another in it; an array too large for what is left gets memory of its own.
+const numbers = new Float64Array(16 * 1024);
 let numberEnd = 0;
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
-
-/**
- * Scans the array at b[p] ('[') if it holds only numbers and arrays of them, into
- * numbers[numberStart, numberEnd), after the previous array's. Returns the position after it, or -1 at anything else
- * (or nesting past maxLevels).
- */
-function scanNumericArray(b: Uint8Array, p: number, maxLevels: number): number {
-  const length = b.length;
-  numberStart = numberEnd;
-  let count = numberStart;
-  let level = 1;
-  let afterOpen = true;
-  let c = 0;
-  p++; // past '['
-  for (;;) {
-    // An element: a number, a nested array, or (right after '[') the end of an empty one.
-    while (p < length && isSpace((c = b[p]!))) p++;
-    if (p >= length) return -1;
-    if (c === 0x5d && afterOpen) {
-      p++;
-      level--;
-    } else if (c === 0x5b) {
-      if (++level > maxLevels) return -1;
-      p++;
-      afterOpen = true;
-      continue;
-    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      const end = scanNumber(b, p);
-      if (end < 0) return -1;
-      let value = scanned[0]!;
-      if (value !== value) value = Number(Buffer.from(b.buffer, b.byteOffset + p, end - p).toString("latin1")); // NaN: slow path
-      if (count === numbers.length) {
-        const grown = new Float64Array(numbers.length * 2);
-        grown.set(numbers);
-        numbers = grown;
-      }
-      numbers[count++] = value;
-      p = end;
-    } else {
-      return -1;
-    }
-    // After an element: ',' for the next one, or ']'s closing levels.
-    for (;;) {
-      if (level === 0) {
-        numberEnd = count;
-        return p;
-      }
-      while (p < length && isSpace((c = b[p]!))) p++;
-      if (p >= length) return -1;
-      if (c === 0x2c) {
-        p++;
-        afterOpen = false;
-        break;
-      }
-      if (c !== 0x5d) return -1;
-      p++;
-      level--;
-    }
-  }
-}
 
 /** Parses `bytes` (UTF-8 JSON); throws JsonSyntaxError saying where it is malformed. */
 export function parseRequestJson(bytes: Uint8Array): unknown {
@@ -317,26 +177,49 @@ class Parser {
     }
   }
 
-  /** An array of numbers and arrays of numbers, flattened; undefined at anything
-   * else, malformed JSON included: the caller then parses it as a plain array,
-   * which reports the error. */
+  /** An array of numbers and arrays of numbers, flattened (read in native code);
+   * undefined at anything else, malformed JSON included: the caller then parses it
+   * as a plain array, which reports the error. */
   #numericArray(depth: number): NumericArray | undefined {
-    const end = scanNumericArray(this.#b, this.#pos, MAX_DEPTH - depth);
-    if (end < 0) return undefined;
-    this.#pos = end;
-    return new NumericArray(numbers.subarray(numberStart, numberEnd));
+    const scan = scanJsonNumberArray(this.#b, this.#pos, MAX_DEPTH - depth, numbers.subarray(numberEnd));
+    if (!scan) return undefined;
+    this.#pos = scan.end;
+    if (scan.values.buffer === numbers.buffer) numberEnd += scan.values.length;
+    return new NumericArray(scan.values);
   }
 
+  /** A number outside a numeric "data" array (a shape, a parameter): few per
+   * request, so checked here and converted by V8. */
   #number(): number {
-    const end = scanNumber(this.#b, this.#pos);
-    if (end < 0) {
-      this.#pos = -end - 1;
-      this.#fail("invalid number");
-    }
-    const value = scanned[0]!;
+    const b = this.#b;
     const start = this.#pos;
-    this.#pos = end;
-    return Number.isNaN(value) ? Number(this.#latin1(start, end)) : value;
+    let p = start;
+    const isDigit = (i: number) => i < b.length && b[i]! >= ZERO && b[i]! <= NINE;
+    const digits = () => {
+      const from = p;
+      while (isDigit(p)) p++;
+      return p > from;
+    };
+    const fail = (why: string): never => {
+      this.#pos = p;
+      return this.#fail(`invalid number: ${why}`);
+    };
+    if (b[p] === MINUS) p++;
+    if (b[p] === ZERO) p++;
+    else if (!isDigit(p)) fail("expected a digit");
+    else digits();
+    if (b[p] === DOT) {
+      p++;
+      if (!digits()) fail("digits must follow '.'");
+    }
+    if (b[p] === 0x65 || b[p] === 0x45) {
+      // e, E
+      p++;
+      if (b[p] === PLUS || b[p] === MINUS) p++;
+      if (!digits()) fail("digits must follow the exponent");
+    }
+    this.#pos = p;
+    return Number(this.#latin1(start, p));
   }
 
   #latin1(start: number, end: number): string {

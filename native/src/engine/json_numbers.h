@@ -1,0 +1,27 @@
+// Parses a JSON array of numbers (nested arrays of numbers too, flattened) into
+// doubles: the tensor data of an Open Inference Protocol JSON request, which is
+// nearly all of such a request. JavaScript can do this only by boxing every element
+// (JSON.parse) or slowly for numbers past 15 significant digits -- and clients that
+// print float32 data as doubles send 17. std::from_chars rounds correctly, as
+// JSON.parse does. Plain C++: the engine's native test runs it under the sanitizers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace coil {
+
+struct NumberArrayScan {
+  bool ok = false;    // false: not an array of numbers (or malformed, or too deep)
+  size_t end = 0;     // position after the closing ']'
+  size_t count = 0;   // numbers in the array; those past `capacity` were not written
+};
+
+// Scans the array that starts at data[position] ('['), writing its numbers in order
+// to out[0..capacity). Not ok when anything but numbers, arrays, commas and JSON
+// whitespace appears, when the JSON is malformed, or when arrays nest deeper than
+// `max_levels`. A count above `capacity` means: scan again with that much room.
+NumberArrayScan ScanJsonNumberArray(const uint8_t* data, size_t size, size_t position, int max_levels, double* out,
+                                    size_t capacity);
+
+}  // namespace coil
