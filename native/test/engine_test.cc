@@ -1215,7 +1215,7 @@ void TestCancel(Interpreter* in, const std::string& dir) {
          "import coil_bridge, time\n"
          "def slow_to_device(t):\n"
          "    open('" + marker + "', 'w').close()\n"
-         "    end = time.time() + 3\n"
+         "    end = time.time() + 30  # ends early when interrupted; long enough for valgrind\n"
          "    while time.time() < end:\n"
          "        pass\n"
          "    return t\n"
