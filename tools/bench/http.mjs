@@ -79,7 +79,10 @@ function freePort() {
     });
   });
 }
-const inputData = Array.from({ length: ROWS * FEATURES }, (_, i) => Math.round(Math.sin(i) * 1e6) / 1e6);
+// float32 values written as the doubles they are, as a client serialising a float32
+// array (numpy's tolist(), JSON.stringify of a Float32Array) writes them: up to 17
+// significant digits each.
+const inputData = Array.from(new Float32Array(ROWS * FEATURES).map((_, i) => Math.sin(i)));
 const BODY = JSON.stringify({ inputs: [{ name: "input", shape: [ROWS, FEATURES], datatype: "FP32", data: inputData }] });
 
 async function infer(url, timeoutMs = 5000) {

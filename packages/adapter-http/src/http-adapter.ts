@@ -168,9 +168,10 @@ export class HttpAdapter implements Adapter {
         .send(JSON.stringify({ error: `no route for ${request.method} ${request.url}` }));
     });
 
-    app.addHook("onSend", async (_request, reply, payload) => {
+    // A callback hook, not an async one: it runs on every response.
+    app.addHook("onSend", (_request, reply, payload, done) => {
       if (this.#closing) reply.header("connection", "close");
-      return payload;
+      done(null, payload);
     });
 
     const empty = (reply: FastifyReply, ok: boolean) => reply.code(ok ? 200 : 503).send();
