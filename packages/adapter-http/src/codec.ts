@@ -28,7 +28,7 @@ import {
   type TypedArrayOf,
 } from "@coil/native";
 
-import { NumericArray, parseRequestJson } from "./json.js";
+import { NumericArray, parseRequestJson, TooManyNumbersError } from "./json.js";
 
 /** The header that says how many leading body bytes are the JSON header. */
 export const HEADER_LENGTH_HEADER = "inference-header-content-length";
@@ -79,6 +79,10 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+function tooManyElements(maxElements: number): HttpError {
+  return new HttpError(413, `the request's inputs have more than ${maxElements} elements, the most this server accepts`);
 }
 
 function invalid(message: string): CoilError {
@@ -132,8 +136,9 @@ export function decodeInferRequest(
   if (json.length === 0) throw invalid("request body is empty; expected a JSON inference request");
   let parsed: unknown;
   try {
-    parsed = parseRequestJson(json);
+    parsed = parseRequestJson(json, limits.maxElements);
   } catch (error) {
+    if (error instanceof TooManyNumbersError) throw tooManyElements(limits.maxElements);
     throw invalid(`malformed JSON in the request: ${(error as Error).message}`);
   }
   if (!isObject(parsed)) throw invalid("the request must be a JSON object");
@@ -186,7 +191,7 @@ export function decodeInferRequest(
     }
     totalElements += count;
     if (totalElements > limits.maxElements) {
-      throw new HttpError(413, `the request's inputs have more than ${limits.maxElements} elements, the most this server accepts`);
+      throw tooManyElements(limits.maxElements);
     }
     const params = parameters(input, label);
     const plan: Planned = { name: input.name, dtype, shape, count };

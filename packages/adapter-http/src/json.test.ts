@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { NumericArray, parseRequestJson } from "./json.js";
+import { NumericArray, parseRequestJson, TooManyNumbersError } from "./json.js";
 
 /** JSON.parse's result with our NumericArrays in place: what parseRequestJson must give. */
 function expected(text: string): unknown {
@@ -145,6 +145,13 @@ describe("parseRequestJson", () => {
     expect(Object.getPrototypeOf(parsed)).toBe(Object.prototype);
     expect(Object.hasOwn(parsed, "__proto__")).toBe(true);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it("refuses a numeric array longer than allowed before allocating for it", () => {
+    const big = Buffer.from(`{"data":[${"1,".repeat(99_999)}1]}`); // past the 16k scratch
+    expect(() => parseRequestJson(big, 50_000)).toThrow(TooManyNumbersError);
+    expect((parseRequestJson(big, 100_000) as { data: NumericArray }).data.values.length).toBe(100_000);
+    expect(() => parseRequestJson(Buffer.from('{"data":[1,2,3]}'), 2)).toThrow(/holds 3 numbers/);
   });
 
   it("refuses nesting past its depth limit instead of overflowing the stack", () => {

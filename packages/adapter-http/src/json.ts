@@ -20,6 +20,13 @@ export class NumericArray {
 
 export class JsonSyntaxError extends SyntaxError {}
 
+/** A numeric "data" array longer than the caller allows (see parseRequestJson). */
+export class TooManyNumbersError extends RangeError {
+  constructor(readonly count: number) {
+    super(`a "data" array holds ${count} numbers`);
+  }
+}
+
 const MAX_DEPTH = 512;
 
 const SPACE = 0x20;
@@ -45,18 +52,22 @@ const NINE = 0x39;
 const numbers = new Float64Array(16 * 1024);
 let numberEnd = 0;
 
-/** Parses `bytes` (UTF-8 JSON); throws JsonSyntaxError saying where it is malformed. */
-export function parseRequestJson(bytes: Uint8Array): unknown {
+/** Parses `bytes` (UTF-8 JSON); throws JsonSyntaxError saying where it is malformed,
+ * and TooManyNumbersError, before allocating for it, at a numeric "data" array of
+ * more than `maxNumbers` elements. */
+export function parseRequestJson(bytes: Uint8Array, maxNumbers = Infinity): unknown {
   numberEnd = 0;
-  return new Parser(bytes).document();
+  return new Parser(bytes, maxNumbers).document();
 }
 
 class Parser {
   readonly #b: Uint8Array;
+  readonly #maxNumbers: number;
   #pos = 0;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, maxNumbers: number) {
     this.#b = bytes;
+    this.#maxNumbers = maxNumbers;
   }
 
   document(): unknown {
@@ -181,10 +192,11 @@ class Parser {
    * undefined at anything else, malformed JSON included: the caller then parses it
    * as a plain array, which reports the error. */
   #numericArray(depth: number): NumericArray | undefined {
-    const scan = scanJsonNumberArray(this.#b, this.#pos, MAX_DEPTH - depth, numbers.subarray(numberEnd));
+    const scan = scanJsonNumberArray(this.#b, this.#pos, MAX_DEPTH - depth, numbers.subarray(numberEnd), this.#maxNumbers);
     if (!scan) return undefined;
+    if (!scan.values || scan.count > this.#maxNumbers) throw new TooManyNumbersError(scan.count);
     this.#pos = scan.end;
-    if (scan.values.buffer === numbers.buffer) numberEnd += scan.values.length;
+    if (scan.values.buffer === numbers.buffer) numberEnd += scan.count;
     return new NumericArray(scan.values);
   }
 

@@ -4,21 +4,24 @@ import { loadAddon } from "./addon.js";
  * Reads the JSON array of numbers (nested arrays of numbers too, flattened) that
  * starts at bytes[position] ('[') in native code: each number rounded exactly as
  * JSON.parse rounds it, none boxed. The numbers land in `scratch` when they fit,
- * else in a new array of their own size. null when the array holds anything else,
- * is malformed, or nests deeper than `maxLevels`.
+ * else in a new array of their own size -- unless there are more than `maxCount`:
+ * then `values` is undefined and nothing is allocated. null when the array holds
+ * anything else, is malformed, or nests deeper than `maxLevels`.
  */
 export function scanJsonNumberArray(
   bytes: Uint8Array,
   position: number,
   maxLevels: number,
   scratch: Float64Array,
-): { end: number; values: Float64Array } | null {
+  maxCount = Infinity,
+): { end: number; count: number; values?: Float64Array } | null {
   const addon = loadAddon();
   const scan = addon.scanJsonNumbers(bytes, position, maxLevels, scratch);
   if (!scan) return null;
   const [end, count] = scan;
-  if (count <= scratch.length) return { end, values: scratch.subarray(0, count) };
+  if (count <= scratch.length) return { end, count, values: scratch.subarray(0, count) };
+  if (count > maxCount) return { end, count };
   const values = new Float64Array(count);
   addon.scanJsonNumbers(bytes, position, maxLevels, values);
-  return { end, values };
+  return { end, count, values };
 }
