@@ -8,7 +8,6 @@ namespace coil {
 namespace {
 
 constexpr int kMaxDepth = 100;
-constexpr size_t kCopySmallOutputs = 16 * 1024;  // bytes; see FromValue
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 
 [[noreturn]] void Throw(const std::string& code, const std::string& message) {
@@ -202,12 +201,8 @@ Napi::Value FromValue(Napi::Env env, Value& value, Napi::Function create_tensor)
     case Value::Kind::kTensor: {
       TensorValue& t = *value.tensor;
       Napi::ArrayBuffer buffer;
-      if (t.nbytes <= kCopySmallOutputs) {
-        // Small: copied into memory V8 allocates itself. An external buffer would
-        // cost a finalizer per output, run by the garbage collector, which at
-        // thousands of calls a second costs more than the copy.
-        buffer = Napi::ArrayBuffer::New(env, t.nbytes);
-        if (t.nbytes > 0) std::memcpy(buffer.Data(), t.data, t.nbytes);
+      if (t.nbytes == 0) {
+        buffer = Napi::ArrayBuffer::New(env, 0);
       } else {
         // The engine's single copy becomes Node's memory as it is.
         void* data = t.owned.release();

@@ -43,7 +43,7 @@ struct TensorValue {
   std::vector<int64_t> shape;
   void* data = nullptr;  // input: Node's memory; output: points into `owned`
   size_t nbytes = 0;
-  std::unique_ptr<void, FreeDeleter> owned;  // output bytes; large ones are handed to Node without a copy
+  std::unique_ptr<void, FreeDeleter> owned;  // output bytes, handed to Node without copying
   std::shared_ptr<void> keepalive;           // input: releases Node's buffer when dropped
 };
 
