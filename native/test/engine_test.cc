@@ -1276,6 +1276,13 @@ void TestJsonNumbers() {
     CHECK(out[2] == 0 && !std::signbit(out[2]) && out[3] == 0 && std::signbit(out[3]));
     CHECK(std::isinf(out[4]) && out[5] == 0 && out[6] == 5e-324);
   }
+  {
+    // Millions of digits before a large exponent: the value still overflows (1e999999),
+    // and the mirror case underflows.
+    std::string zeros(2000000, '0');
+    auto r = scan("[0." + zeros + "1e3000000, 1" + zeros + "e-3000000]", &out);
+    CHECK(r.ok && r.count == 2 && std::isinf(out[0]) && out[1] == 0);
+  }
   // Random numbers, written with 1..19 significant digits and wide exponents: the
   // value equals strtod's (correctly rounded, as JSON.parse).
   uint64_t state = 88172645463325252ull;

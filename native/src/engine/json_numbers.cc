@@ -45,7 +45,9 @@ size_t ScanNumber(const uint8_t* data, size_t size, size_t p, double* value) {
     }
     if (p >= size || !IsDigit(data[p])) return 0;
     while (p < size && IsDigit(data[p])) {
-      if (exponent < 1000000) exponent = exponent * 10 + (data[p] - '0');
+      // Saturates far beyond any digit count a body can hold, so the overflow test
+      // below stays right however many digits come before the exponent.
+      if (exponent < 100000000000000LL) exponent = exponent * 10 + (data[p] - '0');
       ++p;
     }
     if (exp_negative) exponent = -exponent;

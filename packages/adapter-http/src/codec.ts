@@ -299,7 +299,10 @@ function tensorFromNumbers(label: string, dtype: ServedDType, shape: number[], c
   if (values.length !== count) {
     throw shapeMismatch(label, shape, count, values.length > count ? "more" : values.length);
   }
-  if (dtype === "bytes") throw invalid(`${label}: element 0 must be a string, got ${values[0]}`);
+  if (dtype === "bytes") {
+    if (count > 0) throw invalid(`${label}: element 0 must be a string, got ${values[0]}`);
+    return new BytesTensor(shape, []); // "data": [] -- an empty array is numeric too
+  }
   const tensor = Tensor.zeros(dtype, shape);
   if (dtype === "float32" || dtype === "float64") {
     (tensor.data as Float32Array | Float64Array).set(values); // rounds as element-wise stores do

@@ -308,6 +308,8 @@ describe("infer, JSON", () => {
       inputs: [{ name: "x", shape: [2, 2], datatype: "BYTES", data: [["a", "b"], ["c", "d"]] }],
     });
     expect(((await nested.json()) as any).outputs[0]).toEqual({ name: "y", datatype: "BYTES", shape: [2, 2], data: ["a", "b", "c", "d"] });
+    const empty = await postJson("/v2/models/identity_BYTES/infer", { inputs: [{ name: "x", shape: [1, 0], datatype: "BYTES", data: [[]] }] });
+    expect(((await empty.json()) as any).outputs[0]).toEqual({ name: "y", datatype: "BYTES", shape: [1, 0], data: [] });
   });
 
   it("answers 400 for BYTES elements that are not strings, and for non-UTF-8 bytes asked for as JSON", async () => {

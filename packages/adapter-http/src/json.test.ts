@@ -151,7 +151,10 @@ describe("parseRequestJson", () => {
     const big = Buffer.from(`{"data":[${"1,".repeat(99_999)}1]}`); // past the 16k scratch
     expect(() => parseRequestJson(big, 50_000)).toThrow(TooManyNumbersError);
     expect((parseRequestJson(big, 100_000) as { data: NumericArray }).data.values.length).toBe(100_000);
-    expect(() => parseRequestJson(Buffer.from('{"data":[1,2,3]}'), 2)).toThrow(/holds 3 numbers/);
+    expect(() => parseRequestJson(Buffer.from('{"data":[1,2,3]}'), 2)).toThrow(/holds more than 2 elements/);
+    // Not all numbers: parsed in JavaScript, under the same limit.
+    expect(() => parseRequestJson(Buffer.from('{"data":[[1,2],["a","b"]]}'), 3)).toThrow(TooManyNumbersError);
+    expect(parseRequestJson(Buffer.from('{"data":[[1,2],["a","b"]]}'), 4)).toEqual({ data: [[1, 2], ["a", "b"]] });
   });
 
   it("refuses nesting past its depth limit instead of overflowing the stack", () => {

@@ -20,10 +20,10 @@ export class NumericArray {
 
 export class JsonSyntaxError extends SyntaxError {}
 
-/** A numeric "data" array longer than the caller allows (see parseRequestJson). */
+/** A "data" array with more elements than the caller allows (see parseRequestJson). */
 export class TooManyNumbersError extends RangeError {
-  constructor(readonly count: number) {
-    super(`a "data" array holds ${count} numbers`);
+  constructor(readonly limit: number) {
+    super(`a "data" array holds more than ${limit} elements`);
   }
 }
 
@@ -53,8 +53,8 @@ const numbers = new Float64Array(16 * 1024);
 let numberEnd = 0;
 
 /** Parses `bytes` (UTF-8 JSON); throws JsonSyntaxError saying where it is malformed,
- * and TooManyNumbersError, before allocating for it, at a numeric "data" array of
- * more than `maxNumbers` elements. */
+ * and TooManyNumbersError at a "data" array of more than `maxNumbers` elements (a
+ * numeric one before anything is allocated for it). */
 export function parseRequestJson(bytes: Uint8Array, maxNumbers = Infinity): unknown {
   numberEnd = 0;
   return new Parser(bytes, maxNumbers).document();
@@ -92,7 +92,8 @@ class Parser {
     this.#pos = p;
   }
 
-  #value(depth: number, isData: boolean): unknown {
+  /** `budget`: elements a "data" array parsed as a plain array may still hold. */
+  #value(depth: number, isData: boolean, budget?: { left: number }): unknown {
     if (depth > MAX_DEPTH) this.#fail(`nesting deeper than ${MAX_DEPTH}`);
     this.#ws();
     const c = this.#b[this.#pos];
@@ -106,7 +107,7 @@ class Parser {
           if (numeric) return numeric;
           this.#pos = start; // not all numbers: parse it as a plain array
         }
-        return this.#array(depth);
+        return this.#array(depth, isData ? { left: this.#maxNumbers } : budget);
       case QUOTE:
         return this.#string();
       case 0x74: // t
@@ -165,7 +166,7 @@ class Parser {
     }
   }
 
-  #array(depth: number): unknown[] {
+  #array(depth: number, budget: { left: number } | undefined): unknown[] {
     const array: unknown[] = [];
     this.#pos++; // [
     this.#ws();
@@ -174,7 +175,11 @@ class Parser {
       return array;
     }
     for (;;) {
-      array.push(this.#value(depth + 1, false));
+      if (budget) {
+        this.#ws();
+        if (this.#b[this.#pos] !== OPEN_BRACKET && --budget.left < 0) throw new TooManyNumbersError(this.#maxNumbers);
+      }
+      array.push(this.#value(depth + 1, false, budget));
       this.#ws();
       const c = this.#b[this.#pos];
       if (c === COMMA) {
@@ -194,7 +199,7 @@ class Parser {
   #numericArray(depth: number): NumericArray | undefined {
     const scan = scanJsonNumberArray(this.#b, this.#pos, MAX_DEPTH - depth, numbers.subarray(numberEnd), this.#maxNumbers);
     if (!scan) return undefined;
-    if (!scan.values || scan.count > this.#maxNumbers) throw new TooManyNumbersError(scan.count);
+    if (!scan.values || scan.count > this.#maxNumbers) throw new TooManyNumbersError(this.#maxNumbers);
     this.#pos = scan.end;
     if (scan.values.buffer === numbers.buffer) numberEnd += scan.count;
     return new NumericArray(scan.values);

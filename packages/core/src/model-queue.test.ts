@@ -90,6 +90,27 @@ describe("ModelQueue", () => {
     for (const o of outcomes) expect(o).toMatchObject({ status: "rejected", reason: { code: "SHAPE_MISMATCH" } });
   });
 
+  it("splits a single output returned in a tuple, as the runtime names it", async () => {
+    const model = await doubler();
+    const queue = new ModelQueue<Tensor<"float32">[]>(model, {
+      method: "single_tuple",
+      outputCount: 1,
+      batching: { maxBatchSize: 4, maxQueueDelayMicros: 20_000 },
+    });
+    const [a, b] = await Promise.all([queue.infer([row(1, 2)]), queue.infer([row(3, 4)])]);
+    expect(a!.map((t) => Array.from(t.data))).toEqual([[2, 4]]);
+    expect(b!.map((t) => Array.from(t.data))).toEqual([[6, 8]]);
+  });
+
+  it("takes a timeout past what a Node timer can wait as no deadline", async () => {
+    const model = await doubler();
+    for (const queue of [new ModelQueue(model), new ModelQueue(model, { batching: { maxBatchSize: 2, maxQueueDelayMicros: 1000 } })]) {
+      const result = (await queue.infer([row(1)], { timeoutMs: 3e12 })) as Tensor<"float32">;
+      expect(Array.from(result.data)).toEqual([2]);
+    }
+    expect(() => new ModelQueue(model, { batching: { maxBatchSize: 2, maxQueueDelayMicros: Infinity } })).toThrow(/maxQueueDelayMicros/);
+  });
+
   it("gives every request of a failed batch the model's error", async () => {
     const model = await doubler();
     const queue = new ModelQueue(model, { method: "fail", batching: { maxBatchSize: 4, maxQueueDelayMicros: 20_000 } });

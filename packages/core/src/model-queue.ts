@@ -1,5 +1,5 @@
 import { CoilError } from "@coil/errors";
-import { Tensor, type CallTimings } from "@coil/native";
+import { MAX_TIMEOUT_MS, Tensor, type CallTimings } from "@coil/native";
 
 import { concatRows, rowSignature, splitList, splitRows } from "./batch-tensors.js";
 import { BytesTensor } from "./bytes-tensor.js";
@@ -28,8 +28,9 @@ export interface ModelQueueOptions {
   /** Batches running at once. Default: the pool's size (one per interpreter). */
   concurrency?: number;
   /** How many outputs the model returns, when known (from its signature). With
-   * batching, it tells a list of outputs from one output that is a list of rows
-   * (a BYTES output); unknown, a list holding a Tensor is taken as a list of outputs. */
+   * batching, it tells a list of outputs from one output that is a list of rows (a
+   * BYTES output): a list is one output's rows only when it holds no Tensor and the
+   * model has one output (or this is unknown). */
   outputCount?: number;
 }
 
@@ -111,8 +112,8 @@ export class ModelQueue<T = unknown> {
       if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
         throw new CoilError("INVALID_ARGUMENT", `maxBatchSize must be a positive integer, got ${maxBatchSize}`);
       }
-      if (!(maxQueueDelayMicros >= 0)) {
-        throw new CoilError("INVALID_ARGUMENT", `maxQueueDelayMicros must be >= 0, got ${maxQueueDelayMicros}`);
+      if (!(maxQueueDelayMicros >= 0 && maxQueueDelayMicros <= MAX_TIMEOUT_MS * 1000)) {
+        throw new CoilError("INVALID_ARGUMENT", `maxQueueDelayMicros must be 0..${MAX_TIMEOUT_MS * 1000}, got ${maxQueueDelayMicros}`);
       }
       this.#batching = { maxBatchSize, maxQueueDelayMicros };
     }
@@ -162,7 +163,7 @@ export class ModelQueue<T = unknown> {
         })
         .finally(() => {
           this.#inFlight--;
-          this.#recordCall(timings, [0], inputs[0]?.shape[0] ?? 1);
+          this.#recordCall(timings, [0], 1); // without batching a request is one row
         });
     }
     let request: Request;
@@ -205,12 +206,14 @@ export class ModelQueue<T = unknown> {
     if (rows === undefined || inputs.some((t) => t.shape[0] !== rows)) {
       throw new CoilError("SHAPE_MISMATCH", "a batched model's inputs must share their first (batch) dimension");
     }
+    // Past what a Node timer can wait (about 24.8 days) there is no deadline.
+    const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs <= MAX_TIMEOUT_MS ? options.timeoutMs : undefined;
     const request: Request = {
       inputs,
       rows,
       signature: inputs.map(rowSignature).join(";"),
       enqueuedAt: performance.now(),
-      deadline: options.timeoutMs !== undefined ? performance.now() + options.timeoutMs : undefined,
+      deadline: timeoutMs !== undefined ? performance.now() + timeoutMs : undefined,
       resolve: () => {},
       reject: () => {},
       settled: false,
@@ -225,11 +228,8 @@ export class ModelQueue<T = unknown> {
       this.#settle(request, error);
     };
     const timer =
-      options.timeoutMs !== undefined
-        ? setTimeout(
-            () => expire(new CoilError("DEADLINE_EXCEEDED", `request exceeded its deadline of ${options.timeoutMs} ms`)),
-            options.timeoutMs,
-          )
+      timeoutMs !== undefined
+        ? setTimeout(() => expire(new CoilError("DEADLINE_EXCEEDED", `request exceeded its deadline of ${timeoutMs} ms`)), timeoutMs)
         : undefined;
     const onAbort = () => expire(new CoilError("CANCELLED", "request cancelled"));
     options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -348,7 +348,9 @@ function splitOutput(output: unknown, rows: number[], outputCount: number | unde
   };
   if (output instanceof Tensor) return splitRows(output, rows);
   if (Array.isArray(output)) {
-    const severalOutputs = outputCount !== undefined ? outputCount > 1 : output.some((item) => item instanceof Tensor);
+    // As the runtime names outputs: a list holding a Tensor is a list of outputs, and
+    // so is any list from a model with several; otherwise it is one output's rows.
+    const severalOutputs = output.some((item) => item instanceof Tensor) || (outputCount ?? 1) > 1;
     if (!severalOutputs) return splitList(output, rows);
     const split = output.map(splitOne);
     return rows.map((_, i) => split.map((parts) => parts[i]));

@@ -12,7 +12,7 @@ export {
   MAX_INTERPRETERS,
   startupTunables,
 } from "./capacity.js";
-export { Interpreter, type BridgeFunction, type CallOptions, type CallTimings } from "./interpreter.js";
+export { Interpreter, type BridgeFunction, type CallOptions, type CallTimings, MAX_TIMEOUT_MS } from "./interpreter.js";
 export { mapFile } from "./map-file.js";
 export { scanJsonNumberArray } from "./json-numbers.js";
 export { fileMappings, processMemory, type MemoryFields } from "./memory.js";

@@ -22,7 +22,8 @@ export type BridgeFunction =
 export interface CallOptions {
   /** Milliseconds from now. Past it the call rejects with DEADLINE_EXCEEDED; a call
    * still queued never starts, a running one is interrupted at its next Python
-   * bytecode, and the interpreter serves the next call. */
+   * bytecode, and the interpreter serves the next call. Beyond MAX_TIMEOUT_MS (about
+   * 24.8 days, what a Node timer can wait) there is no deadline. */
   timeoutMs?: number;
   /** Aborting rejects with CANCELLED, with the same effect on the interpreter. */
   signal?: AbortSignal;
@@ -35,6 +36,9 @@ export interface CallTimings {
   queuedSeconds: number;
   runSeconds: number;
 }
+
+/** The longest a Node timer waits (2^31 - 1 ms); longer timeouts mean none. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 let lastJobId = 0;
 export function nextJobId(): number {
@@ -112,7 +116,8 @@ export class Interpreter {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (options?.timeoutMs === undefined && options?.signal === undefined) return promise as Promise<T>;
+    const timed = options?.timeoutMs !== undefined && options.timeoutMs <= MAX_TIMEOUT_MS;
+    if (!timed && options?.signal === undefined) return promise as Promise<T>;
     return this.#guard(promise, id, options) as Promise<T>;
   }
 
@@ -140,7 +145,7 @@ export class Interpreter {
   #guard(promise: Promise<unknown>, id: number, options: CallOptions): Promise<unknown> {
     const { timeoutMs, signal } = options;
     let timer: NodeJS.Timeout | undefined;
-    if (timeoutMs !== undefined) {
+    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMEOUT_MS) {
       timer = setTimeout(
         () => this.#native.cancel(id, "DEADLINE_EXCEEDED", `call exceeded its deadline of ${timeoutMs} ms`),
         Math.max(0, timeoutMs),

@@ -227,3 +227,24 @@ describe("ServingRuntime", () => {
     expect(text).toMatch(/coil_interpreter_load\{interpreter="\d+"\} \d+/);
   });
 });
+
+describe("ServingRuntime readiness", () => {
+  it("stays ready when a model is unloaded on purpose, not when one fails to load; refuses loads once closed", async () => {
+    const single = mkdtempSync(join(tmpdir(), "coil-ready-"));
+    copyFileSync(join(repo, "net.coil"), join(single, "net.coil"));
+    const pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new CpuBackend() });
+    const own = new ServingRuntime({ pool, repository: single });
+    try {
+      await own.start();
+      expect(own.isReady()).toBe(true);
+      await own.unloadModel("net");
+      expect(own.isReady()).toBe(true); // unloaded on purpose: not expected to serve
+      writeFileSync(join(single, "net.coil"), "not an archive");
+      await expect(own.loadModel("net")).rejects.toMatchObject({ code: "ARCHIVE_INVALID" });
+      expect(own.isReady()).toBe(false); // it should serve, and cannot
+    } finally {
+      await own.close();
+    }
+    await expect(own.loadModel("net")).rejects.toMatchObject({ code: "CLOSED" });
+  }, 60_000);
+});

@@ -93,7 +93,11 @@ export class ServingRuntime implements InferenceService {
   }
 
   isReady(): boolean {
-    return !this.#closed && [...this.#models.values()].every((vs) => vs.some((v) => v.state === "READY"));
+    // Every model is ready, but for those unloaded on purpose (as Triton counts them).
+    return (
+      !this.#closed &&
+      [...this.#models.values()].every((vs) => vs.some((v) => v.state === "READY") || vs.every((v) => v.reason === "unloaded"))
+    );
   }
 
   modelIndex(): ModelIndexEntry[] {
@@ -154,6 +158,7 @@ export class ServingRuntime implements InferenceService {
    * old ones stay and the load rejects with that version's error.
    */
   async loadModel(name: string): Promise<void> {
+    if (this.#closed) throw new CoilError("CLOSED", "the runtime is closed");
     const entries = (await scanRepository(this.#options.repository)).filter((e) => e.name === name);
     if (entries.length === 0) throw new CoilError("MODEL_NOT_FOUND", `no model ${name} in ${this.#options.repository}`);
     const fresh = await Promise.all(entries.map((entry) => this.#open(entry)));
@@ -203,7 +208,11 @@ export class ServingRuntime implements InferenceService {
     );
     exposition.counter("coil_queue_refused_total", "Requests refused because the queue was full", perModel((v) => v.queue?.stats().refusedFull));
     exposition.counter("coil_batches_total", "Calls made to the model (a batch counts once)", perModel((v) => v.queue?.stats().batches));
-    exposition.counter("coil_batch_rows_total", "Rows over all calls (mean batch size = rows / batches)", perModel((v) => v.queue?.stats().batchedRows));
+    exposition.counter(
+      "coil_batch_rows_total",
+      "Rows over all calls (mean batch size = rows / batches; without batching a request is one row)",
+      perModel((v) => v.queue?.stats().batchedRows),
+    );
     exposition.gauge("coil_queue_pending", "Requests waiting or running", perModel((v) => v.queue?.pending));
     const histograms = (fn: (stats: ModelQueueStats) => HistogramSnapshot) =>
       versions.flatMap((v): [Record<string, string>, HistogramSnapshot][] => (v.queue ? [[labels(v), fn(v.queue.stats())]] : []));
