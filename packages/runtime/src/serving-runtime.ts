@@ -206,16 +206,21 @@ export class ServingRuntime implements InferenceService {
         return stats ? [[labels(v), stats.seconds.snapshot()]] : [];
       }),
     );
-    exposition.counter("coil_queue_refused_total", "Requests refused because the queue was full", perModel((v) => v.queue?.stats().refusedFull));
-    exposition.counter("coil_batches_total", "Calls made to the model (a batch counts once)", perModel((v) => v.queue?.stats().batches));
+    // One snapshot per version, read by every queue-side metric below.
+    const queueStats = new Map(versions.map((v) => [v, v.queue?.stats()]));
+    exposition.counter("coil_queue_refused_total", "Requests refused because the queue was full", perModel((v) => queueStats.get(v)?.refusedFull));
+    exposition.counter("coil_batches_total", "Calls made to the model (a batch counts once)", perModel((v) => queueStats.get(v)?.batches));
     exposition.counter(
       "coil_batch_rows_total",
       "Rows over all calls (mean batch size = rows / batches; without batching a request is one row)",
-      perModel((v) => v.queue?.stats().batchedRows),
+      perModel((v) => queueStats.get(v)?.batchedRows),
     );
     exposition.gauge("coil_queue_pending", "Requests waiting or running", perModel((v) => v.queue?.pending));
     const histograms = (fn: (stats: ModelQueueStats) => HistogramSnapshot) =>
-      versions.flatMap((v): [Record<string, string>, HistogramSnapshot][] => (v.queue ? [[labels(v), fn(v.queue.stats())]] : []));
+      versions.flatMap((v): [Record<string, string>, HistogramSnapshot][] => {
+        const stats = queueStats.get(v);
+        return stats ? [[labels(v), fn(stats)]] : [];
+      });
     exposition.histogram(
       "coil_queue_duration_seconds",
       "Per request: from acceptance until its call started in an interpreter",
