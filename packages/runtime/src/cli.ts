@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // The `coil` command: re-executes itself with the glibc tunable the interpreters
-// need, then runs the subcommand (commands.ts).
+// need (and, for `serve`, the Node flags a server wants), then runs the subcommand
+// (commands.ts).
 import { isCoilError } from "@coil/errors";
 
 import { main } from "./commands.js";
-import { reexecWithTunable } from "./reexec.js";
+import { reexecWithTunable, SERVE_NODE_FLAGS } from "./reexec.js";
 
 async function run(): Promise<void> {
-  const child = reexecWithTunable();
+  const child = reexecWithTunable(process.argv[2] === "serve" ? SERVE_NODE_FLAGS : []);
   if (child) {
     process.exitCode = await child;
     return;

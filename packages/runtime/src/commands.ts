@@ -8,7 +8,7 @@
  *   coil keygen -o name      writes name.pem (private) and name.pub.pem (public)
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 
 import { CoilError, isCoilError } from "@coil/errors";
 import { MANIFEST_DTYPES, type ManifestDType, type TensorSpec } from "@coil/format-reader";
@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function pack(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {
@@ -101,7 +101,7 @@ async function pack(argv: string[]): Promise<number> {
 }
 
 async function inspect(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {
@@ -120,7 +120,7 @@ async function inspect(argv: string[]): Promise<number> {
 }
 
 async function keygen(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { output: { type: "string", short: "o" } } });
+  const { values } = parseFlags({ args: argv, options: { output: { type: "string", short: "o" } } });
   if (!values.output) throw new CoilError("INVALID_ARGUMENT", `coil keygen needs -o <name>\n${USAGE}`);
   const { privateKey, publicKey } = await generateSigningKeyPair();
   writeFileSync(`${values.output}.pem`, privateKey, { mode: 0o600, flag: "wx" });
@@ -148,7 +148,7 @@ type ServeSetting = keyof typeof SERVE_SETTINGS;
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 async function serveCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
     options: {
@@ -238,3 +238,30 @@ export function parseSpec(text: string): TensorSpec {
   return { name, dtype: dtype as ManifestDType, shape };
 }
 
+/**
+ * parseArgs, with a negative number after a flag that takes a value taken as its value (`--grpc-port -1`, as the usage writes it), and its errors (an unknown
+ * flag, a missing value) reported as INVALID_ARGUMENT with the usage.
+ */
+function parseFlags<T extends ParseArgsConfig & { args: string[] }>(config: T): ReturnType<typeof parseArgs<T>> {
+  const args: string[] = [];
+  for (let i = 0; i < config.args.length; i++) {
+    const arg = config.args[i]!;
+    const next = config.args[i + 1];
+    const takesValue = arg.startsWith("--") && config.options?.[arg.slice(2)]?.type === "string";
+    if (takesValue && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${arg}=${next}`);
+      i++;
+    } else {
+      args.push(arg);
+    }
+  }
+  try {
+    return parseArgs({ ...config, args });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code?.startsWith("ERR_PARSE_ARGS_")) {
+      throw new CoilError("INVALID_ARGUMENT", `${(error as Error).message.split("\n")[0]}\n${USAGE}`);
+    }
+    throw error;
+  }
+}

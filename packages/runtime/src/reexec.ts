@@ -3,17 +3,34 @@ import { spawn } from "node:child_process";
 import { GLIBC_TUNABLE, startupTunables } from "@coil/native";
 
 /**
- * glibc reads GLIBC_TUNABLES only when a process starts, and a pool of more than a
- * few interpreters needs glibc.rtld.nns=16 (DESIGN.md fact 2). If this process
- * started without it, run the same command again with it and mirror the child's
- * exit; returns true when that happened (the caller must then do nothing else).
+ * Node flags `coil serve` runs with unless the user set them: a young generation of
+ * a fixed size. V8 starts it at 1 MB and doubles it as a busy server keeps
+ * allocating, and every time it grows under load (seconds into serving) the process
+ * runs a burst of mark-compacts for about a second, dozens of them. tools/bench/http.mjs
+ * saw p99 at 16 connections go from ~3.5 ms to 8-14 ms in those runs. Pinned at
+ * V8's usual maximum (16 MB) the bursts are gone, and private memory is no higher.
  */
-export function reexecWithTunable(): Promise<number> | undefined {
-  const tunables = startupTunables();
-  if (tunables && /(?:^|:)glibc\.rtld\.nns=/.test(tunables)) return undefined;
+export const SERVE_NODE_FLAGS: readonly string[] = ["--min-semi-space-size=16", "--max-semi-space-size=16"];
+
+/**
+ * glibc reads GLIBC_TUNABLES only when a process starts, and a pool of more than a
+ * few interpreters needs glibc.rtld.nns=16 (DESIGN.md fact 2); V8's heap flags too
+ * are read only at start-up. If this process started without the tunable, or
+ * without one of `nodeFlags` (a flag counts as set when its name appears in the
+ * process's Node flags or NODE_OPTIONS, whatever its value), run the same command
+ * again with what was missing and mirror the child's exit. Returns the child's exit
+ * code when that happened (the caller must then do nothing else), else undefined.
+ * COIL_NO_REEXEC=1 turns it off.
+ */
+export function reexecWithTunable(nodeFlags: readonly string[] = []): Promise<number> | undefined {
   if (process.env.COIL_NO_REEXEC === "1") return undefined;
-  const env = { ...process.env, GLIBC_TUNABLES: tunables ? `${tunables}:${GLIBC_TUNABLE}` : GLIBC_TUNABLE };
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env });
+  const tunables = startupTunables();
+  const hasTunable = tunables !== undefined && /(?:^|:)glibc\.rtld\.nns=/.test(tunables);
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].map(flagName);
+  const missingFlags = nodeFlags.filter((flag) => !given.includes(flagName(flag)));
+  if (hasTunable && missingFlags.length === 0) return undefined;
+  const env = hasTunable ? process.env : { ...process.env, GLIBC_TUNABLES: tunables ? `${tunables}:${GLIBC_TUNABLE}` : GLIBC_TUNABLE };
+  const child = spawn(process.execPath, [...missingFlags, ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env });
   // The child owns the terminal's signals too; forward those sent to us alone.
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, forward);
@@ -21,6 +38,11 @@ export function reexecWithTunable(): Promise<number> | undefined {
     child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 + signalNumber(signal) : 1)));
     child.on("error", () => resolve(1));
   });
+}
+
+/** "--max-semi-space-size=16" -> "--max-semi-space-size"; V8 takes _ for - too. */
+function flagName(flag: string): string {
+  return flag.split("=")[0]!.replaceAll("_", "-");
 }
 
 function signalNumber(signal: NodeJS.Signals): number {

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 
 import { main } from "./commands.js";
 import { packModel } from "./pack.js";
+import { SERVE_NODE_FLAGS } from "./reexec.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const NET = resolve(here, "../test/fixtures/split/net.py");
@@ -29,8 +30,10 @@ beforeAll(async () => {
 
 describe("coil serve", () => {
   it("serves a repository over HTTP and gRPC, and drains and exits 0 on SIGTERM", async () => {
-    const env = { ...process.env };
-    delete env.GLIBC_TUNABLES; // the command re-executes itself with it
+    // With the tunable already there, only the server's Node flags make the command
+    // re-execute itself (pack.test.ts covers a start without the tunable).
+    const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: "glibc.rtld.nns=16" };
+    delete env.NODE_OPTIONS;
     // Settings from a config file, ports from flags.
     const config = join(repo, "..", `coil-${Date.now()}.json`);
     writeFileSync(config, JSON.stringify({ repository: repo, host: "127.0.0.1", interpreters: 1, python: "/usr/bin/python3", httpPort: 8000 }));
@@ -55,6 +58,8 @@ describe("coil serve", () => {
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     const ready = await serving;
     expect(ready).toMatchObject({ interpreters: 1, backend: "cpu", grpc: expect.any(Number) });
+    // The re-executed process runs with the server's Node flags.
+    expect(ready.nodeFlags).toEqual(expect.arrayContaining([...SERVE_NODE_FLAGS]));
     expect(logs).toContainEqual(expect.objectContaining({ msg: "model ready", model: "net" }));
     const base = `http://127.0.0.1:${ready.http as number}`;
     const curl = promisify(execFile);
@@ -69,6 +74,19 @@ describe("coil serve", () => {
     expect(await exited).toBe(0);
     expect(logs.map((l) => l.msg)).toContain("stopped");
   }, 120_000);
+
+  it("takes a negative number as a flag's value, and reports a bad flag as INVALID_ARGUMENT", async () => {
+    // --grpc-port -1 (off) as the usage writes it: parsed, then refused for its missing repository.
+    await expect(main(["serve", "--grpc-port", "-1"])).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining("needs a model repository"),
+    });
+    await expect(main(["serve", repo, "--http-prot", "1"])).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringMatching(/Unknown option '--http-prot'[\s\S]*usage:/),
+    });
+    await expect(main(["serve", repo, "--interpreters"])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+  });
 
   it("refuses a config file with an unknown setting", async () => {
     const config = join(repo, "..", `coil-bad-${Date.now()}.json`);

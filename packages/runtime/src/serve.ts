@@ -49,6 +49,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       python: info?.python,
       torch: info?.torch,
       startupMs: Math.round(performance.now() - started),
+      nodeFlags: process.execArgv,
     },
     "serving",
   );
