@@ -3,21 +3,24 @@ import { spawn } from "node:child_process";
 import { GLIBC_TUNABLE, startupTunables } from "@coil/native";
 
 /**
- * Node flags `coil serve` runs with unless the user set them: a young generation of
- * a fixed size. V8 starts it at 1 MB and doubles it as a busy server keeps
- * allocating, and every time it grows under load (seconds into serving) the process
- * runs a burst of mark-compacts for about a second, dozens of them. tools/bench/http.mjs
- * saw p99 at 16 connections go from ~3.5 ms to 8-14 ms in those runs. Pinned at
- * V8's usual maximum (16 MB) the bursts are gone, and private memory is no higher.
+ * Node flags `coil serve` runs with unless the user set them. Each one removed a
+ * burst of back-to-back mark-compacts (dozens in a second) that took p99 at 16
+ * connections from ~3.5 ms to 8-14 ms in tools/bench/http.mjs, at no cost in
+ * private memory:
+ *  - a young generation of fixed size: V8 starts it small and doubles it as a busy
+ *    server allocates, and each growth under load set off a burst;
+ *  - no memory reducer: with it, load that came back after idle gaps met a burst.
+ * A burst can still follow the first mark-compact once the old generation fills
+ * (runtime README).
  */
-export const SERVE_NODE_FLAGS: readonly string[] = ["--min-semi-space-size=16", "--max-semi-space-size=16"];
+export const SERVE_NODE_FLAGS: readonly string[] = ["--min-semi-space-size=16", "--max-semi-space-size=16", "--no-memory-reducer"];
 
 /**
  * glibc reads GLIBC_TUNABLES only when a process starts, and a pool of more than a
  * few interpreters needs glibc.rtld.nns=16 (DESIGN.md fact 2); V8's heap flags too
  * are read only at start-up. If this process started without the tunable, or
  * without one of `nodeFlags` (a flag counts as set when its name appears in the
- * process's Node flags or NODE_OPTIONS, whatever its value), run the same command
+ * process's Node flags or NODE_OPTIONS, whatever its value or --no- prefix), run the same command
  * again with what was missing and mirror the child's exit. Returns the child's exit
  * code when that happened (the caller must then do nothing else), else undefined.
  * COIL_NO_REEXEC=1 turns it off.
@@ -40,9 +43,10 @@ export function reexecWithTunable(nodeFlags: readonly string[] = []): Promise<nu
   });
 }
 
-/** "--max-semi-space-size=16" -> "--max-semi-space-size"; V8 takes _ for - too. */
+/** "--max-semi-space-size=16" -> "--max-semi-space-size", "--no-memory-reducer" ->
+ * "--memory-reducer" (V8 takes _ for - too). */
 function flagName(flag: string): string {
-  return flag.split("=")[0]!.replaceAll("_", "-");
+  return flag.split("=")[0]!.replaceAll("_", "-").replace(/^--no-/, "--");
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
