@@ -7,23 +7,28 @@
 //   node tools/bench/http.mjs [--seconds 10] [--concurrency 16,64] [--rounds 2]
 //                             [--interpreters 2] [--workers 2] [--threads 2] [--out FILE]
 //
-// Coil serves in this process (serve() from @coil/runtime, 127.0.0.1, HTTP only), once
-// plain and once with dynamic batching; uvicorn runs tools/bench/fastapi_mlp.py with the
-// same number of worker processes. wrk runs against each in turn (Coil, FastAPI, Coil
+// Coil runs as users run it: `coil serve` (packages/runtime/dist/cli.js, with the Node
+// flags and glibc tunable the command gives itself), one process plain and one with
+// dynamic batching, HTTP only on 127.0.0.1; uvicorn runs tools/bench/fastapi_mlp.py with
+// the same number of worker processes. Separate processes keep one server's garbage
+// collection out of the other's numbers. wrk runs against each in turn (Coil, FastAPI, Coil
 // batched, Coil, FastAPI, ...) so machine noise hits all of them. Prints a table and the
 // bar, writes bench-results/http.json, stops every server. Needs the packages built, wrk,
 // and Debian's python3-fastapi python3-uvicorn (it says how to install what is missing).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-import { packModel, serve } from "@coil/runtime";
+import { packModel, SERVE_NODE_FLAGS } from "@coil/runtime";
+import { GLIBC_TUNABLE } from "@coil/native";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
+const CLI = resolve(HERE, "../../packages/runtime/dist/cli.js");
+const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
@@ -114,7 +119,6 @@ async function waitReady(url, label, ms, child) {
 function runWrk(url, connections, seconds, bodyFile) {
   const argv = [`-t${Math.min(WRK_THREADS, connections)}`, `-c${connections}`, `-d${seconds}s`, "--timeout", "5s", "--latency", "-s", join(HERE, "http.lua"), url, "--", bodyFile];
   return new Promise((resolveRun, reject) => {
-    // Asynchronous: Coil serves from this very process, its event loop must stay free.
     const child = spawn("wrk", argv, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
@@ -153,31 +157,47 @@ const bodyFile = join(scratch, "body.json");
 writeFileSync(bodyFile, BODY);
 const repository = join(scratch, "repo");
 mkdirSync(repository);
-const servers = [];
-let uvicorn;
+const servers = []; // child processes, each the leader of its process group
 let cleaning;
 async function cleanup() {
   cleaning ??= (async () => {
-    if (uvicorn && uvicorn.exitCode === null) {
-      try {
-        process.kill(-uvicorn.pid, "SIGTERM");
-      } catch {}
-      const exited = new Promise((r) => uvicorn.once("exit", r));
-      if ((await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) === false) {
-        try {
-          process.kill(-uvicorn.pid, "SIGKILL");
-        } catch {}
-      }
-    }
-    for (const s of servers) await s.shutdown().catch((e) => console.error(`shutdown: ${e.message}`));
+    await Promise.all(servers.map(stopGroup));
     rmSync(scratch, { recursive: true, force: true });
   })();
   return cleaning;
 }
+/** SIGTERM to a server's process group, SIGKILL if it is still there after 5 s. */
+async function stopGroup(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  const signal = (name) => {
+    try {
+      process.kill(-child.pid, name);
+    } catch {}
+  };
+  signal("SIGTERM");
+  if ((await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) === false) signal("SIGKILL");
+}
+/** `coil serve` on the repository, as its CLI starts itself (Node flags, glibc tunable). */
+async function startCoil(extraArgs) {
+  const port = await freePort();
+  const argv = ["serve", repository, "--host", HOST, "--http-port", String(port), "--grpc-port", "-1", "--interpreters", String(INTERPRETERS), "--python", PYTHON, "--log-level", "warn", ...extraArgs];
+  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, CLI, ...argv], {
+    detached: true,
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, GLIBC_TUNABLES: GLIBC_TUNABLE },
+  });
+  servers.push(child);
+  return { child, url: `http://${HOST}:${port}/v2/models/mlp/infer` };
+}
+/** CPU seconds a process has used (utime + stime). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.once(signal, () => cleanup().finally(() => process.exit(130)));
 }
-const silent = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, fatal() {}, child() { return silent; } };
 
 const results = {
   date: new Date().toISOString(),
@@ -189,6 +209,7 @@ const results = {
   interpreters: INTERPRETERS,
   uvicornWorkers: WORKERS,
   batching: BATCHING,
+  coilNodeFlags: SERVE_NODE_FLAGS,
   python: PYTHON,
   targets: {},
   runs: [],
@@ -197,7 +218,7 @@ const results = {
 
 try {
   const t0 = performance.now();
-  const packed = await packModel({
+  await packModel({
     target: `${join(HERE, "../../examples/models/mlp.py")}:build`,
     output: join(repository, "mlp.coil"),
     inputs: [{ name: "input", dtype: "float32", shape: [-1, FEATURES] }],
@@ -209,38 +230,31 @@ try {
   // uvicorn first (it starts slower, in its own processes), then Coil.
   const fastapiPort = await freePort();
   const uvStarted = performance.now();
-  uvicorn = spawn(
+  const uvicorn = spawn(
     PYTHON,
     ["-m", "uvicorn", "fastapi_mlp:app", "--host", HOST, "--port", String(fastapiPort), "--workers", String(WORKERS), "--log-level", "warning", "--no-access-log"],
     { cwd: HERE, detached: true, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" } },
   );
+  servers.push(uvicorn);
 
   const targets = [];
   const coilStarted = performance.now();
-  const plain = await serve({ repository, host: HOST, httpPort: 0, grpcPort: null, interpreters: INTERPRETERS, python: PYTHON, logger: silent });
-  servers.push(plain);
-  targets.push({ key: "coil", label: `Coil, ${INTERPRETERS} interpreters`, url: `http://${HOST}:${plain.httpPort}/v2/models/mlp/infer` });
-  const coilStartupMs = performance.now() - coilStarted;
+  const plain = await startCoil([]);
+  targets.push({ key: "coil", label: `Coil, ${INTERPRETERS} interpreters`, ...plain });
   if (!args["no-batching"]) {
-    const batched = await serve({
-      repository,
-      host: HOST,
-      httpPort: 0,
-      grpcPort: null,
-      interpreters: INTERPRETERS,
-      python: PYTHON,
-      logger: silent,
-      queue: { batching: BATCHING },
-    });
-    servers.push(batched);
-    targets.push({ key: "coil-batched", label: `Coil, ${INTERPRETERS} interp., batching`, url: `http://${HOST}:${batched.httpPort}/v2/models/mlp/infer` });
+    const batched = await startCoil(["--max-batch-size", String(BATCHING.maxBatchSize), "--max-queue-delay-us", String(BATCHING.maxQueueDelayMicros)]);
+    targets.push({ key: "coil-batched", label: `Coil, ${INTERPRETERS} interp., batching`, ...batched });
   }
   const fastapiUrl = `http://${HOST}:${fastapiPort}/v2/models/mlp/infer`;
-  targets.splice(1, 0, { key: "fastapi", label: `FastAPI+uvicorn, ${WORKERS} workers`, url: fastapiUrl });
+  targets.splice(1, 0, { key: "fastapi", label: `FastAPI+uvicorn, ${WORKERS} workers`, url: fastapiUrl, child: uvicorn });
 
   // Everyone answers, with the same numbers.
   const answers = {};
-  for (const t of targets) answers[t.key] = await waitReady(t.url, t.label, 60_000, t.key === "fastapi" ? uvicorn : undefined);
+  let coilStartupMs;
+  for (const t of targets) {
+    answers[t.key] = await waitReady(t.url, t.label, 60_000, t.child);
+    if (t.key === "coil") coilStartupMs = performance.now() - coilStarted;
+  }
   const fastapiReadyMs = performance.now() - uvStarted;
   const reference = answers.fastapi.outputs[0];
   let maxAbsDiff = 0;
@@ -259,7 +273,7 @@ try {
     `HTTP infer, small MLP [${ROWS},${FEATURES}] JSON; ${availableParallelism()} cores; wrk -t${WRK_THREADS} -d${SECONDS}s, ${ROUNDS} rounds per row, targets in turn`,
   );
   console.log(
-    `same answer from every server (output [${reference.shape}], max |diff| ${maxAbsDiff.toExponential(1)}); pack ${packMs.toFixed(0)} ms, Coil serve() ${coilStartupMs.toFixed(0)} ms, uvicorn ready ${fastapiReadyMs.toFixed(0)} ms`,
+    `same answer from every server (output [${reference.shape}], max |diff| ${maxAbsDiff.toExponential(1)}); pack ${packMs.toFixed(0)} ms, coil serve ready ${coilStartupMs.toFixed(0)} ms, uvicorn ready ${fastapiReadyMs.toFixed(0)} ms`,
   );
 
   // Warm-up: a short run on each.
@@ -268,10 +282,10 @@ try {
   for (const c of CONCURRENCY) {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const t of targets) {
-        const cpu0 = process.cpuUsage();
+        const coil = t.key !== "fastapi";
+        const cpu0 = coil ? cpuSeconds(t.child.pid) : 0;
         const r = await runWrk(t.url, c, SECONDS, bodyFile);
-        const cpu = process.cpuUsage(cpu0);
-        results.runs.push({ target: t.key, connections: c, round, ...r, ...(t.key !== "fastapi" && { coilProcessCpuSeconds: (cpu.user + cpu.system) / 1e6 }) });
+        results.runs.push({ target: t.key, connections: c, round, ...r, ...(coil && { coilProcessCpuSeconds: cpuSeconds(t.child.pid) - cpu0 }) });
         process.stderr.write(`  ${t.key.padEnd(13)} c=${String(c).padEnd(3)} round ${round}: ${r.requestsPerSecond.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms${r.errors ? `, ${r.errors} errors` : ""}\n`);
       }
     }
