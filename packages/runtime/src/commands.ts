@@ -239,8 +239,9 @@ export function parseSpec(text: string): TensorSpec {
 }
 
 /**
- * parseArgs, with a negative number after a flag that takes a value taken as its value (`--grpc-port -1`, as the usage writes it), and its errors (an unknown
- * flag, a missing value) reported as INVALID_ARGUMENT with the usage.
+ * parseArgs, with a negative number after a flag that takes a value read as that
+ * value (`--grpc-port -1`, as the usage writes it), and its errors (an unknown flag,
+ * a missing value) reported as INVALID_ARGUMENT with the usage.
  */
 function parseFlags<T extends ParseArgsConfig & { args: string[] }>(config: T): ReturnType<typeof parseArgs<T>> {
   const args: string[] = [];

@@ -13,17 +13,21 @@ import { GLIBC_TUNABLE, startupTunables } from "@coil/native";
  * A burst can still follow the first mark-compact once the old generation fills
  * (runtime README).
  */
-export const SERVE_NODE_FLAGS: readonly string[] = ["--min-semi-space-size=16", "--max-semi-space-size=16", "--no-memory-reducer"];
+export const SERVE_NODE_FLAGS: readonly string[] = [
+  "--min-semi-space-size=16",
+  "--max-semi-space-size=16",
+  "--no-memory-reducer",
+];
 
 /**
  * glibc reads GLIBC_TUNABLES only when a process starts, and a pool of more than a
  * few interpreters needs glibc.rtld.nns=16 (DESIGN.md fact 2); V8's heap flags too
  * are read only at start-up. If this process started without the tunable, or
  * without one of `nodeFlags` (a flag counts as set when its name appears in the
- * process's Node flags or NODE_OPTIONS, whatever its value or --no- prefix), run the same command
- * again with what was missing and mirror the child's exit. Returns the child's exit
- * code when that happened (the caller must then do nothing else), else undefined.
- * COIL_NO_REEXEC=1 turns it off.
+ * process's Node flags or NODE_OPTIONS, whatever its value or --no- prefix), run
+ * the same command again with what was missing and mirror the child's exit.
+ * Returns the child's exit code when that happened (the caller must then do
+ * nothing else), else undefined. COIL_NO_REEXEC=1 turns it off.
  */
 export function reexecWithTunable(nodeFlags: readonly string[] = []): Promise<number> | undefined {
   if (process.env.COIL_NO_REEXEC === "1") return undefined;
@@ -32,8 +36,11 @@ export function reexecWithTunable(nodeFlags: readonly string[] = []): Promise<nu
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].map(flagName);
   const missingFlags = nodeFlags.filter((flag) => !given.includes(flagName(flag)));
   if (hasTunable && missingFlags.length === 0) return undefined;
-  const env = hasTunable ? process.env : { ...process.env, GLIBC_TUNABLES: tunables ? `${tunables}:${GLIBC_TUNABLE}` : GLIBC_TUNABLE };
-  const child = spawn(process.execPath, [...missingFlags, ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env });
+  const env = hasTunable
+    ? process.env
+    : { ...process.env, GLIBC_TUNABLES: tunables ? `${tunables}:${GLIBC_TUNABLE}` : GLIBC_TUNABLE };
+  const argv = [...missingFlags, ...process.execArgv, ...process.argv.slice(1)];
+  const child = spawn(process.execPath, argv, { stdio: "inherit", env });
   // The child owns the terminal's signals too; forward those sent to us alone.
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, forward);
