@@ -11,7 +11,9 @@ export interface BatchingOptions {
   /** Most rows (sum of the requests' first dimensions) in one call. */
   maxBatchSize: number;
   /** How long the oldest request may wait for others to join its batch, in
-   * microseconds (Triton's max_queue_delay_microseconds). Default 100. */
+   * microseconds (Triton's max_queue_delay_microseconds). Default 100. The wait is a
+   * Node timer, and those count whole milliseconds: a delay under 1000 µs waits
+   * about 1 ms when no batch fills up first. */
   maxQueueDelayMicros?: number;
 }
 
