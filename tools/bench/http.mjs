@@ -16,7 +16,7 @@
 // bar, writes bench-results/http.json, stops every server. Needs the packages built, wrk,
 // and Debian's python3-fastapi python3-uvicorn (it says how to install what is missing).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -26,9 +26,10 @@ import { parseArgs } from "node:util";
 import { packModel, SERVE_NODE_FLAGS } from "@coil/runtime";
 import { GLIBC_TUNABLE } from "@coil/native";
 
+import { processCpu } from "./proc.mjs";
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = resolve(HERE, "../../packages/runtime/dist/cli.js");
-const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
@@ -190,11 +191,6 @@ async function startCoil(extraArgs) {
   servers.push(child);
   return { child, url: `http://${HOST}:${port}/v2/models/mlp/infer` };
 }
-/** CPU seconds a process has used (utime + stime). */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.once(signal, () => cleanup().finally(() => process.exit(130)));
 }
@@ -283,9 +279,9 @@ try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const t of targets) {
         const coil = t.key !== "fastapi";
-        const cpu0 = coil ? cpuSeconds(t.child.pid) : 0;
+        const cpu0 = coil ? processCpu(t.child.pid) : 0;
         const r = await runWrk(t.url, c, SECONDS, bodyFile);
-        results.runs.push({ target: t.key, connections: c, round, ...r, ...(coil && { coilProcessCpuSeconds: cpuSeconds(t.child.pid) - cpu0 }) });
+        results.runs.push({ target: t.key, connections: c, round, ...r, ...(coil && { coilProcessCpuSeconds: processCpu(t.child.pid) - cpu0 }) });
         process.stderr.write(`  ${t.key.padEnd(13)} c=${String(c).padEnd(3)} round ${round}: ${r.requestsPerSecond.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms${r.errors ? `, ${r.errors} errors` : ""}\n`);
       }
     }

@@ -1,4 +1,4 @@
-// What the benchmark reads from /proc about this process and the machine.
+// What the benchmarks read from /proc about this process, another one, and the machine.
 import { readFileSync } from "node:fs";
 
 import { processMemory } from "@coil/native";
@@ -14,16 +14,22 @@ export function privateMb() {
 // USER_HZ: the unit of /proc/stat. 100 on every Linux architecture Node runs on.
 const USER_HZ = 100;
 
-/** CPU seconds one thread of this process has used. */
-function threadCpu(tid) {
+/** CPU seconds (utime + stime) in a /proc stat file: a process's or a thread's. */
+function statCpu(path) {
   try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+    const stat = readFileSync(path, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / USER_HZ; // utime + stime
+    return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
   } catch {
     return NaN;
   }
 }
+
+/** CPU seconds one thread of this process has used. */
+const threadCpu = (tid) => statCpu(`/proc/self/task/${tid}/stat`);
+
+/** CPU seconds another process (all its threads) has used. */
+export const processCpu = (pid) => statCpu(`/proc/${pid}/stat`);
 
 /** CPU seconds used so far by the whole machine, by this process and by the
  * given threads of it (e.g. the interpreters' threads), and when. */
