@@ -18,9 +18,7 @@ import {
 } from "@coil/core";
 import { CoilError } from "@coil/errors";
 import {
-  bfloat16BitsToNumber,
   dtypeSize,
-  float16BitsToNumber,
   float32ToBFloat16Bits,
   float32ToFloat16Bits,
   Tensor,
@@ -416,36 +414,18 @@ export function jsonData(tensor: ServedTensor, name = "output"): string {
       throw invalid(`output ${JSON.stringify(name)} holds bytes that are not UTF-8 text; request it with parameters.binary_data_output: true`);
     }
   }
-  const parts: string[] = new Array(tensor.size);
-  const num = (x: number) => (Number.isFinite(x) ? String(x) : "null");
-  switch (tensor.dtype) {
-    case "bool": {
-      const d = tensor.data as Uint8Array;
-      for (let i = 0; i < d.length; i++) parts[i] = d[i] ? "true" : "false";
-      break;
-    }
-    case "int64":
-    case "uint64": {
-      const d = tensor.data as BigInt64Array | BigUint64Array;
-      for (let i = 0; i < d.length; i++) parts[i] = d[i]!.toString();
-      break;
-    }
-    case "float16": {
-      const d = tensor.data as Uint16Array;
-      for (let i = 0; i < d.length; i++) parts[i] = num(float16BitsToNumber(d[i]!));
-      break;
-    }
-    case "bfloat16": {
-      const d = tensor.data as Uint16Array;
-      for (let i = 0; i < d.length; i++) parts[i] = num(bfloat16BitsToNumber(d[i]!));
-      break;
-    }
-    default: {
-      const d = tensor.data as Float64Array;
-      for (let i = 0; i < d.length; i++) parts[i] = num(d[i]!);
-    }
+  if (tensor.dtype === "int64" || tensor.dtype === "uint64") {
+    const d = tensor.data as BigInt64Array | BigUint64Array;
+    const parts = new Array<string>(d.length);
+    for (let i = 0; i < d.length; i++) parts[i] = d[i]!.toString();
+    return `[${parts.join(",")}]`;
   }
-  return `[${parts.join(",")}]`;
+  // JSON.stringify writes each number into its output as String(x) would, and null for
+  // NaN and infinities. String(x) itself must not be used per element: V8 keeps the
+  // strings it makes from numbers in a cache in old space, so outputs that change from
+  // request to request filled the old generation by ~40 bytes a number, and the
+  // mark-compacts that followed were the server's p99 (docs/engine.md).
+  return JSON.stringify(tensor.toArray());
 }
 
 /** The response body: JSON, or a JSON header followed by the binary outputs. */

@@ -1,0 +1,53 @@
+import { BytesTensor, Tensor } from "@coil/core";
+import { describe, expect, it } from "vitest";
+
+import { jsonData } from "./codec.js";
+
+/** The JSON a careful hand-written encoder gives: String(x) per element, null where
+ * JSON has no spelling for the number. */
+function reference(values: ArrayLike<number | bigint | boolean>): string {
+  const parts = Array.from(values, (v) => (typeof v === "number" && !Number.isFinite(v) ? "null" : String(v)));
+  return `[${parts.join(",")}]`;
+}
+
+describe("jsonData", () => {
+  it("writes float64 elements as JavaScript writes them, with null for NaN and infinities", () => {
+    const values = [0, -0, 1, -1.5, 0.1, 1 / 3, 1e21, 1e-7, 123456789012345680000, 5e-324, Number.MAX_VALUE, -Number.MIN_VALUE, NaN, Infinity, -Infinity];
+    const text = jsonData(Tensor.from("float64", [values.length], values));
+    expect(text).toBe(reference(values));
+    expect(text).toContain("1e+21,1e-7");
+    const back = JSON.parse(text) as (number | null)[];
+    expect(back.slice(0, 12)).toEqual(values.slice(0, 12).map((v) => (Object.is(v, -0) ? 0 : v)));
+    expect(back.slice(12)).toEqual([null, null, null]);
+  });
+
+  it("writes float32 elements as the doubles they are, and a 2-D tensor flat in row-major order", () => {
+    const data = new Float32Array([Math.PI, -2.5, 1e-30, 3.4e38, 0.1, 65504]);
+    const text = jsonData(new Tensor("float32", [2, 3], data));
+    expect(text).toBe(reference(data));
+    expect(Float32Array.from(JSON.parse(text) as number[])).toEqual(data);
+  });
+
+  it("decodes float16 and bfloat16 bits into numbers", () => {
+    expect(jsonData(Tensor.from("float16", [4], [1.5, -0.5, 65504, Infinity]))).toBe("[1.5,-0.5,65504,null]");
+    expect(jsonData(Tensor.from("bfloat16", [3], [1, -2, 0.5]))).toBe("[1,-2,0.5]");
+  });
+
+  it("writes integers, booleans, and every digit of 64-bit integers", () => {
+    expect(jsonData(Tensor.from("int8", [3], [-128, 0, 127]))).toBe("[-128,0,127]");
+    expect(jsonData(Tensor.from("uint8", [2], [0, 255]))).toBe("[0,255]");
+    expect(jsonData(Tensor.from("int32", [2], [-2147483648, 2147483647]))).toBe("[-2147483648,2147483647]");
+    expect(jsonData(Tensor.from("bool", [3], [true, false, true]))).toBe("[true,false,true]");
+    expect(jsonData(Tensor.from("int64", [2], [-(2n ** 63n), 2n ** 63n - 1n]))).toBe("[-9223372036854775808,9223372036854775807]");
+    expect(jsonData(Tensor.from("uint64", [1], [2n ** 64n - 1n]))).toBe("[18446744073709551615]");
+  });
+
+  it("writes an empty tensor as an empty array", () => {
+    expect(jsonData(Tensor.zeros("float32", [0, 4]))).toBe("[]");
+  });
+
+  it("writes BYTES elements as strings, and refuses bytes that are not UTF-8", () => {
+    expect(jsonData(BytesTensor.from([2], ["a\"b", "é"]))).toBe('["a\\"b","é"]');
+    expect(() => jsonData(BytesTensor.from([1], [new Uint8Array([0xff, 0xfe])]), "text")).toThrow(/output "text" holds bytes that are not UTF-8/);
+  });
+});
