@@ -2,7 +2,7 @@
 // HTTP serving: Coil's Open Inference Protocol endpoint vs the same model behind FastAPI +
 // uvicorn, side by side in one run, with the same load tool (wrk) and the same
 // concurrency. The model is the small MLP (examples/models/mlp.py, 64 -> 64 -> 10),
-// each request one JSON infer of an [8, 64] float32 input.
+// each request one JSON infer of an [8, 64] float32 input (256 different ones, in turn).
 //
 //   node tools/bench/http.mjs [--seconds 10] [--concurrency 16,64] [--rounds 2]
 //                             [--interpreters 2] [--workers 2] [--threads 2] [--out FILE]
@@ -87,9 +87,15 @@ function freePort() {
 }
 // float32 values written as the doubles they are, as a client serialising a float32
 // array (numpy's tolist(), JSON.stringify of a Float32Array) writes them: up to 17
-// significant digits each.
-const inputData = Array.from(new Float32Array(ROWS * FEATURES).map((_, i) => Math.sin(i)));
-const BODY = JSON.stringify({ inputs: [{ name: "input", shape: [ROWS, FEATURES], datatype: "FP32", data: inputData }] });
+// significant digits each. BODY_COUNT different requests, so that the outputs differ
+// too: one request repeated let a server's value-keyed caches hide what it costs per
+// request (V8's number-to-string cache hid Coil's old-space allocations that way).
+const BODY_COUNT = 256;
+const BODIES = Array.from({ length: BODY_COUNT }, (_, k) => {
+  const data = Array.from(new Float32Array(ROWS * FEATURES).map((_, i) => Math.sin(i * (1 + k / BODY_COUNT) + k)));
+  return JSON.stringify({ inputs: [{ name: "input", shape: [ROWS, FEATURES], datatype: "FP32", data }] });
+});
+const BODY = BODIES[0];
 
 async function infer(url, timeoutMs = 5000) {
   const res = await fetch(url, {
@@ -154,8 +160,8 @@ function runWrk(url, connections, seconds, bodyFile) {
 
 // ---- set up ----------------------------------------------------------------------
 const scratch = mkdtempSync(join(tmpdir(), "coil-http-bench-"));
-const bodyFile = join(scratch, "body.json");
-writeFileSync(bodyFile, BODY);
+const bodyFile = join(scratch, "bodies.jsonl");
+writeFileSync(bodyFile, BODIES.join("\n") + "\n");
 const repository = join(scratch, "repo");
 mkdirSync(repository);
 const servers = []; // child processes, each the leader of its process group
@@ -199,6 +205,7 @@ const results = {
   date: new Date().toISOString(),
   machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model, loadavgAtStart: loadavg() },
   model: "examples/models/mlp.py (64 -> 64 -> 10), input float32 [8, 64], JSON",
+  distinctRequests: BODY_COUNT,
   seconds: SECONDS,
   rounds: ROUNDS,
   wrkThreads: WRK_THREADS,
