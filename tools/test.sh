@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Bootstraps, runs every package's tests one package at a time, and prints one
-# summary line "N passed, N failed" summed over the packages' vitest JSON reports.
+# Bootstraps, runs every package's tests one package at a time, then the end-to-end
+# suite (e2e/run.sh: the packed packages installed and served, real clients), and prints
+# one summary line "N passed, N failed" summed over the packages' vitest JSON reports
+# and the end-to-end results. Arguments go to nx and skip the end-to-end suite, as does
+# COIL_SKIP_E2E=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/bootstrap.sh
@@ -11,6 +14,13 @@ rm -f packages/*/test-results.json examples/*/test-results.json tools/*/test-res
 # --parallel=1: tests start Python interpreters; two packages at once overload 2 cores.
 status=0
 npx --no-install nx run-many -t test --parallel=1 --output-style=static "$@" || status=$?
+
+e2e_results=""  # set when the end-to-end suite ran: where it wrote its counts
+if [ $# -eq 0 ] && [ -z "${COIL_SKIP_E2E:-}" ]; then
+  e2e_results=bench-results/e2e.json
+  rm -f "$e2e_results"
+  bash e2e/run.sh || status=$?
+fi
 
 node --input-type=module -e '
   import { readFileSync, readdirSync, existsSync } from "node:fs";
@@ -31,8 +41,15 @@ node --input-type=module -e '
       }
     }
   }
+  const e2eResults = process.argv[1];
+  if (e2eResults) {
+    // The end-to-end suite writes its counts last; without them it stopped early.
+    const e2e = existsSync(e2eResults) ? JSON.parse(readFileSync(e2eResults, "utf8")).result : undefined;
+    passed += e2e?.passed ?? 0;
+    failed += e2e ? e2e.failed : 1;
+  }
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed > 0 ? 1 : 0);
-' || status=1
+' "$e2e_results" || status=1
 
 exit "$status"
