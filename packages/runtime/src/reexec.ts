@@ -3,20 +3,22 @@ import { spawn } from "node:child_process";
 import { GLIBC_TUNABLE, startupTunables } from "@coil/native";
 
 /**
- * Node flags `coil serve` runs with unless the user set them. Each one removed a
- * burst of back-to-back mark-compacts (dozens in a second) that took p99 at 16
- * connections from ~3.5 ms to 8-14 ms in tools/bench/http.mjs, at no cost in
- * private memory:
+ * Node flags `coil serve` runs with unless the user set them. Each one removed
+ * mark-compacts under load (bursts of dozens in a second, or one every half second)
+ * that took p99 at 16 connections from ~3.5 ms to 8-14 ms in tools/bench/http.mjs,
+ * at no cost in private memory:
  *  - a young generation of fixed size: V8 starts it small and doubles it as a busy
  *    server allocates, and each growth under load set off a burst;
- *  - no memory reducer: with it, load that came back after idle gaps met a burst.
- * A burst can still follow the first mark-compact once the old generation fills
- * (runtime README).
+ *  - no memory reducer: with it, load that came back after idle gaps met a burst;
+ *  - no allocation-site pretenuring: with dynamic batching, requests wait for their
+ *    batch, V8 saw their objects survive a scavenge, and from then on allocated them
+ *    in old space, where they died by the hundred kilobytes.
  */
 export const SERVE_NODE_FLAGS: readonly string[] = [
   "--min-semi-space-size=16",
   "--max-semi-space-size=16",
   "--no-memory-reducer",
+  "--no-allocation-site-pretenuring",
 ];
 
 /**
