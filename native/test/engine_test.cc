@@ -1252,7 +1252,7 @@ void TestJsonNumbers() {
   std::vector<double> out;
   {
     auto r = scan("[1, -2.5e3 ,[0.125,[ ]],\n[-0]]x", &out);
-    CHECK(r.ok && r.count == 4 && r.end == 30);
+    CHECK(r.ok && r.count == 4 && r.end == 30 && !r.regular);
     CHECK(out[0] == 1 && out[1] == -2500 && out[2] == 0.125 && out[3] == 0 && std::signbit(out[3]));
   }
   for (const char* bad : {"[1,]", "[,1]", "[01]", "[1.]", "[.5]", "[+1]", "[-]", "[1e]", "[1e+]", "[inf]", "[nan]",
@@ -1262,6 +1262,25 @@ void TestJsonNumbers() {
   {
     auto r = scan("[1]]", &out);  // the array ends at its ']': what follows is the caller's
     CHECK(r.ok && r.end == 3);
+  }
+  // Regular nesting (an N-d array) and ragged nesting: both scan, only one is regular.
+  for (const char* regular : {"[]", "[1,2]", "[[1,2],[3,4]]", "[[],[]]", "[[[1],[2]],[[3],[4]]]", "[[[]],[[]]]"}) {
+    auto r = scan(regular, &out);
+    CHECK_MSG(r.ok && r.regular, "%s", regular);
+  }
+  for (const char* ragged : {"[[1,2],[3]]", "[[1],[2,3]]", "[1,[2]]", "[[1],2]", "[[1],[[2]]]", "[[],[1]]", "[[1],[]]",
+                             "[[[1]],[[2],[3]]]", "[[],[[]]]", "[[[1,2]],[[3]]]", "[[],1]", "[[[]],[1]]"}) {
+    auto r = scan(ragged, &out);
+    CHECK_MSG(r.ok && !r.regular, "%s", ragged);
+  }
+  {
+    // Past kRegularityLevels the lengths are not compared, but the scan still works.
+    std::string deep = std::string(40, '[') + "1" + std::string(40, ']');
+    auto r = scan(deep, &out, 64, 64);
+    CHECK(r.ok && r.regular && r.count == 1 && out[0] == 1);
+    std::string deep_ragged = "[" + deep + "," + std::string(40, '[') + "1,2" + std::string(40, ']') + "]";
+    r = scan(deep_ragged, &out, 64, 64);
+    CHECK(r.ok && r.count == 3 && r.regular);  // ragged only at level 41: not compared
   }
   CHECK(!scan("[[[[1]]]]", &out, 64, 3).ok);  // deeper than allowed
   CHECK(scan("[[[[1]]]]", &out, 64, 4).ok);

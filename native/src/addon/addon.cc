@@ -398,7 +398,8 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
 }
 
 // scanJsonNumbers(bytes: Uint8Array, position, maxLevels, out: Float64Array):
-//   [end, count] | null -- see json_numbers.h (count > out.length: out was too small).
+//   [end, count, regular] | null -- see json_numbers.h (count > out.length: out was too
+//   small).
 Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsNumber() ||
@@ -413,9 +414,10 @@ Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
   NumberArrayScan scan = ScanJsonNumberArray(bytes.Data(), bytes.ElementLength(), static_cast<size_t>(position),
                                              info[2].As<Napi::Number>().Int32Value(), out.Data(), out.ElementLength());
   if (!scan.ok) return env.Null();
-  Napi::Array result = Napi::Array::New(env, 2);
+  Napi::Array result = Napi::Array::New(env, 3);
   result.Set(uint32_t{0}, Napi::Number::New(env, static_cast<double>(scan.end)));
   result.Set(uint32_t{1}, Napi::Number::New(env, static_cast<double>(scan.count)));
+  result.Set(uint32_t{2}, Napi::Boolean::New(env, scan.regular));
   return result;
 }
 

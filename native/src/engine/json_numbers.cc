@@ -79,8 +79,28 @@ NumberArrayScan ScanJsonNumberArray(const uint8_t* data, size_t size, size_t pos
                                     size_t capacity) {
   NumberArrayScan scan;
   if (position >= size || data[position] != '[' || max_levels < 1) return scan;
+  // Regularity, for the levels 1..kRegularityLevels: the length every array of a level
+  // must have (kUnknown until one closes), the elements so far of the open array of
+  // each level; and the level numbers sit at (0 until the first number), which must be
+  // deeper than every level that has an array among its elements.
+  constexpr size_t kUnknown = static_cast<size_t>(-1);
+  size_t expected[kRegularityLevels + 1];
+  size_t elements[kRegularityLevels + 1];
+  for (int i = 0; i <= kRegularityLevels; ++i) expected[i] = kUnknown;
+  int leaf_level = 0;
+  int deepest_array_element = 0;
+  bool regular = true;
+  auto count_element = [&](int at_level) {
+    if (at_level <= kRegularityLevels) ++elements[at_level];
+  };
+  auto close_level = [&](int closed) {
+    if (closed > kRegularityLevels) return;
+    if (expected[closed] == kUnknown) expected[closed] = elements[closed];
+    else if (expected[closed] != elements[closed]) regular = false;
+  };
   size_t p = position + 1;
   int level = 1;
+  elements[1] = 0;
   bool after_open = true;
   size_t count = 0;
   for (;;) {
@@ -90,9 +110,15 @@ NumberArrayScan ScanJsonNumberArray(const uint8_t* data, size_t size, size_t pos
     uint8_t c = data[p];
     if (c == ']' && after_open) {
       ++p;
+      close_level(level);
       --level;
     } else if (c == '[') {
-      if (++level > max_levels) return scan;
+      if (level + 1 > max_levels) return scan;
+      if (leaf_level != 0 && level >= leaf_level) regular = false;  // an array beside numbers
+      if (level > deepest_array_element) deepest_array_element = level;
+      count_element(level);
+      ++level;
+      if (level <= kRegularityLevels) elements[level] = 0;
       ++p;
       after_open = true;
       continue;
@@ -102,6 +128,10 @@ NumberArrayScan ScanJsonNumberArray(const uint8_t* data, size_t size, size_t pos
       if (end == 0) return scan;
       if (count < capacity) out[count] = value;
       ++count;
+      if (leaf_level == 0) leaf_level = level;
+      else if (leaf_level != level) regular = false;
+      if (level <= deepest_array_element) regular = false;  // a number beside arrays
+      count_element(level);
       p = end;
     } else {
       return scan;
@@ -110,6 +140,7 @@ NumberArrayScan ScanJsonNumberArray(const uint8_t* data, size_t size, size_t pos
     for (;;) {
       if (level == 0) {
         scan.ok = true;
+        scan.regular = regular;
         scan.end = p;
         scan.count = count;
         return scan;
@@ -123,6 +154,7 @@ NumberArrayScan ScanJsonNumberArray(const uint8_t* data, size_t size, size_t pos
       }
       if (data[p] != ']') return scan;
       ++p;
+      close_level(level);
       --level;
     }
   }

@@ -317,7 +317,10 @@ function elementCountOf(shape: readonly number[]): number {
 
 function tensorFromJson(name: string, dtype: ServedDType, shape: number[], count: number, data: unknown): ServedTensor {
   const label = `input ${JSON.stringify(name)}`;
-  if (data instanceof NumericArray) return tensorFromNumbers(label, dtype, shape, count, data.values);
+  if (data instanceof NumericArray) {
+    if (!data.regular) throw ragged(label);
+    return tensorFromNumbers(label, dtype, shape, count, data.values);
+  }
   if (!Array.isArray(data)) throw invalid(`${label}: data must be an array`);
   if (dtype === "bytes") {
     const strings: Uint8Array[] = [];
@@ -336,10 +339,15 @@ function tensorFromJson(name: string, dtype: ServedDType, shape: number[], count
 }
 
 /** Visits nested arrays' elements row-major, without recursion, stopping at the first
- * surplus element; SHAPE_MISMATCH unless there are exactly `count`. */
+ * surplus element; SHAPE_MISMATCH unless there are exactly `count`, INVALID_ARGUMENT
+ * when the nesting is ragged. */
 function flattenJson(label: string, shape: number[], count: number, data: unknown[], visit: (v: unknown, i: number) => void): void {
   let n = 0;
-  // Flattens nested arrays row-major, without recursion, stopping at the first surplus element.
+  // Regularity: the length of the arrays of each depth, the depth of the elements, and
+  // the deepest depth with an array among its elements (the elements' must be deeper).
+  const lengths: number[] = [data.length];
+  let leafDepth = -1;
+  let deepestArray = 0;
   const stack: { array: unknown[]; index: number }[] = [{ array: data, index: 0 }];
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
@@ -348,15 +356,24 @@ function flattenJson(label: string, shape: number[], count: number, data: unknow
       continue;
     }
     const v = top.array[top.index++];
+    const depth = stack.length; // of v's own level, 1 for data's elements
     if (Array.isArray(v)) {
+      if ((leafDepth !== -1 && depth >= leafDepth) || (lengths[depth] ??= v.length) !== v.length) throw ragged(label);
+      deepestArray = Math.max(deepestArray, depth);
       stack.push({ array: v, index: 0 });
       continue;
     }
+    if (leafDepth === -1) leafDepth = depth;
+    if (depth !== leafDepth || depth <= deepestArray) throw ragged(label);
     if (n >= count) throw shapeMismatch(label, shape, count, "more");
     visit(v, n);
     n++;
   }
   if (n !== count) throw shapeMismatch(label, shape, count, n);
+}
+
+function ragged(label: string): CoilError {
+  return invalid(`${label}: data is a ragged nested array; nested arrays of one level must have one length, with every element at the same depth (or send the data flat)`);
 }
 
 function shapeMismatch(label: string, shape: number[], count: number, got: number | "more"): CoilError {

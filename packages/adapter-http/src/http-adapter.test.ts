@@ -374,6 +374,24 @@ describe("infer, JSON", () => {
     await expectError(await typed("INT64", ["9223372036854775808"]), 400, /range/);
   });
 
+  it("answers 400 for ragged nested data even when its count matches the shape, and still serves", async () => {
+    const infer = (datatype: string, shape: number[], data: unknown[]) =>
+      postJson(`/v2/models/identity_${datatype}/infer`, { inputs: [{ name: "x", shape, datatype, data }] });
+    // Numbers (read in native code) and other elements (read in JavaScript) alike.
+    for (const data of [[[1, 2, 3], [4]], [1, [2, 3], 4], [[1, 2], 3, 4], [[], [1, 2, 3, 4]], [[[1, 2]], [[3], [4]]]]) {
+      await expectError(await infer("FP32", [2, 2], data), 400, /input "x": data is a ragged nested array/);
+    }
+    await expectError(await infer("BOOL", [2, 2], [[true, false, true], [false]]), 400, /ragged/);
+    await expectError(await infer("BOOL", [2, 2], [[], [true, false, true, false]]), 400, /ragged/);
+    await expectError(await infer("BYTES", [2, 2], [["a"], ["b", "c", "d"]]), 400, /ragged/);
+    // Regular nesting of another shape with the same count is read row-major, as Triton does.
+    const regular = await infer("FP32", [2, 2], [[[1], [2]], [[3], [4]]]);
+    expect(regular.status).toBe(200);
+    expect(((await regular.json()) as any).outputs[0].data).toEqual([1, 2, 3, 4]);
+    const bools = await infer("BOOL", [2, 2], [[true, false], [false, true]]);
+    expect(((await bools.json()) as any).outputs[0].data).toEqual([true, false, false, true]);
+  });
+
   it("answers 404 for an unknown model and an unknown version", async () => {
     const body = { inputs: [{ name: "x", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] };
     await expectError(await postJson("/v2/models/nope/infer", body), 404, /unknown model/);

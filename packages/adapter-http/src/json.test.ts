@@ -6,12 +6,26 @@ import { NumericArray, parseRequestJson, TooManyNumbersError } from "./json.js";
 function expected(text: string): unknown {
   const flatten = (v: unknown): unknown[] => (Array.isArray(v) ? v.flatMap(flatten) : [v]);
   const numericOnly = (v: unknown): boolean => (Array.isArray(v) ? v.every(numericOnly) : typeof v === "number");
+  // Regular: every array of one depth has one length, every number one depth.
+  const regular = (v: unknown[]): boolean => {
+    const lengths = new Map<number, number>();
+    const leafDepths = new Set<number>();
+    const visit = (x: unknown, depth: number): void => {
+      if (!Array.isArray(x)) return void leafDepths.add(depth);
+      if ((lengths.get(depth) ?? x.length) !== x.length) leafDepths.add(-1);
+      lengths.set(depth, x.length);
+      for (const y of x) visit(y, depth + 1);
+    };
+    visit(v, 0);
+    const leaf = [...leafDepths][0];
+    return leafDepths.size <= 1 && leaf !== -1 && [...lengths.keys()].every((d) => leaf === undefined || d < leaf);
+  };
   const walk = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(walk);
     if (v !== null && typeof v === "object") {
       const out: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v)) {
-        const value = k === "data" && Array.isArray(x) && numericOnly(x) ? new NumericArray(Float64Array.from(flatten(x) as number[])) : walk(x);
+        const value = k === "data" && Array.isArray(x) && numericOnly(x) ? new NumericArray(Float64Array.from(flatten(x) as number[]), regular(x)) : walk(x);
         Object.defineProperty(out, k, { value, writable: true, enumerable: true, configurable: true });
       }
       return out;

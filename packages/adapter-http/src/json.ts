@@ -13,9 +13,13 @@ import { scanJsonNumberArray } from "@coil/native";
  */
 
 /** The elements of a numeric "data" array, row-major (nesting flattened). `values`
- * is a view of the parser's scratch memory: valid until the next parseRequestJson. */
+ * is a view of the parser's scratch memory: valid until the next parseRequestJson.
+ * `regular`: the nesting was an N-d array, not ragged ([[1, 2], [3]], [1, [2]]). */
 export class NumericArray {
-  constructor(readonly values: Float64Array) {}
+  constructor(
+    readonly values: Float64Array,
+    readonly regular = true,
+  ) {}
 }
 
 export class JsonSyntaxError extends SyntaxError {}
@@ -202,7 +206,7 @@ class Parser {
     if (!scan.values || scan.count > this.#maxNumbers) throw new TooManyNumbersError(this.#maxNumbers);
     this.#pos = scan.end;
     if (scan.values.buffer === numbers.buffer) numberEnd += scan.count;
-    return new NumericArray(scan.values);
+    return new NumericArray(scan.values, scan.regular);
   }
 
   /** A number outside a numeric "data" array (a shape, a parameter): few per

@@ -36,9 +36,9 @@ export interface NativeAddon {
   interpreterCount(): number;
   /** A Uint8Array over a private (copy-on-write) mapping of the whole file. */
   mapFile(path: string): Uint8Array;
-  /** [end, count] of the JSON array of numbers at bytes[position], its numbers in out
-   * (all of them unless count > out.length); null if it is not one. */
-  scanJsonNumbers(bytes: Uint8Array, position: number, maxLevels: number, out: Float64Array): [number, number] | null;
+  /** [end, count, regular] of the JSON array of numbers at bytes[position], its numbers
+   * in out (all of them unless count > out.length); null if it is not one. */
+  scanJsonNumbers(bytes: Uint8Array, position: number, maxLevels: number, out: Float64Array): [end: number, count: number, regular: boolean] | null;
   readonly maxInterpreters: number;
 }
 
