@@ -247,4 +247,31 @@ describe("ServingRuntime readiness", () => {
     }
     await expect(own.loadModel("net")).rejects.toMatchObject({ code: "CLOSED" });
   }, 60_000);
+
+  it("loads and unloads asked for while start() runs take their turn: each version listed once, and served", async () => {
+    // start() loads a1, a2, a3 before z; loadModel("z") is done long before start() gets
+    // there, and loadModel("a1") asks for a1 while start() loads it.
+    const many = mkdtempSync(join(tmpdir(), "coil-start-race-"));
+    for (const name of ["a1", "a2", "a3", "z"]) copyFileSync(join(repo, "net.coil"), join(many, `${name}.coil`));
+    const pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new CpuBackend() });
+    const own = new ServingRuntime({ pool, repository: many });
+    try {
+      const starting = own.start();
+      const loads = [own.loadModel("z"), own.loadModel("a1"), own.unloadModel("a2").catch((e: unknown) => e)];
+      await Promise.all([starting, ...loads]);
+      expect(own.modelIndex()).toEqual([
+        { name: "a1", version: "1", state: "READY" },
+        { name: "a2", version: "1", state: "READY" }, // unknown when unloadModel ran: MODEL_NOT_FOUND, then start() loaded it
+        { name: "a3", version: "1", state: "READY" },
+        { name: "z", version: "1", state: "READY" },
+      ]);
+      expect(await loads[2]).toMatchObject({ code: "MODEL_NOT_FOUND" });
+      for (const name of ["a1", "z"]) {
+        const out = await own.infer(name, undefined, { inputs: [{ name: "x", tensor: x() }] });
+        expect(Array.from(out.outputs[0]!.tensor.data as Float32Array)).toEqual(expected.map(Math.fround));
+      }
+    } finally {
+      await own.close();
+    }
+  }, 120_000);
 });

@@ -67,16 +67,26 @@ export class ServingRuntime implements InferenceService {
   /** Per model version: answered requests by outcome ("success" or an error code),
    * and their durations. Kept across unload and reload, as Prometheus counters must. */
   readonly #requests = new Map<string, RequestStats>();
+  /** Per model name: the last load or unload asked for (settled or not). */
+  readonly #operations = new Map<string, Promise<unknown>>();
   #closed = false;
 
   constructor(options: ServingRuntimeOptions) {
     this.#options = options;
   }
 
-  /** Scans the repository and loads every model found (failures are recorded as UNAVAILABLE). */
+  /** Scans the repository and loads every model found (failures are recorded as
+   * UNAVAILABLE). A model loaded or unloaded by then with loadModel/unloadModel is
+   * left as that made it. */
   async start(): Promise<void> {
-    for (const entry of await scanRepository(this.#options.repository)) {
-      await this.#load(entry);
+    const entries = await scanRepository(this.#options.repository);
+    for (const name of new Set(entries.map((e) => e.name))) {
+      await this.#serialized(name, async () => {
+        if (this.#closed || this.#models.has(name)) return;
+        const versions: Version[] = [];
+        this.#models.set(name, versions);
+        for (const entry of entries) if (entry.name === name) versions.push(await this.#open(entry));
+      });
     }
   }
 
@@ -100,8 +110,10 @@ export class ServingRuntime implements InferenceService {
     );
   }
 
+  /** Every version of every model, by name and then version, whatever order they loaded in. */
   modelIndex(): ModelIndexEntry[] {
-    return [...this.#models.values()].flat().map((v) => ({
+    const byName = [...this.#models].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return byName.flatMap(([, versions]) => versions).map((v) => ({
       name: v.entry.name,
       version: v.entry.version,
       state: v.state,
@@ -157,7 +169,11 @@ export class ServingRuntime implements InferenceService {
    * the old ones finish the requests they accepted. If a version fails to load, the
    * old ones stay and the load rejects with that version's error.
    */
-  async loadModel(name: string): Promise<void> {
+  loadModel(name: string): Promise<void> {
+    return this.#serialized(name, () => this.#reload(name));
+  }
+
+  async #reload(name: string): Promise<void> {
     if (this.#closed) throw new CoilError("CLOSED", "the runtime is closed");
     const entries = (await scanRepository(this.#options.repository)).filter((e) => e.name === name);
     if (entries.length === 0) throw new CoilError("MODEL_NOT_FOUND", `no model ${name} in ${this.#options.repository}`);
@@ -175,10 +191,12 @@ export class ServingRuntime implements InferenceService {
 
   /** Stops accepting requests for the model, finishes those it accepted, then
    * unloads it; it stays listed as UNAVAILABLE. */
-  async unloadModel(name: string): Promise<void> {
-    const versions = this.#models.get(name);
-    if (!versions) throw new CoilError("MODEL_NOT_FOUND", `no model ${name}`);
-    await Promise.all(versions.map((v) => this.#retire(v, "unloaded")));
+  unloadModel(name: string): Promise<void> {
+    return this.#serialized(name, async () => {
+      const versions = this.#models.get(name);
+      if (!versions) throw new CoilError("MODEL_NOT_FOUND", `no model ${name}`);
+      await Promise.all(versions.map((v) => this.#retire(v, "unloaded")));
+    });
   }
 
   metrics(): string {
@@ -245,14 +263,23 @@ export class ServingRuntime implements InferenceService {
   /** Stops serving: drains every model, then closes the pool. */
   async close(): Promise<void> {
     this.#closed = true;
+    // Loads under way finish first, so that they are unloaded too.
+    await Promise.all(this.#operations.values());
     for (const name of this.#models.keys()) await this.unloadModel(name).catch(() => undefined);
     await this.#options.pool.close();
   }
 
-  async #load(entry: RepositoryEntry): Promise<void> {
-    const versions = this.#models.get(entry.name) ?? [];
-    this.#models.set(entry.name, versions);
-    versions.push(await this.#open(entry));
+  /** Runs `operation` on model `name` once the ones asked for before it have settled:
+   * loads and unloads of one model (start()'s included) never interleave, so none can
+   * leave a version behind that is loaded but not served. */
+  #serialized<T>(name: string, operation: () => Promise<T>): Promise<T> {
+    const run = (this.#operations.get(name) ?? Promise.resolve()).then(operation);
+    const settled = run.catch(() => undefined);
+    this.#operations.set(name, settled);
+    void settled.then(() => {
+      if (this.#operations.get(name) === settled) this.#operations.delete(name);
+    });
+    return run;
   }
 
   /** Loads one version; a failure is recorded in the version (UNAVAILABLE), not thrown. */
