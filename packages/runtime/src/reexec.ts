@@ -11,8 +11,8 @@ import { GLIBC_TUNABLE, startupTunables } from "@coil/native";
  *    server allocates, and each growth under load set off a burst;
  *  - no memory reducer: with it, load that came back after idle gaps met a burst;
  *  - no allocation-site pretenuring: with dynamic batching, requests wait for their
- *    batch, V8 saw their objects survive a scavenge, and from then on allocated them
- *    in old space, where they died by the hundred kilobytes.
+ *    batch, V8 saw their objects survive scavenges and from then on allocated them in
+ *    old space, where they died: a mark-compact every ~0.6 s under load.
  */
 export const SERVE_NODE_FLAGS: readonly string[] = [
   "--min-semi-space-size=16",
