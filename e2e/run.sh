@@ -58,8 +58,13 @@ $PY -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
 $PY -c 'import grpc_tools.protoc' 2>/dev/null || missing+=(python3-grpc-tools)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to install ${missing[*]}"
+    as_root=(sudo)
+  fi
+  ${as_root[@]+"${as_root[@]}"} apt-get update -qq
+  ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "wrk, curl, python3-grpcio, python3-grpc-tools present"
 fi
