@@ -8,6 +8,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 E2E="$ROOT/e2e"
+source "$ROOT/tools/as-root.sh"
 PY=/usr/bin/python3
 INTERPRETERS=${E2E_INTERPRETERS:-2}
 LOAD_SECONDS=${E2E_LOAD_SECONDS:-10}
@@ -58,13 +59,8 @@ $PY -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
 $PY -c 'import grpc_tools.protoc' 2>/dev/null || missing+=(python3-grpc-tools)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
-  as_root=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || die "need root (or sudo) to install ${missing[*]}"
-    as_root=(sudo)
-  fi
-  ${as_root[@]+"${as_root[@]}"} apt-get update -qq
-  ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "wrk, curl, python3-grpcio, python3-grpc-tools present"
 fi

@@ -4,15 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/env.sh
+source tools/as-root.sh
 
 log() { echo "[bootstrap] $*"; }
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
-  else log "need root to run: $*"; exit 1
-  fi
-}
 
 # (a) System packages: the stock CPython + torch that Coil embeds, a C++ toolchain for
 # the native addon, and Python's gRPC (the gRPC adapter's tests use a real Python client).
