@@ -1,14 +1,38 @@
-// What the benchmarks read from /proc about this process, another one, and the machine.
+// What the benchmarks read from /proc about this process, another one, and the machine:
+// CPU time and memory.
 import { readFileSync } from "node:fs";
 
-import { processMemory } from "@coil/native";
+import { fileMappings, processMemory } from "@coil/native";
 
 /** Private memory of this process (Private_Clean + Private_Dirty), in MB. Not
  * RSS: that counts the library pages every interpreter's namespace maps, which
- * the page cache holds once (DESIGN.md fact 9). */
+ * the page cache holds once (docs/engine.md, fact 9). */
 export function privateMb() {
   const kb = processMemory();
   return ((kb.Private_Clean ?? 0) + (kb.Private_Dirty ?? 0)) / 1024;
+}
+
+/** This process's memory from /proc/self/smaps_rollup, in MiB: private
+ * (Private_Clean + Private_Dirty), Rss, Pss (each shared page divided among the
+ * mappings that share it) and anonymous. */
+export function memoryMiB() {
+  const kb = processMemory();
+  const mib = (k) => (k ?? 0) / 1024;
+  return {
+    private: mib(kb.Private_Clean + kb.Private_Dirty),
+    privateClean: mib(kb.Private_Clean),
+    privateDirty: mib(kb.Private_Dirty),
+    rss: mib(kb.Rss),
+    pss: mib(kb.Pss),
+    anonymous: mib(kb.Anonymous),
+  };
+}
+
+/** Totals over this process's mappings of `file`, in MiB. */
+export function fileMappingsMiB(file) {
+  const mappings = fileMappings(file);
+  const sum = (field) => mappings.reduce((n, m) => n + (m[field] ?? 0), 0) / 1024;
+  return { count: mappings.length, rssMiB: sum("Rss"), pssMiB: sum("Pss"), privateDirtyMiB: sum("Private_Dirty") };
 }
 
 // USER_HZ: the unit of /proc/stat. 100 on every Linux architecture Node runs on.

@@ -1,0 +1,112 @@
+// Child processes of a benchmark: a program that answers with one JSON line (a
+// Python baseline, a measurement that needs a fresh process), and servers that run
+// in their own process group until the benchmark stops them.
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+
+import { onExit } from "./cleanup.mjs";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs `command argv` and resolves with the last line of its stdout that is a JSON
+ * object. Rejects, with the end of its output, when it exits with an error -- unless
+ * `jsonOnFailure`, when such a line is its answer either way (a child that reports
+ * its own failure) -- or when it runs past `timeoutMs`.
+ */
+export function runJsonChild(command, argv, { cwd, env = process.env, timeoutMs, jsonOnFailure = false } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, argv, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = timeoutMs && setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const answer = lastJsonLine(stdout);
+      if (answer !== undefined && (code === 0 || jsonOnFailure)) return resolvePromise(answer);
+      const output = (stderr || stdout).trim().split("\n").slice(-5).join(" | ");
+      reject(new Error(`${command} ${argv[0] ?? ""} exited with ${signal ?? code}${answer ? "" : ", no JSON answer"}: ${output}`));
+    });
+  });
+}
+
+function lastJsonLine(text) {
+  for (const line of text.trim().split("\n").reverse()) {
+    if (!line.startsWith("{")) continue;
+    try {
+      return JSON.parse(line);
+    } catch {
+      // Not the answer; look further up.
+    }
+  }
+  return undefined;
+}
+
+const servers = new Set();
+let stoppedOnExit = false;
+
+/** Starts a server in a process group of its own (stdio inherited), stopped at the
+ * latest when the benchmark exits. */
+export function startServer(command, argv, options = {}) {
+  const child = spawn(command, argv, { stdio: ["ignore", "inherit", "inherit"], ...options, detached: true });
+  servers.add(child);
+  child.once("exit", () => servers.delete(child));
+  if (!stoppedOnExit) onExit(() => servers.forEach((s) => signalGroup(s, "SIGTERM")));
+  stoppedOnExit = true;
+  return child;
+}
+
+function signalGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** SIGTERM to a server's process group, SIGKILL if it is still there after 5 s. */
+export async function stopServer(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", () => r(true)));
+  signalGroup(child, "SIGTERM");
+  if (!(await Promise.race([exited, sleep(5000).then(() => false)]))) signalGroup(child, "SIGKILL");
+}
+
+export function stopAllServers() {
+  return Promise.all([...servers].map(stopServer));
+}
+
+/** Calls `probe` until it resolves (its answer is returned), for at most `timeoutMs`;
+ * gives up early if `child` exits. */
+export async function waitUntilReady(probe, { label, timeoutMs, child, intervalMs = 200 }) {
+  const until = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < until) {
+    if (child && child.exitCode !== null) throw new Error(`${label} exited (${child.exitCode}) before answering`);
+    try {
+      return await probe();
+    } catch (error) {
+      last = error;
+      await sleep(intervalMs);
+    }
+  }
+  throw new Error(`${label} did not answer within ${timeoutMs / 1000} s: ${last?.message}`);
+}
+
+/** A TCP port free on `host` now. */
+export function freePort(host = "127.0.0.1") {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}

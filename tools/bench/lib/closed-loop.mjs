@@ -1,0 +1,54 @@
+// The load generator: a closed loop, each caller awaiting its call before the next.
+import { otherCpu, sampleCpu, threadBusy } from "./proc.mjs";
+import { percentile, Samples } from "./stats.mjs";
+
+/**
+ * `concurrency` callers run `call(callerIndex)` back to back for warm-up + duration;
+ * counts the calls that complete inside the measured window (calls still in flight
+ * at its end are not counted). With `tids` (the interpreters' OS threads), also how
+ * busy they and Node's main thread were, and how much CPU other processes took.
+ */
+export async function closedLoop(call, { concurrency, warmupMs = 0, durationMs, tids = [] }) {
+  const latencies = new Samples();
+  const start = performance.now() + warmupMs;
+  const end = start + durationMs;
+  // CPU use over the measured window: the machine's, Node's main thread's (its tid
+  // is the pid) and the interpreters' threads'. Sampled by the first caller that sees
+  // the window open or close -- not by timers: under load, completions keep the event
+  // loop from reaching its timers for hundreds of ms.
+  const sampled = [process.pid, ...tids];
+  let cpuBefore;
+  let cpuAfter;
+  let failure;
+  const caller = async (index) => {
+    while (failure === undefined) {
+      const begin = performance.now();
+      if (begin >= start && cpuBefore === undefined) cpuBefore = sampleCpu(sampled);
+      if (begin >= end) {
+        cpuAfter ??= sampleCpu(sampled);
+        return;
+      }
+      try {
+        await call(index);
+      } catch (error) {
+        failure = error;
+        return;
+      }
+      const done = performance.now();
+      if (done >= start && done <= end) latencies.push(done - begin);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => caller(i)));
+  if (failure !== undefined) throw failure;
+  const sorted = latencies.sorted();
+  const busy = cpuBefore && cpuAfter ? threadBusy(cpuBefore, cpuAfter) : [];
+  return {
+    calls: sorted.length,
+    callsPerSecond: sorted.length / (durationMs / 1e3),
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    otherCpu: cpuBefore && cpuAfter ? otherCpu(cpuBefore, cpuAfter) : null,
+    mainThreadBusy: busy[0] ?? null,
+    interpreterBusy: busy.length > 1 ? busy.slice(1).reduce((a, b) => a + b, 0) / (busy.length - 1) : null,
+  };
+}
