@@ -2,87 +2,84 @@
 // Dynamic batching: throughput and latency of a model under concurrent load, with and
 // without Coil's dynamic batcher (ModelQueue { batching }), side by side in one run.
 // Closed loop: C callers, each sends a batch-1 request and waits for its answer.
-//
-//   GLIBC_TUNABLES=glibc.rtld.nns=16 node tools/bench/batching.mjs [--seconds 5] [--interpreters 2]
-// Prints a table and writes bench-results/batching.json. Needs the packages built.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+// Prints a table per model and writes bench-results/batching.json. Needs the packages
+// built; started without the glibc tunable, it runs itself again with it.
+import { join } from "node:path";
 
 import { CpuBackend } from "@coil/backend-cpu";
-import { InterpreterPool, ModelQueue, Tensor } from "@coil/core";
+import { InterpreterPool, ModelQueue } from "@coil/core";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: "string", default: "5" },
-    interpreters: { type: "string", default: "2" },
-    out: { type: "string", default: resolve(here, "../../bench-results/batching.json") },
-  },
+import { parseFlags } from "./lib/args.mjs";
+import { closedLoop } from "./lib/closed-loop.mjs";
+import { formatFixed, formatMs, formatRate, formatRatio } from "./lib/format.mjs";
+import { formatMachine } from "./lib/machine.mjs";
+import { EXAMPLE_MODELS } from "./lib/paths.mjs";
+import { formatOtherCpu } from "./lib/quiet.mjs";
+import { outFlag, startResults, writeResults } from "./lib/results.mjs";
+import { printTable } from "./lib/table.mjs";
+import { deterministicTensor } from "./lib/tensor.mjs";
+import { relaunchWithTunable } from "./lib/tunable.mjs";
+
+await relaunchWithTunable();
+const flags = parseFlags(import.meta.url, {
+  seconds: { type: "number", positive: true, default: 5, help: "measured seconds per row, after 1 s of warm-up" },
+  interpreters: { type: "integer", default: 2, help: "interpreters in the pool" },
+  out: outFlag("batching"),
 });
-const seconds = Number(args.seconds);
-const size = Number(args.interpreters);
 
 const WORKLOADS = [
   {
     name: "resnet18",
-    file: join(here, "../../examples/models/resnet18.py"),
-    input: () => Tensor.from("float32", [1, 3, 224, 224], Array.from({ length: 3 * 224 * 224 }, (_, i) => Math.sin(i))),
+    input: [1, 3, 224, 224],
     callers: 16,
     batching: { maxBatchSize: 8, maxQueueDelayMicros: 2000 },
   },
   {
     name: "mlp",
-    file: join(here, "../../examples/models/mlp.py"),
-    input: () => Tensor.from("float32", [1, 64], Array.from({ length: 64 }, (_, i) => Math.sin(i))),
+    input: [1, 64],
     callers: 64,
     batching: { maxBatchSize: 32, maxQueueDelayMicros: 200 },
   },
 ];
 
-async function measure(queue, input, callers) {
-  const latencies = [];
-  const warmUntil = performance.now() + 1000;
-  const until = warmUntil + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: callers }, async () => {
-      while (performance.now() < until) {
-        const t0 = performance.now();
-        await queue.infer([input]);
-        if (t0 >= warmUntil) latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  latencies.sort((a, b) => a - b);
-  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-  return { callsPerSecond: latencies.length / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99) };
-}
-
-const pool = await InterpreterPool.create({ size, backend: new CpuBackend() });
-const results = { interpreters: size, seconds, torch: pool.backendInfo[0].torch, workloads: [] };
-console.log(`dynamic batching, ${size} interpreters, torch ${results.torch}, ${seconds} s per row after 1 s warm-up`);
+const pool = await InterpreterPool.create({ size: flags.interpreters, backend: new CpuBackend() });
+const torch = pool.backendInfo[0].torch;
+const results = startResults({ interpreters: flags.interpreters, seconds: flags.seconds, torch, workloads: [] });
+console.log(`dynamic batching, ${flags.interpreters} interpreters, torch ${torch}, ${flags.seconds} s per row after 1 s warm-up`);
+console.log(`machine: ${formatMachine(results.machine)}`);
 for (const w of WORKLOADS) {
-  const model = pool.replicate({ file: w.file, factory: "build" });
+  const model = pool.replicate({ file: join(EXAMPLE_MODELS, `${w.name}.py`), factory: "build" });
   await model.materialize();
-  const input = w.input();
-  const plain = new ModelQueue(model);
+  const input = deterministicTensor(w.input);
+  const load = (queue) => closedLoop(() => queue.infer([input]), { concurrency: w.callers, warmupMs: 1000, durationMs: flags.seconds * 1e3 });
+  const off = await load(new ModelQueue(model));
   const batched = new ModelQueue(model, { batching: w.batching });
-  const off = await measure(plain, input, w.callers);
-  const on = await measure(batched, input, w.callers);
+  const on = await load(batched);
   const stats = batched.stats();
   const meanBatch = stats.batchedRows / Math.max(stats.batches, 1);
-  results.workloads.push({ name: w.name, callers: w.callers, batching: w.batching, off, on, meanBatch, ratio: on.callsPerSecond / off.callsPerSecond });
-  console.log(`\n== ${w.name}: ${w.callers} callers, batch-1 requests; batching maxBatchSize ${w.batching.maxBatchSize}, delay ${w.batching.maxQueueDelayMicros} µs`);
-  console.log("   configuration        calls/s     p50 ms     p99 ms   mean batch");
-  const line = (label, r, batch) =>
-    console.log(`   ${label.padEnd(18)} ${r.callsPerSecond.toFixed(0).padStart(9)} ${r.p50Ms.toFixed(2).padStart(10)} ${r.p99Ms.toFixed(2).padStart(10)} ${batch.padStart(12)}`);
-  line("no batching", off, "1");
-  line("dynamic batching", on, meanBatch.toFixed(1));
-  console.log(`   ratio: ${(on.callsPerSecond / off.callsPerSecond).toFixed(2)}x the throughput`);
+  const ratio = on.callsPerSecond / off.callsPerSecond;
+  results.workloads.push({ name: w.name, callers: w.callers, batching: w.batching, off, on, meanBatch, ratio });
+  console.log(
+    `\n== ${w.name}: ${w.callers} callers, batch-1 requests; batching maxBatchSize ${w.batching.maxBatchSize}, ` +
+      `delay ${w.batching.maxQueueDelayMicros} µs`,
+  );
+  printTable(
+    [
+      ["configuration", (r) => r.label, "l"],
+      ["calls/s", (r) => formatRate(r.callsPerSecond)],
+      ["p50 ms", (r) => formatMs(r.p50Ms)],
+      ["p99 ms", (r) => formatMs(r.p99Ms)],
+      ["mean batch", (r) => formatFixed(r.meanBatch, 1)],
+      ["other CPU", (r) => formatOtherCpu(r.otherCpu)],
+    ],
+    [
+      { label: "no batching", ...off, meanBatch: 1 },
+      { label: "dynamic batching", ...on, meanBatch },
+    ],
+  );
+  console.log(`   ratio: ${formatRatio(ratio)} the throughput`);
   await model.dispose();
 }
 await pool.close();
-mkdirSync(dirname(args.out), { recursive: true });
-writeFileSync(args.out, JSON.stringify(results, null, 2));
-console.log(`\nresults written to ${args.out}`);
+console.log();
+writeResults(flags.out, results);

@@ -1,28 +1,31 @@
+#!/usr/bin/env node
 // Run by scaling.mjs in a child process (a process gets 15 interpreters in its
 // lifetime, so the benchmark's own process cannot spend them): starts a pool of
 // 15 interpreters that import torch (the CPU backend prepares each), runs a torch
 // op in each, and prints one JSON line: started?, seconds, private memory.
-// Needs GLIBC_TUNABLES=glibc.rtld.nns=16 in its environment at start.
-import { parseArgs } from "node:util";
-
+// Started without the glibc tunable, it runs itself again with it.
 import { CpuBackend } from "@coil/backend-cpu";
 import { InterpreterPool } from "@coil/core";
+import { MAX_INTERPRETERS } from "@coil/native";
 
-import { privateMb } from "./proc.mjs";
+import { parseFlags } from "./lib/args.mjs";
+import { describeError } from "./lib/log.mjs";
+import { privateMb } from "./lib/proc.mjs";
+import { relaunchWithTunable } from "./lib/tunable.mjs";
 
-const { values } = parseArgs({
-  options: { python: { type: "string" }, size: { type: "string", default: "15" } },
-  strict: true,
+await relaunchWithTunable();
+const flags = parseFlags(import.meta.url, {
+  python: { type: "path", help: "the Python to embed (default: discovered)" },
+  size: { type: "integer", default: MAX_INTERPRETERS, max: MAX_INTERPRETERS, help: "interpreters" },
 });
-const size = Number(values.size);
 const before = privateMb();
 const t0 = performance.now();
 let pool;
 try {
   pool = await InterpreterPool.create({
-    size,
+    size: flags.size,
     backend: new CpuBackend(),
-    ...(values.python !== undefined && { python: values.python }),
+    ...(flags.python !== undefined && { python: flags.python }),
   });
   const seconds = (performance.now() - t0) / 1e3;
   const sums = await Promise.all(pool.interpreters.map((i) => i.eval("__import__('torch').ones(3).sum().item()")));
@@ -40,7 +43,7 @@ try {
     }),
   );
 } catch (error) {
-  console.log(JSON.stringify({ started: false, seconds: (performance.now() - t0) / 1e3, error: `${error.code ?? ""} ${error.message}`.trim() }));
+  console.log(JSON.stringify({ started: false, seconds: (performance.now() - t0) / 1e3, error: describeError(error) }));
   process.exitCode = 1;
 } finally {
   await pool?.close();
