@@ -33,175 +33,101 @@
 // (Private_Clean + Private_Dirty) counts only pages a single mapping holds, so it
 // would not count the shared weights at all -- shown for reference, with Rss.
 //
-// Usage: GLIBC_TUNABLES=glibc.rtld.nns=16 node tools/bench/archive.mjs [flags]
-// (the children get the tunable whatever this process started with). Needs the
-// packages built (npx nx run-many -t build).
-//   --layers <n>       Linear layers (default 4)
-//   --hidden <n>       their width (default 4096: 64 MiB per layer)
-//   --sizes a,b        pool sizes to load into (default 1,2,4; the memory bar uses 4)
-//   --[no-]copy        the stock torch.package contrast (default on)
-//   --python <exe>     (default $COIL_PYTHON or /usr/bin/python3)
-//   --out <file>       JSON results (default bench-results/archive.json)
-
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus, release, tmpdir, totalmem } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
+// Needs the packages built (npx nx run-many -t build); started without the glibc
+// tunable, it runs itself again with it (the children inherit it). Exits with 1 when
+// a bar fails.
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 
-import { fileMappings, processMemory } from "@coil/native";
+import { parseFlags } from "./lib/args.mjs";
+import { runJsonChild } from "./lib/child.mjs";
+import { progress } from "./lib/log.mjs";
+import { formatMachine } from "./lib/machine.mjs";
+import { BENCH_MODELS } from "./lib/paths.mjs";
+import { fileMappingsMiB, memoryMiB } from "./lib/proc.mjs";
+import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
+import { scratchDir } from "./lib/scratch.mjs";
+import { printTable } from "./lib/table.mjs";
+import { deterministicTensor } from "./lib/tensor.mjs";
+import { relaunchWithTunable } from "./lib/tunable.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, "..", "..");
-const MODEL = join(HERE, "models", "big_mlp.py");
-const COPY_LOADER = join(HERE, "models", "torch_package_load.py");
-const RESULT = "ARCHIVE_BENCH_RESULT ";
-const TUNABLE = "glibc.rtld.nns=16";
+const MODEL = join(BENCH_MODELS, "big_mlp.py");
+const COPY_LOADER = join(BENCH_MODELS, "torch_package_load.py");
 const MiB = 1024 * 1024;
 
-const { values: flags } = parseArgs({
-  options: {
-    layers: { type: "string", default: "4" },
-    hidden: { type: "string", default: "4096" },
-    sizes: { type: "string", default: "1,2,4" },
-    copy: { type: "boolean", default: true },
-    python: { type: "string" },
-    out: { type: "string" },
-    child: { type: "string" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-  allowNegative: true,
-  strict: true,
+await relaunchWithTunable();
+const flags = parseFlags(import.meta.url, {
+  layers: { type: "integer", default: 4, help: "Linear layers" },
+  hidden: { type: "integer", default: 4096, help: "their width (4096: 64 MiB per layer)" },
+  sizes: { type: "integers", default: [1, 2, 4], defaultHelp: "1,2,4", max: 14, maxWhy: "a process gets 15 interpreters", help: "pool sizes to load into (the memory bar uses 4)" },
+  copy: { type: "boolean", default: true, help: "the stock torch.package contrast" },
+  python: { type: "path", default: process.env.COIL_PYTHON ?? "/usr/bin/python3", defaultHelp: "$COIL_PYTHON or /usr/bin/python3", help: "the Python to embed" },
+  out: outFlag("archive"),
+  child: { type: "string", hidden: true, help: "internal: one measurement, as JSON" },
 });
 
-if (flags.help) {
-  const header = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
-  console.log(header.slice(1, header.findIndex((l) => l.startsWith("import "))).map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
-  process.exit(0);
-}
-
-if (flags.child) {
-  await child(JSON.parse(flags.child));
-} else {
-  await parent();
-}
+if (flags.child) await child(JSON.parse(flags.child));
+else await parent();
 
 // --- the parent: pack, run the children, judge ------------------------------------------
 
 async function parent() {
-  const layers = positiveInt("layers", flags.layers);
-  const hidden = positiveInt("hidden", flags.hidden);
-  const sizes = flags.sizes.split(",").map((s) => positiveInt("sizes", s));
-  if (sizes.some((n) => n > 14)) fail("--sizes: at most 14 (a process gets 15 interpreters)");
-  const python = flags.python ?? process.env.COIL_PYTHON ?? "/usr/bin/python3";
-  const out = resolve(flags.out ?? join(ROOT, "bench-results", "archive.json"));
+  const { layers, hidden, sizes, python } = flags;
   const { packModel, inspectArchive } = await import("@coil/runtime");
 
   const t0 = performance.now();
-  const results = {
-    startedAt: new Date().toISOString(),
-    options: { layers, hidden, sizes, copy: flags.copy, python, out: relative(ROOT, out) },
-    machine: {
-      node: process.version,
-      kernel: release(),
-      cpu: cpus()[0]?.model ?? "unknown",
-      cores: availableParallelism(),
-      memoryGiB: Math.round(totalmem() / 1024 ** 3),
-    },
+  const results = startResults({ options: { layers, hidden, sizes, copy: flags.copy, python, out: repoRelative(flags.out) } });
+  console.log(`archive benchmark: ${formatMachine(results.machine)}`);
+
+  // Pack.
+  const archive = join(scratchDir("coil-archive-bench"), "big_mlp.coil");
+  progress(`packing big_mlp.py (Linear(${hidden}, ${hidden}) x ${layers}) ...`);
+  const packStart = performance.now();
+  const packed = await packModel({
+    target: `${MODEL}:build`,
+    output: archive,
+    kwargs: { layers, hidden },
+    python,
+    inputs: [{ name: "x", dtype: "float32", shape: [-1, hidden] }],
+    outputs: [{ name: "y", dtype: "float32", shape: [-1, hidden] }],
+  });
+  const packSeconds = (performance.now() - packStart) / 1e3;
+  const report = await inspectArchive(archive, { verifyHashes: false });
+  const weights = report.storages.reduce((sum, s) => sum + s.size, 0);
+  results.pack = {
+    seconds: packSeconds,
+    archiveBytes: statSync(archive).size,
+    weightsBytes: weights,
+    records: packed.records,
+    storages: report.storages.length,
+    type: packed.type,
   };
-  console.log(`archive benchmark: ${results.machine.cores} cores (${results.machine.cpu}), ${results.machine.memoryGiB} GiB, node ${process.version}`);
+  console.log(
+    `\npacked ${packed.type}: ${mb(weights)} MB of weights (${report.storages.length} storages), ` +
+      `archive ${mb(results.pack.archiveBytes)} MB, ${packed.records} records, in ${packSeconds.toFixed(1)} s`,
+  );
 
-  const dir = mkdtempSync(join(tmpdir(), "coil-archive-bench-"));
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
-  for (const signal of ["SIGINT", "SIGTERM"]) {
-    process.once(signal, () => {
-      cleanup();
-      process.exit(130);
-    });
-  }
-  try {
-    // Pack.
-    const archive = join(dir, "big_mlp.coil");
-    progress(`packing big_mlp.py (Linear(${hidden}, ${hidden}) x ${layers}) ...`);
-    const packStart = performance.now();
-    const packed = await packModel({
-      target: `${MODEL}:build`,
-      output: archive,
-      kwargs: { layers, hidden },
-      python,
-      inputs: [{ name: "x", dtype: "float32", shape: [-1, hidden] }],
-      outputs: [{ name: "y", dtype: "float32", shape: [-1, hidden] }],
-    });
-    const packSeconds = (performance.now() - packStart) / 1e3;
-    const report = await inspectArchive(archive, { verifyHashes: false });
-    const weights = report.storages.reduce((sum, s) => sum + s.size, 0);
-    results.pack = {
-      seconds: packSeconds,
-      archiveBytes: statSync(archive).size,
-      weightsBytes: weights,
-      records: packed.records,
-      storages: report.storages.length,
-      type: packed.type,
-    };
-    console.log(
-      `\npacked ${packed.type}: ${mb(weights)} MB of weights (${report.storages.length} storages), ` +
-        `archive ${mb(results.pack.archiveBytes)} MB, ${packed.records} records, in ${packSeconds.toFixed(1)} s`,
-    );
-
-    // Measure, each in a child process of its own.
-    const runs = {};
-    const common = { archive, python, hidden };
-    for (const n of [...new Set([1, 4])]) {
-      progress(`base-${n}: ${n} interpreter${n > 1 ? "s" : ""}, nothing loaded ...`);
-      runs[`base-${n}`] = await runChild({ ...common, mode: "base", size: n });
-    }
-    for (const n of sizes) {
-      progress(`load-${n}: loading into ${n} interpreter${n > 1 ? "s" : ""} ...`);
-      runs[`load-${n}`] = await runChild({ ...common, mode: "load", size: n });
-    }
-    if (flags.copy) {
-      progress("copy-4: stock torch.package in 4 interpreters ...");
-      runs["copy-4"] = await runChild({ ...common, mode: "copy", size: 4 });
-    }
-    results.runs = runs;
-    results.derived = derive(results, runs);
-    results.bars = bars(results);
-    print(results);
-  } finally {
-    cleanup();
-  }
+  // Measure, each in a child process of its own.
+  const runs = {};
+  const measure = (name, what, spec) => {
+    progress(`${name}: ${what} ...`);
+    const argv = [fileURLToPath(import.meta.url), "--child", JSON.stringify({ archive, python, hidden, ...spec })];
+    return runJsonChild(process.execPath, argv, { timeoutMs: 600_000 }).then((r) => (runs[name] = r));
+  };
+  const interpreters = (n) => `${n} interpreter${n > 1 ? "s" : ""}`;
+  for (const n of [1, 4]) await measure(`base-${n}`, `${interpreters(n)}, nothing loaded`, { mode: "base", size: n });
+  for (const n of sizes) await measure(`load-${n}`, `loading into ${interpreters(n)}`, { mode: "load", size: n });
+  if (flags.copy) await measure("copy-4", "stock torch.package in 4 interpreters", { mode: "copy", size: 4 });
+  results.runs = runs;
+  results.derived = derive(results, runs);
+  results.bars = bars(results);
+  print(results);
 
   results.elapsedSeconds = (performance.now() - t0) / 1e3;
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify(results, null, 2) + "\n");
-  console.log(`\n${results.elapsedSeconds.toFixed(0)} s in all; results written to ${relative(process.cwd(), out) || out}`);
+  console.log(`\n${results.elapsedSeconds.toFixed(0)} s in all`);
+  writeResults(flags.out, results);
   if (results.bars.some((b) => !b.pass)) process.exitCode = 1;
-}
-
-/** Runs this script as a child with `spec`; returns the JSON it reports. */
-function runChild(spec) {
-  const tunables = process.env.GLIBC_TUNABLES;
-  const env = {
-    ...process.env,
-    GLIBC_TUNABLES: tunables && /(?:^|:)glibc\.rtld\.nns=/.test(tunables) ? tunables : [tunables, TUNABLE].filter(Boolean).join(":"),
-  };
-  return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [fileURLToPath(import.meta.url), "--child", JSON.stringify(spec)], {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.on("data", (d) => (stdout += d));
-    proc.stderr.on("data", (d) => (stderr += d));
-    proc.on("error", reject);
-    proc.on("exit", (code, signal) => {
-      const line = stdout.split("\n").find((l) => l.startsWith(RESULT));
-      if (code === 0 && line) return resolvePromise(JSON.parse(line.slice(RESULT.length)));
-      reject(new Error(`child ${spec.mode}-${spec.size} failed (${signal ?? `exit ${code}`}):\n${tail(stdout + stderr, 4000)}`));
-    });
-  });
 }
 
 function derive(results, runs) {
@@ -294,20 +220,19 @@ function print(results) {
   const { runs, derived } = results;
   console.log(`\nmemory of the Node process (MiB; private = Private_Clean + Private_Dirty), weights ${derived.weightsMiB.toFixed(1)} MiB`);
   const rows = [];
-  for (const [name, r] of Object.entries(runs)) {
+  for (const [run, r] of Object.entries(runs)) {
     if (r.mode === "base") {
-      rows.push([name, "Node only", r.memoryBeforePool]);
-      rows.push([name, `${r.size} interpreter(s), torch imported`, r.memory]);
+      rows.push({ run, state: "Node only", ...r.memoryBeforePool });
+      rows.push({ run, state: `${r.size} interpreter(s), torch imported`, ...r.memory });
     } else {
-      rows.push([name, `${r.size} interpreter(s), nothing loaded`, r.memoryBeforeLoad]);
-      rows.push([name, r.mode === "copy" ? "loaded (stock torch.package)" : "loaded (validated, mapped, unpickled)", r.memoryAfterLoad]);
-      rows.push([name, "after one inference in each", r.memoryAfterInference]);
+      rows.push({ run, state: `${r.size} interpreter(s), nothing loaded`, ...r.memoryBeforeLoad });
+      rows.push({ run, state: r.mode === "copy" ? "loaded (stock torch.package)" : "loaded (validated, mapped, unpickled)", ...r.memoryAfterLoad });
+      rows.push({ run, state: "after one inference in each", ...r.memoryAfterInference });
     }
   }
-  table(
-    ["run", "state", "private", "rss", "pss", "anon"],
-    rows.map(([name, state, m]) => [name, state, m.private.toFixed(0), m.rss.toFixed(0), m.pss.toFixed(0), m.anonymous.toFixed(0)]),
-  );
+  const mib = (field) => [field, (r) => r[field].toFixed(0)];
+  const asTable = { indent: "  ", rule: true };
+  printTable([["run", (r) => r.run, "l"], ["state", (r) => r.state, "l"], mib("private"), mib("rss"), mib("pss"), ["anon", (r) => r.anonymous.toFixed(0)]], rows, asTable);
   console.log(`\nper-interpreter overhead (torch imported): ${derived.perInterpreterOverheadMiB.toFixed(1)} MiB  ((base-4 - base-1) / 3)`);
   if (derived.memory) {
     const m = derived.memory;
@@ -330,19 +255,21 @@ function print(results) {
   }
 
   console.log("\nload times (s)");
-  table(
-    ["run", "interps", "open+verify+map", "materialize (all)", "per interpreter", "1st inference each", "inference"],
+  const seconds = (list) => list.map((s) => s.toFixed(3)).join(" ");
+  printTable(
+    [
+      ["run", (r) => r.run, "l"],
+      ["interps", (r) => r.size, "l"],
+      ["open+verify+map", (r) => (r.openSeconds === null ? "-" : r.openSeconds.toFixed(3))],
+      ["materialize (all)", (r) => r.materializeSeconds.toFixed(3)],
+      ["per interpreter", (r) => seconds(r.loadSecondsPerInterpreter)],
+      ["1st inference each", (r) => seconds(r.firstInferenceSeconds)],
+      ["inference", (r) => seconds(r.inferenceSeconds)],
+    ],
     Object.entries(runs)
       .filter(([, r]) => r.mode !== "base")
-      .map(([name, r]) => [
-        name,
-        String(r.size),
-        r.openSeconds === null ? "-" : r.openSeconds.toFixed(3),
-        r.materializeSeconds.toFixed(3),
-        r.loadSecondsPerInterpreter.map((s) => s.toFixed(3)).join(" "),
-        r.firstInferenceSeconds.map((s) => s.toFixed(3)).join(" "),
-        r.inferenceSeconds.map((s) => s.toFixed(3)).join(" "),
-      ]),
+      .map(([run, r]) => ({ run, ...r })),
+    asTable,
   );
   console.log(
     "  open+verify+map: loadArchive, once per archive (structure, SHA-256 of every record); each interpreter maps the file as it unpickles;\n" +
@@ -354,77 +281,68 @@ function print(results) {
   for (const b of results.bars) console.log(`  ${b.pass ? "PASS" : "FAIL"}  ${b.bar}: ${b.value}`);
 }
 
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => "  " + cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  console.log(line(header));
-  console.log("  " + widths.map((w) => "-".repeat(w)).join("  "));
-  for (const r of rows) console.log(line(r));
-}
-
 // --- the children ---------------------------------------------------------------------------
 
 async function child(spec) {
   const { CpuBackend } = await import("@coil/backend-cpu");
-  const { InterpreterPool, Tensor } = await import("@coil/core");
+  const { InterpreterPool } = await import("@coil/core");
   const result = { mode: spec.mode, size: spec.size };
-  result.memoryBeforePool = memory();
+  result.memoryBeforePool = memoryMiB();
   const pool = await InterpreterPool.create({ size: spec.size, python: spec.python, backend: new CpuBackend() });
   try {
     result.torchThreads = pool.backendInfo.map((i) => i.threads);
+    await settle();
     if (spec.mode === "base") {
-      await settle();
-      result.memory = memory();
-    } else {
-      await settle();
-      result.memoryBeforeLoad = memory();
-      let model;
-      if (spec.mode === "load") {
-        const t = performance.now();
-        model = await pool.loadArchive(spec.archive); // lazy: validate, hash, map
-        result.openSeconds = (performance.now() - t) / 1e3;
-      } else {
-        const { openArchive } = await import("@coil/format-reader");
-        const archive = await openArchive(spec.archive, { verifyHashes: false });
-        const entry = archive.manifest.entryPoint;
-        await archive.close();
-        model = pool.replicate({ file: COPY_LOADER, factory: "load", args: [spec.archive, entry.package, entry.resource] });
-        result.openSeconds = null;
-      }
-      const t = performance.now();
-      result.loadSecondsPerInterpreter = await timePerInterpreter(pool, () => model.materialize());
-      result.materializeSeconds = (performance.now() - t) / 1e3;
-      await settle();
-      result.memoryAfterLoad = memory();
-
-      // One inference in each interpreter (all free: the scheduler gives each call
-      // its own), touching every weight; then a second, for the time without faults.
-      const x = Tensor.from("float32", [1, spec.hidden], Array.from({ length: spec.hidden }, (_, i) => Math.sin(i)));
-      const inferEach = async () => {
-        const times = [];
-        await Promise.all(
-          pool.interpreters.map(async (_, i) => {
-            const start = performance.now();
-            const y = await model.call([x]);
-            times[i] = (performance.now() - start) / 1e3;
-            if (y.shape[1] !== spec.hidden || !Number.isFinite(y.data[0])) throw new Error(`bad output ${y.shape}`);
-          }),
-        );
-        return times;
-      };
-      result.firstInferenceSeconds = await inferEach();
-      result.inferenceSeconds = await inferEach();
-      await settle();
-      result.memoryAfterInference = memory();
-
-      // The archive's mappings: one per interpreter, sharing their pages.
-      result.archiveMappings = archiveMappings(spec.archive);
-      await model.dispose();
+      result.memory = memoryMiB();
+      return;
     }
+    result.memoryBeforeLoad = memoryMiB();
+    let model;
+    if (spec.mode === "load") {
+      const t = performance.now();
+      model = await pool.loadArchive(spec.archive); // lazy: validate, hash, map
+      result.openSeconds = (performance.now() - t) / 1e3;
+    } else {
+      const { openArchive } = await import("@coil/format-reader");
+      const archive = await openArchive(spec.archive, { verifyHashes: false });
+      const entry = archive.manifest.entryPoint;
+      await archive.close();
+      model = pool.replicate({ file: COPY_LOADER, factory: "load", args: [spec.archive, entry.package, entry.resource] });
+      result.openSeconds = null;
+    }
+    const t = performance.now();
+    result.loadSecondsPerInterpreter = await timePerInterpreter(pool, () => model.materialize());
+    result.materializeSeconds = (performance.now() - t) / 1e3;
+    await settle();
+    result.memoryAfterLoad = memoryMiB();
+
+    // One inference in each interpreter (all free: the scheduler gives each call
+    // its own), touching every weight; then a second, for the time without faults.
+    const x = deterministicTensor([1, spec.hidden]);
+    const inferEach = async () => {
+      const times = [];
+      await Promise.all(
+        pool.interpreters.map(async (_, i) => {
+          const start = performance.now();
+          const y = await model.call([x]);
+          times[i] = (performance.now() - start) / 1e3;
+          if (y.shape[1] !== spec.hidden || !Number.isFinite(y.data[0])) throw new Error(`bad output ${y.shape}`);
+        }),
+      );
+      return times;
+    };
+    result.firstInferenceSeconds = await inferEach();
+    result.inferenceSeconds = await inferEach();
+    await settle();
+    result.memoryAfterInference = memoryMiB();
+
+    // The archive's mappings: one per interpreter, sharing their pages.
+    result.archiveMappings = fileMappingsMiB(spec.archive);
+    await model.dispose();
   } finally {
     await pool.close();
+    console.log(JSON.stringify(result));
   }
-  console.log(RESULT + JSON.stringify(result));
 }
 
 /** Runs `start` (which queues one job on every interpreter of the pool) and returns,
@@ -450,52 +368,10 @@ async function timePerInterpreter(pool, start) {
   return done;
 }
 
-/** This process's memory, in MiB. */
-function memory() {
-  const kb = processMemory();
-  const mib = (k) => (k ?? 0) / 1024;
-  return {
-    private: mib(kb.Private_Clean + kb.Private_Dirty),
-    privateClean: mib(kb.Private_Clean),
-    privateDirty: mib(kb.Private_Dirty),
-    rss: mib(kb.Rss),
-    pss: mib(kb.Pss),
-    anonymous: mib(kb.Anonymous),
-  };
-}
-
-/** Totals over this process's mappings of `file`, in MiB. */
-function archiveMappings(file) {
-  const mappings = fileMappings(file);
-  const sum = (field) => mappings.reduce((n, m) => n + (m[field] ?? 0), 0) / 1024;
-  return { count: mappings.length, rssMiB: sum("Rss"), pssMiB: sum("Pss"), privateDirtyMiB: sum("Private_Dirty") };
-}
-
 /** A moment for Node's garbage and the interpreters' threads to settle. */
 async function settle() {
   globalThis.gc?.();
   await new Promise((r) => setTimeout(r, 200));
-}
-
-// --- helpers ---------------------------------------------------------------------------------
-
-function positiveInt(name, text) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) fail(`--${name}: expected a positive integer, got ${text}`);
-  return n;
-}
-
-function fail(message) {
-  console.error(`archive.mjs: ${message}`);
-  process.exit(2);
-}
-
-function progress(message) {
-  process.stderr.write(`${message}\n`);
-}
-
-function tail(text, n) {
-  return text.length > n ? `...${text.slice(-n)}` : text;
 }
 
 function mb(bytes) {
