@@ -4,9 +4,6 @@
 // concurrency. The model is the small MLP (examples/models/mlp.py, 64 -> 64 -> 10),
 // each request one JSON infer of an [8, 64] float32 input (256 different ones, in turn).
 //
-//   node tools/bench/http.mjs [--seconds 10] [--concurrency 16,64] [--rounds 2]
-//                             [--interpreters 2] [--workers 2] [--threads 2] [--out FILE]
-//
 // Coil runs as users run it: `coil serve` (packages/runtime/dist/cli.js, with the Node
 // flags and glibc tunable the command gives itself), one process plain and one with
 // dynamic batching, HTTP only on 127.0.0.1; uvicorn runs tools/bench/fastapi_mlp.py with
@@ -14,41 +11,39 @@
 // collection out of the other's numbers. wrk runs against each in turn (Coil, FastAPI, Coil
 // batched, Coil, FastAPI, ...) so machine noise hits all of them. Prints a table and the
 // bar, writes bench-results/http.json, stops every server. Needs the packages built, wrk,
-// and Debian's python3-fastapi python3-uvicorn (it says how to install what is missing).
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+// and Debian's python3-fastapi python3-uvicorn (it says how to install what is missing,
+// and exits with 2). Exits with 1 when the bar fails, 3 on an error.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
+import { join } from "node:path";
 
-import { packModel, SERVE_NODE_FLAGS } from "@coil/runtime";
 import { GLIBC_TUNABLE } from "@coil/native";
+import { packModel, SERVE_NODE_FLAGS } from "@coil/runtime";
 
-import { processCpu } from "./proc.mjs";
+import { parseFlags } from "./lib/args.mjs";
+import { freePort, runCommand, startServer, stopAllServers, waitUntilReady } from "./lib/child.mjs";
+import { formatFixed } from "./lib/format.mjs";
+import { progress } from "./lib/log.mjs";
+import { BENCH_DIR, EXAMPLE_MODELS, REPO_ROOT } from "./lib/paths.mjs";
+import { processCpu } from "./lib/proc.mjs";
+import { outFlag, startResults, writeResults } from "./lib/results.mjs";
+import { scratchDir } from "./lib/scratch.mjs";
+import { mean } from "./lib/stats.mjs";
+import { printTable } from "./lib/table.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const CLI = resolve(HERE, "../../packages/runtime/dist/cli.js");
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: "string", default: "10" },
-    concurrency: { type: "string", default: "16,64" },
-    rounds: { type: "string", default: "2" },
-    interpreters: { type: "string", default: "2" },
-    workers: { type: "string", default: "2" },
-    threads: { type: "string", default: "2" },
-    python: { type: "string" },
-    "no-batching": { type: "boolean", default: false },
-    out: { type: "string", default: resolve(HERE, "../../bench-results/http.json") },
-  },
+const flags = parseFlags(import.meta.url, {
+  seconds: { type: "number", positive: true, default: 10, help: "seconds of wrk per row and round" },
+  concurrency: { type: "integers", default: [16, 64], defaultHelp: "16,64", help: "wrk connections, one row each" },
+  rounds: { type: "integer", default: 2, help: "rounds per row (the table shows their mean)" },
+  interpreters: { type: "integer", default: 2, help: "Coil's interpreters" },
+  workers: { type: "integer", default: 2, help: "uvicorn's worker processes" },
+  threads: { type: "integer", default: 2, help: "wrk's threads" },
+  python: { type: "path", help: "a Python with torch, fastapi and uvicorn (default: $COIL_PYTHON, /usr/bin/python3, python3)" },
+  batching: { type: "boolean", default: true, help: "also Coil with dynamic batching (an extra row, not the bar)" },
+  out: outFlag("http"),
 });
-const SECONDS = Number(args.seconds);
-const CONCURRENCY = args.concurrency.split(",").map(Number);
-const ROUNDS = Number(args.rounds);
-const INTERPRETERS = Number(args.interpreters);
-const WORKERS = Number(args.workers);
-const WRK_THREADS = Number(args.threads);
+const CLI = join(REPO_ROOT, "packages/runtime/dist/cli.js");
 const BATCHING = { maxBatchSize: 32, maxQueueDelayMicros: 200 };
 const HOST = "127.0.0.1";
 const ROWS = 8;
@@ -56,12 +51,8 @@ const FEATURES = 64;
 
 // ---- prerequisites ---------------------------------------------------------------
 function findPython() {
-  const candidates = [args.python, process.env.COIL_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean);
-  for (const python of candidates) {
-    const r = spawnSync(python, ["-c", "import torch, fastapi, uvicorn"], { stdio: "ignore" });
-    if (r.status === 0) return python;
-  }
-  return undefined;
+  const candidates = [flags.python, process.env.COIL_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean);
+  return candidates.find((python) => spawnSync(python, ["-c", "import torch, fastapi, uvicorn"], { stdio: "ignore" }).status === 0);
 }
 const missing = [];
 if (spawnSync("wrk", ["--version"], { stdio: "ignore" }).error) missing.push("wrk");
@@ -73,18 +64,7 @@ if (missing.length > 0) {
   process.exit(2);
 }
 
-// ---- helpers ---------------------------------------------------------------------
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, HOST, () => {
-      const { port } = s.address();
-      s.close(() => resolvePort(port));
-    });
-  });
-}
+// ---- requests --------------------------------------------------------------------
 // float32 values written as the doubles they are, as a client serialising a float32
 // array (numpy's tolist(), JSON.stringify of a Float32Array) writes them: up to 17
 // significant digits each. BODY_COUNT different requests, so that the outputs differ
@@ -95,134 +75,93 @@ const BODIES = Array.from({ length: BODY_COUNT }, (_, k) => {
   const data = Array.from(new Float32Array(ROWS * FEATURES).map((_, i) => Math.sin(i * (1 + k / BODY_COUNT) + k)));
   return JSON.stringify({ inputs: [{ name: "input", shape: [ROWS, FEATURES], datatype: "FP32", data }] });
 });
-const BODY = BODIES[0];
 
 async function infer(url, timeoutMs = 5000) {
   const res = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: BODY,
+    body: BODIES[0],
     signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}: ${text.slice(0, 300)}`);
   return JSON.parse(text);
 }
-async function waitReady(url, label, ms, child) {
-  const until = Date.now() + ms;
-  let last;
-  while (Date.now() < until) {
-    if (child && child.exitCode !== null) throw new Error(`${label} exited (${child.exitCode}) before answering`);
-    try {
-      return await infer(url, 2000);
-    } catch (error) {
-      last = error;
-      await sleep(200);
-    }
-  }
-  throw new Error(`${label} did not answer ${url} within ${ms / 1000} s: ${last?.message}`);
+
+/** wrk with http.lua (the bodies in turn, exact counts and percentiles as JSON). */
+async function runWrk(url, connections, seconds, bodyFile) {
+  const argv = [`-t${Math.min(flags.threads, connections)}`, `-c${connections}`, `-d${seconds}s`, "--timeout", "5s", "--latency"];
+  argv.push("-s", join(BENCH_DIR, "http.lua"), url, "--", bodyFile);
+  const { code, stdout, stderr } = await runCommand("wrk", argv, { timeoutMs: (seconds + 20) * 1000 });
+  const out = stdout + stderr;
+  const line = out.split("\n").find((l) => l.startsWith("WRK_JSON "));
+  if (code !== 0 || !line) throw new Error(`wrk exited ${code}:\n${out}`);
+  const j = JSON.parse(line.slice("WRK_JSON ".length));
+  const unit = { us: 1e-3, ms: 1, s: 1e3 };
+  const textPercentiles = [...out.matchAll(/^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$/gm)].map((m) => [m[1], Number(m[2]) * unit[m[3]]]);
+  return {
+    requestsPerSecond: j.requests / (j.durationUs / 1e6),
+    wrkRequestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
+    requests: j.requests,
+    errors: j.connectErrors + j.readErrors + j.writeErrors + j.statusErrors + j.timeouts,
+    errorDetail: { connect: j.connectErrors, read: j.readErrors, write: j.writeErrors, status: j.statusErrors, timeout: j.timeouts },
+    p50Ms: j.p50Us / 1000,
+    p90Ms: j.p90Us / 1000,
+    p99Ms: j.p99Us / 1000,
+    p999Ms: j.p999Us / 1000,
+    maxMs: j.maxUs / 1000,
+    meanMs: j.meanUs / 1000,
+    wrkTextPercentilesMs: Object.fromEntries(textPercentiles),
+  };
 }
 
-function runWrk(url, connections, seconds, bodyFile) {
-  const argv = [`-t${Math.min(WRK_THREADS, connections)}`, `-c${connections}`, `-d${seconds}s`, "--timeout", "5s", "--latency", "-s", join(HERE, "http.lua"), url, "--", bodyFile];
-  return new Promise((resolveRun, reject) => {
-    const child = spawn("wrk", argv, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const killer = setTimeout(() => child.kill("SIGKILL"), (seconds + 20) * 1000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(killer);
-      const line = out.split("\n").find((l) => l.startsWith("WRK_JSON "));
-      if (code !== 0 || !line) return reject(new Error(`wrk exited ${code}:\n${out}`));
-      const j = JSON.parse(line.slice("WRK_JSON ".length));
-      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-      const pctText = Object.fromEntries([...out.matchAll(/^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$/gm)].map((m) => [m[1], Number(m[2]) * { us: 1e-3, ms: 1, s: 1e3 }[m[3]]]));
-      const errors = j.connectErrors + j.readErrors + j.writeErrors + j.statusErrors + j.timeouts;
-      resolveRun({
-        requestsPerSecond: j.requests / (j.durationUs / 1e6),
-        wrkRequestsPerSecond: rps,
-        requests: j.requests,
-        errors,
-        errorDetail: { connect: j.connectErrors, read: j.readErrors, write: j.writeErrors, status: j.statusErrors, timeout: j.timeouts },
-        p50Ms: j.p50Us / 1000,
-        p90Ms: j.p90Us / 1000,
-        p99Ms: j.p99Us / 1000,
-        p999Ms: j.p999Us / 1000,
-        maxMs: j.maxUs / 1000,
-        meanMs: j.meanUs / 1000,
-        wrkTextPercentilesMs: pctText,
-      });
-    });
-  });
-}
-
-// ---- set up ----------------------------------------------------------------------
-const scratch = mkdtempSync(join(tmpdir(), "coil-http-bench-"));
+// ---- servers ---------------------------------------------------------------------
+const scratch = scratchDir("coil-http-bench");
 const bodyFile = join(scratch, "bodies.jsonl");
 writeFileSync(bodyFile, BODIES.join("\n") + "\n");
 const repository = join(scratch, "repo");
 mkdirSync(repository);
-const servers = []; // child processes, each the leader of its process group
-let cleaning;
-async function cleanup() {
-  cleaning ??= (async () => {
-    await Promise.all(servers.map(stopGroup));
-    rmSync(scratch, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-/** SIGTERM to a server's process group, SIGKILL if it is still there after 5 s. */
-async function stopGroup(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  const signal = (name) => {
-    try {
-      process.kill(-child.pid, name);
-    } catch {}
-  };
-  signal("SIGTERM");
-  if ((await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) === false) signal("SIGKILL");
-}
+
 /** `coil serve` on the repository, as its CLI starts itself (Node flags, glibc tunable). */
 async function startCoil(extraArgs) {
-  const port = await freePort();
-  const argv = ["serve", repository, "--host", HOST, "--http-port", String(port), "--grpc-port", "-1", "--interpreters", String(INTERPRETERS), "--python", PYTHON, "--log-level", "warn", ...extraArgs];
-  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, CLI, ...argv], {
-    detached: true,
-    stdio: ["ignore", "inherit", "inherit"],
+  const port = await freePort(HOST);
+  const argv = ["serve", repository, "--host", HOST, "--http-port", String(port), "--grpc-port", "-1"];
+  argv.push("--interpreters", String(flags.interpreters), "--python", PYTHON, "--log-level", "warn", ...extraArgs);
+  const child = startServer(process.execPath, [...SERVE_NODE_FLAGS, CLI, ...argv], {
     env: { ...process.env, GLIBC_TUNABLES: GLIBC_TUNABLE },
   });
-  servers.push(child);
   return { child, url: `http://${HOST}:${port}/v2/models/mlp/infer` };
 }
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => cleanup().finally(() => process.exit(130)));
+
+/** uvicorn with tools/bench/fastapi_mlp.py, one torch thread per worker. */
+async function startFastapi() {
+  const port = await freePort(HOST);
+  const argv = ["-m", "uvicorn", "fastapi_mlp:app", "--host", HOST, "--port", String(port), "--workers", String(flags.workers)];
+  argv.push("--log-level", "warning", "--no-access-log");
+  const child = startServer(PYTHON, argv, { cwd: BENCH_DIR, env: { ...process.env, OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" } });
+  return { child, url: `http://${HOST}:${port}/v2/models/mlp/infer` };
 }
 
-const results = {
-  date: new Date().toISOString(),
-  machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model, loadavgAtStart: loadavg() },
+const results = startResults({
   model: "examples/models/mlp.py (64 -> 64 -> 10), input float32 [8, 64], JSON",
   distinctRequests: BODY_COUNT,
-  seconds: SECONDS,
-  rounds: ROUNDS,
-  wrkThreads: WRK_THREADS,
-  interpreters: INTERPRETERS,
-  uvicornWorkers: WORKERS,
+  seconds: flags.seconds,
+  rounds: flags.rounds,
+  wrkThreads: flags.threads,
+  interpreters: flags.interpreters,
+  uvicornWorkers: flags.workers,
   batching: BATCHING,
   coilNodeFlags: SERVE_NODE_FLAGS,
   python: PYTHON,
   targets: {},
   runs: [],
   summary: [],
-};
+});
 
 try {
   const t0 = performance.now();
   await packModel({
-    target: `${join(HERE, "../../examples/models/mlp.py")}:build`,
+    target: `${join(EXAMPLE_MODELS, "mlp.py")}:build`,
     output: join(repository, "mlp.coil"),
     inputs: [{ name: "input", dtype: "float32", shape: [-1, FEATURES] }],
     outputs: [{ name: "output", dtype: "float32", shape: [-1, 10] }],
@@ -231,31 +170,23 @@ try {
   const packMs = performance.now() - t0;
 
   // uvicorn first (it starts slower, in its own processes), then Coil.
-  const fastapiPort = await freePort();
   const uvStarted = performance.now();
-  const uvicorn = spawn(
-    PYTHON,
-    ["-m", "uvicorn", "fastapi_mlp:app", "--host", HOST, "--port", String(fastapiPort), "--workers", String(WORKERS), "--log-level", "warning", "--no-access-log"],
-    { cwd: HERE, detached: true, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" } },
-  );
-  servers.push(uvicorn);
-
-  const targets = [];
+  const fastapi = await startFastapi();
   const coilStarted = performance.now();
-  const plain = await startCoil([]);
-  targets.push({ key: "coil", label: `Coil, ${INTERPRETERS} interpreters`, ...plain });
-  if (!args["no-batching"]) {
-    const batched = await startCoil(["--max-batch-size", String(BATCHING.maxBatchSize), "--max-queue-delay-us", String(BATCHING.maxQueueDelayMicros)]);
-    targets.push({ key: "coil-batched", label: `Coil, ${INTERPRETERS} interp., batching`, ...batched });
+  const targets = [
+    { key: "coil", label: `Coil, ${flags.interpreters} interpreters`, ...(await startCoil([])) },
+    { key: "fastapi", label: `FastAPI+uvicorn, ${flags.workers} workers`, ...fastapi },
+  ];
+  if (flags.batching) {
+    const batching = ["--max-batch-size", String(BATCHING.maxBatchSize), "--max-queue-delay-us", String(BATCHING.maxQueueDelayMicros)];
+    targets.push({ key: "coil-batched", label: `Coil, ${flags.interpreters} interp., batching`, ...(await startCoil(batching)) });
   }
-  const fastapiUrl = `http://${HOST}:${fastapiPort}/v2/models/mlp/infer`;
-  targets.splice(1, 0, { key: "fastapi", label: `FastAPI+uvicorn, ${WORKERS} workers`, url: fastapiUrl, child: uvicorn });
 
   // Everyone answers, with the same numbers.
   const answers = {};
   let coilStartupMs;
   for (const t of targets) {
-    answers[t.key] = await waitReady(t.url, t.label, 60_000, t.child);
+    answers[t.key] = await waitUntilReady(() => infer(t.url, 2000), { label: `${t.label} (${t.url})`, timeoutMs: 60_000, child: t.child });
     if (t.key === "coil") coilStartupMs = performance.now() - coilStarted;
   }
   const fastapiReadyMs = performance.now() - uvStarted;
@@ -273,34 +204,35 @@ try {
   results.startup = { packMs, coilServeMs: coilStartupMs, fastapiReadyMs };
   for (const t of targets) results.targets[t.key] = { label: t.label };
   console.log(
-    `HTTP infer, small MLP [${ROWS},${FEATURES}] JSON; ${availableParallelism()} cores; wrk -t${WRK_THREADS} -d${SECONDS}s, ${ROUNDS} rounds per row, targets in turn`,
+    `HTTP infer, small MLP [${ROWS},${FEATURES}] JSON; ${availableParallelism()} cores; ` +
+      `wrk -t${flags.threads} -d${flags.seconds}s, ${flags.rounds} rounds per row, targets in turn`,
   );
   console.log(
-    `same answer from every server (output [${reference.shape}], max |diff| ${maxAbsDiff.toExponential(1)}); pack ${packMs.toFixed(0)} ms, coil serve ready ${coilStartupMs.toFixed(0)} ms, uvicorn ready ${fastapiReadyMs.toFixed(0)} ms`,
+    `same answer from every server (output [${reference.shape}], max |diff| ${maxAbsDiff.toExponential(1)}); ` +
+      `pack ${packMs.toFixed(0)} ms, coil serve ready ${coilStartupMs.toFixed(0)} ms, uvicorn ready ${fastapiReadyMs.toFixed(0)} ms`,
   );
 
   // Warm-up: a short run on each.
-  for (const t of targets) await runWrk(t.url, CONCURRENCY[0], 2, bodyFile);
+  for (const t of targets) await runWrk(t.url, flags.concurrency[0], 2, bodyFile);
 
-  for (const c of CONCURRENCY) {
-    for (let round = 1; round <= ROUNDS; round++) {
+  for (const c of flags.concurrency) {
+    for (let round = 1; round <= flags.rounds; round++) {
       for (const t of targets) {
         const coil = t.key !== "fastapi";
         const cpu0 = coil ? processCpu(t.child.pid) : 0;
-        const r = await runWrk(t.url, c, SECONDS, bodyFile);
+        const r = await runWrk(t.url, c, flags.seconds, bodyFile);
         results.runs.push({ target: t.key, connections: c, round, ...r, ...(coil && { coilProcessCpuSeconds: processCpu(t.child.pid) - cpu0 }) });
-        process.stderr.write(`  ${t.key.padEnd(13)} c=${String(c).padEnd(3)} round ${round}: ${r.requestsPerSecond.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms${r.errors ? `, ${r.errors} errors` : ""}\n`);
+        progress(`${t.key.padEnd(13)} c=${String(c).padEnd(3)} round ${round}: ${r.requestsPerSecond.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms${r.errors ? `, ${r.errors} errors` : ""}`);
       }
     }
   }
 
   // ---- report ------------------------------------------------------------------
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  console.log("\n   server                            conns     req/s    p50 ms    p90 ms    p99 ms   errors   (req/s per round)");
-  for (const c of CONCURRENCY) {
+  for (const c of flags.concurrency) {
     for (const t of targets) {
       const runs = results.runs.filter((r) => r.target === t.key && r.connections === c);
-      const row = {
+      const sum = (field) => runs.reduce((a, r) => a + r[field], 0);
+      results.summary.push({
         target: t.key,
         connections: c,
         requestsPerSecond: mean(runs.map((r) => r.requestsPerSecond)),
@@ -308,20 +240,32 @@ try {
         p90Ms: mean(runs.map((r) => r.p90Ms)),
         p99Ms: mean(runs.map((r) => r.p99Ms)),
         worstP99Ms: Math.max(...runs.map((r) => r.p99Ms)),
-        errors: runs.reduce((a, r) => a + r.errors, 0),
-        ...(t.key !== "fastapi" && { cpuMsPerRequest: (1000 * runs.reduce((a, r) => a + r.coilProcessCpuSeconds, 0)) / runs.reduce((a, r) => a + r.requests, 0) }),
-      };
-      results.summary.push(row);
-      console.log(
-        `   ${t.label.padEnd(33)} ${String(c).padStart(5)} ${row.requestsPerSecond.toFixed(0).padStart(9)} ${row.p50Ms.toFixed(2).padStart(9)} ${row.p90Ms.toFixed(2).padStart(9)} ${row.p99Ms.toFixed(2).padStart(9)} ${String(row.errors).padStart(8)}   (${runs.map((r) => r.requestsPerSecond.toFixed(0)).join(", ")})`,
-      );
+        errors: sum("errors"),
+        ...(t.key !== "fastapi" && { cpuMsPerRequest: (1000 * sum("coilProcessCpuSeconds")) / sum("requests") }),
+        perRound: runs.map((r) => r.requestsPerSecond),
+      });
     }
   }
+  console.log();
+  const labels = Object.fromEntries(targets.map((t) => [t.key, t.label]));
+  printTable(
+    [
+      ["server", (r) => labels[r.target], "l"],
+      ["conns", (r) => r.connections],
+      ["req/s", (r) => formatFixed(r.requestsPerSecond, 0)],
+      ["p50 ms", (r) => formatFixed(r.p50Ms, 2)],
+      ["p90 ms", (r) => formatFixed(r.p90Ms, 2)],
+      ["p99 ms", (r) => formatFixed(r.p99Ms, 2)],
+      ["errors", (r) => r.errors],
+      ["(req/s per round)", (r) => `(${r.perRound.map((x) => x.toFixed(0)).join(", ")})`, "l"],
+    ],
+    results.summary,
+  );
 
-  console.log(`\nbar: Coil (${INTERPRETERS} interpreters) >= 2x FastAPI+uvicorn (${WORKERS} workers) req/s, and lower p99, at every concurrency`);
+  console.log(`\nbar: Coil (${flags.interpreters} interpreters) >= 2x FastAPI+uvicorn (${flags.workers} workers) req/s, and lower p99, at every concurrency`);
   const bar = [];
   let pass = true;
-  for (const c of CONCURRENCY) {
+  for (const c of flags.concurrency) {
     const f = results.summary.find((r) => r.target === "fastapi" && r.connections === c);
     for (const key of ["coil", "coil-batched"]) {
       const k = results.summary.find((r) => r.target === key && r.connections === c);
@@ -331,20 +275,20 @@ try {
       if (key === "coil") pass &&= ok;
       bar.push({ target: key, connections: c, ratio, coilP99Ms: k.p99Ms, fastapiP99Ms: f.p99Ms, pass: ok, counted: key === "coil" });
       console.log(
-        `   c=${String(c).padEnd(3)} ${key.padEnd(13)} ${ratio.toFixed(2)}x req/s (${ratio >= 2 ? "ok" : "< 2x"}), p99 ${k.p99Ms.toFixed(2)} vs ${f.p99Ms.toFixed(2)} ms (${k.p99Ms < f.p99Ms ? "lower" : "NOT lower"})${k.errors ? `, ${k.errors} errors` : ""}  ${ok ? "PASS" : "FAIL"}${key === "coil" ? "" : "  (extra row, not the bar)"}`,
+        `   c=${String(c).padEnd(3)} ${key.padEnd(13)} ${ratio.toFixed(2)}x req/s (${ratio >= 2 ? "ok" : "< 2x"}), ` +
+          `p99 ${k.p99Ms.toFixed(2)} vs ${f.p99Ms.toFixed(2)} ms (${k.p99Ms < f.p99Ms ? "lower" : "NOT lower"})` +
+          `${k.errors ? `, ${k.errors} errors` : ""}  ${ok ? "PASS" : "FAIL"}${key === "coil" ? "" : "  (extra row, not the bar)"}`,
       );
     }
   }
   results.bar = { pass, rows: bar };
-  console.log(`   => ${pass ? "PASS" : "FAIL"}`);
-  results.machine.loadavgAtEnd = loadavg();
-  mkdirSync(dirname(args.out), { recursive: true });
-  writeFileSync(args.out, JSON.stringify(results, null, 2));
-  console.log(`\nresults written to ${args.out}`);
-  await cleanup();
+  console.log(`   => ${pass ? "PASS" : "FAIL"}\n`);
+  results.machine.loadAverageAtEnd = loadavg();
+  writeResults(flags.out, results);
   process.exitCode = pass ? 0 : 1;
 } catch (error) {
   console.error(error?.stack ?? error);
-  await cleanup();
   process.exitCode = 3;
+} finally {
+  await stopAllServers();
 }

@@ -6,24 +6,30 @@
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 
 import { CpuBackend } from "@coil/backend-cpu";
 import { InterpreterPool, Tensor } from "@coil/core";
 import { interpreterBudget } from "@coil/native";
 
-const { values: args } = parseArgs({
-  options: {
-    interpreters: { type: "string", default: String(Math.min(availableParallelism(), interpreterBudget())) },
-    seconds: { type: "string", default: "3" },
+import { parseFlags } from "../bench/lib/args.mjs";
+import { closedLoop } from "../bench/lib/closed-loop.mjs";
+import { relaunchWithTunable } from "../bench/lib/tunable.mjs";
+
+await relaunchWithTunable();
+const flags = parseFlags(import.meta.url, {
+  interpreters: {
+    type: "integer",
+    default: Math.min(availableParallelism(), interpreterBudget()),
+    defaultHelp: "the cores, at most 15",
+    max: interpreterBudget(),
+    help: "interpreters in the pool",
   },
+  seconds: { type: "number", positive: true, default: 3, help: "seconds of the throughput run" },
 });
-const size = Number(args.interpreters);
-const seconds = Number(args.seconds);
 const model = join(dirname(fileURLToPath(import.meta.url)), "mlp.py");
 
 let started = performance.now();
-const pool = await InterpreterPool.create({ size, backend: new CpuBackend() });
+const pool = await InterpreterPool.create({ size: flags.interpreters, backend: new CpuBackend() });
 const info = pool.backendInfo[0];
 console.log(
   `pool: ${pool.size} interpreters up in ${(performance.now() - started).toFixed(0)} ms ` +
@@ -48,24 +54,10 @@ console.log(`  every interpreter agrees: ${same}`);
 
 // Throughput: a closed loop with two callers per interpreter.
 const callers = pool.size * 2;
-const latencies = [];
-const until = performance.now() + seconds * 1000;
-started = performance.now();
-await Promise.all(
-  Array.from({ length: callers }, async () => {
-    while (performance.now() < until) {
-      const t0 = performance.now();
-      await mlp.call([x]);
-      latencies.push(performance.now() - t0);
-    }
-  }),
-);
-const elapsed = (performance.now() - started) / 1000;
-latencies.sort((a, b) => a - b);
-const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(3);
+const load = await closedLoop(() => mlp.call([x]), { concurrency: callers, durationMs: flags.seconds * 1e3 });
 console.log(
-  `throughput: ${(latencies.length / elapsed).toFixed(0)} calls/s over ${elapsed.toFixed(1)} s ` +
-    `with ${callers} concurrent callers; latency p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms`,
+  `throughput: ${load.callsPerSecond.toFixed(0)} calls/s over ${flags.seconds.toFixed(1)} s ` +
+    `with ${callers} concurrent callers; latency p50 ${load.p50Ms.toFixed(3)} ms, p99 ${load.p99Ms.toFixed(3)} ms`,
 );
 await pool.close();
 if (!same) process.exitCode = 1;

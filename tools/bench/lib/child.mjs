@@ -8,13 +8,9 @@ import { onExit } from "./cleanup.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Runs `command argv` and resolves with the last line of its stdout that is a JSON
- * object. Rejects, with the end of its output, when it exits with an error -- unless
- * `jsonOnFailure`, when such a line is its answer either way (a child that reports
- * its own failure) -- or when it runs past `timeoutMs`.
- */
-export function runJsonChild(command, argv, { cwd, env = process.env, timeoutMs, jsonOnFailure = false } = {}) {
+/** Runs `command argv` to its end (killed after `timeoutMs`); resolves with its exit
+ * code or signal and its whole output. */
+export function runCommand(command, argv, { cwd, env = process.env, timeoutMs } = {}) {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, argv, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -28,12 +24,23 @@ export function runJsonChild(command, argv, { cwd, env = process.env, timeoutMs,
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      const answer = lastJsonLine(stdout);
-      if (answer !== undefined && (code === 0 || jsonOnFailure)) return resolvePromise(answer);
-      const output = (stderr || stdout).trim().split("\n").slice(-5).join(" | ");
-      reject(new Error(`${command} ${argv[0] ?? ""} exited with ${signal ?? code}${answer ? "" : ", no JSON answer"}: ${output}`));
+      resolvePromise({ code, signal, stdout, stderr });
     });
   });
+}
+
+/**
+ * Runs `command argv` and resolves with the last line of its stdout that is a JSON
+ * object. Rejects, with the end of its output, when it exits with an error -- unless
+ * `jsonOnFailure`, when such a line is its answer either way (a child that reports
+ * its own failure) -- or when it runs past `timeoutMs`.
+ */
+export async function runJsonChild(command, argv, { jsonOnFailure = false, ...options } = {}) {
+  const { code, signal, stdout, stderr } = await runCommand(command, argv, options);
+  const answer = lastJsonLine(stdout);
+  if (answer !== undefined && (code === 0 || jsonOnFailure)) return answer;
+  const output = (stderr || stdout).trim().split("\n").slice(-5).join(" | ");
+  throw new Error(`${command} ${argv[0] ?? ""} exited with ${signal ?? code}${answer ? "" : ", no JSON answer"}: ${output}`);
 }
 
 function lastJsonLine(text) {
