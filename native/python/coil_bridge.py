@@ -14,12 +14,12 @@ import os
 import sys
 import traceback
 
-# Must equal kBridgeVersion in native/src/engine/interpreter.cc; bump both together
+# Must equal kBridgeVersion in native/src/engine/bootstrap.cc; bump both together
 # whenever the functions one calls on the other, or the dtype codes, change.
 BRIDGE_VERSION = 2
 
 # Each interpreter lives in its own link-map namespace, where glibc crashes on
-# RTLD_GLOBAL (DESIGN.md fact 5) -- and `import torch` asks for it. Strip the flag
+# RTLD_GLOBAL (docs/engine.md, fact 5) -- and `import torch` asks for it. Strip the flag
 # before anything imports torch.
 _cdll_init = ctypes.CDLL.__init__
 

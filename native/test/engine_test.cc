@@ -4,7 +4,7 @@
 // isolation, and failures that must be reported rather than crash.
 //
 // Built with -DCOIL_BUILD_TESTS=ON; native/test/run-sanitized.sh runs it under
-// ASan+UBSan and under valgrind. Interpreters are never finalised (DESIGN.md
+// ASan+UBSan and under valgrind. Interpreters are never finalised (docs/engine.md,
 // fact 8), so the program leaves with _exit after flushing, never through
 // static destructors.
 //
@@ -35,8 +35,8 @@
 #include <utility>
 #include <vector>
 
+#include "check.h"
 #include "interpreter.h"
-#include "json_numbers.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -57,72 +57,11 @@ using coil::Value;
 
 namespace {
 
-// --- checks -----------------------------------------------------------------------
-
-int g_passed = 0;
-int g_failed = 0;
-
-[[noreturn]] void Finish(int code) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  _exit(code);
-}
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (cond) {                                                              \
-      ++g_passed;                                                            \
-    } else {                                                                 \
-      ++g_failed;                                                            \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                        \
-  } while (0)
-
-#define CHECK_MSG(cond, ...)                                                 \
-  do {                                                                       \
-    if (cond) {                                                              \
-      ++g_passed;                                                            \
-    } else {                                                                 \
-      ++g_failed;                                                            \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                     \
-      std::fprintf(stderr, "\n");                                            \
-    }                                                                        \
-  } while (0)
-
-// Fatal: what follows cannot run meaningfully.
-#define REQUIRE(cond)                                                        \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      ++g_failed;                                                            \
-      std::fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::printf("%d passed, %d failed (stopped early)\n", g_passed, g_failed); \
-      Finish(1);                                                             \
-    }                                                                        \
-    ++g_passed;                                                              \
-  } while (0)
-
-// A check that fails because of a known engine bug (see the comment where it is
-// used). It does not fail the run; once the bug is fixed it passes, and then the
-// run fails with a reminder to turn it into a CHECK (strict expected failure).
-int g_known = 0;
-#define KNOWN_BUG(cond, bug)                                                 \
-  do {                                                                       \
-    if (cond) {                                                              \
-      ++g_failed;                                                            \
-      std::fprintf(stderr, "%s:%d: known bug \"%s\" no longer reproduces: make this a CHECK\n", \
-                   __FILE__, __LINE__, bug);                                 \
-    } else {                                                                 \
-      ++g_known;                                                             \
-      std::fprintf(stderr, "%s:%d: KNOWN ENGINE BUG (expected failure): %s: %s\n", __FILE__, __LINE__, \
-                   bug, #cond);                                              \
-    }                                                                        \
-  } while (0)
-
-void Section(const char* name) {
-  std::printf("-- %s\n", name);
-  std::fflush(stdout);
-}
+using coil_test::Finish;
+using coil_test::g_failed;
+using coil_test::g_known;
+using coil_test::g_passed;
+using coil_test::Section;
 
 // --- values -----------------------------------------------------------------------
 
@@ -661,7 +600,7 @@ Interpreter* Start(int index, const Config& config, const std::string& library, 
   options.bridge_path = bridge;
   auto job = MakeJob("<init>", {});
   uint64_t id = job->id;
-  // Never deleted: an interpreter lives as long as the process (DESIGN.md fact 8).
+  // Never deleted: an interpreter lives as long as the process (docs/engine.md, fact 8).
   auto* in = new Interpreter(index, std::move(options), g_sink, std::move(job));
   g_interpreters->push_back(in);
   *init = Wait(id);
@@ -1091,7 +1030,7 @@ void TestTensors(Interpreter* in, const std::string& tools_path) {
 void TestReexportedView(Interpreter* in) {
   Section("tensors: an input re-exported through the buffer protocol");
   // The engine decides that Python has let go of an input when the reference count
-  // of the memory's owner (a ctypes array over it) is back to one (ReleaseViews).
+  // of the memory's owner (a ctypes array over it) is back to one (Marshal::ReleaseInputs).
   // Anything that uses the memory through the buffer protocol -- torch.frombuffer,
   // numpy.frombuffer, memoryview(owner), slices -- references the owner, so this
   // holds however the input is re-exported. Here make_tensor goes through numpy, as
@@ -1238,97 +1177,6 @@ void TestCancel(Interpreter* in, const std::string& dir) {
   CHECK(after->ok && after->result.i == 45);
   auto after2 = Call(in, "echo", Args(VStr("ok")));
   CHECK(after2->ok && after2->result.s == "ok");
-}
-
-// Not an interpreter's: the JSON number scanner the HTTP adapter uses, tested here
-// so that it runs under the sanitizers too.
-void TestJsonNumbers() {
-  Section("json numbers");
-  auto scan = [](const std::string& text, std::vector<double>* out, size_t capacity = 64, int levels = 8) {
-    out->assign(capacity, -12345.0);
-    return coil::ScanJsonNumberArray(reinterpret_cast<const uint8_t*>(text.data()), text.size(), 0, levels,
-                                     out->data(), capacity);
-  };
-  std::vector<double> out;
-  {
-    auto r = scan("[1, -2.5e3 ,[0.125,[ ]],\n[-0]]x", &out);
-    CHECK(r.ok && r.count == 4 && r.end == 30 && !r.regular);
-    CHECK(out[0] == 1 && out[1] == -2500 && out[2] == 0.125 && out[3] == 0 && std::signbit(out[3]));
-  }
-  for (const char* bad : {"[1,]", "[,1]", "[01]", "[1.]", "[.5]", "[+1]", "[-]", "[1e]", "[1e+]", "[inf]", "[nan]",
-                          "[0x10]", "[1 2]", "[[1]", "[\"1\"]", "[true]", "[1,null]", "[", "", "1"}) {
-    CHECK_MSG(!scan(bad, &out).ok, "%s", bad);
-  }
-  {
-    auto r = scan("[1]]", &out);  // the array ends at its ']': what follows is the caller's
-    CHECK(r.ok && r.end == 3);
-  }
-  // Regular nesting (an N-d array) and ragged nesting: both scan, only one is regular.
-  for (const char* regular : {"[]", "[1,2]", "[[1,2],[3,4]]", "[[],[]]", "[[[1],[2]],[[3],[4]]]", "[[[]],[[]]]"}) {
-    auto r = scan(regular, &out);
-    CHECK_MSG(r.ok && r.regular, "%s", regular);
-  }
-  for (const char* ragged : {"[[1,2],[3]]", "[[1],[2,3]]", "[1,[2]]", "[[1],2]", "[[1],[[2]]]", "[[],[1]]", "[[1],[]]",
-                             "[[[1]],[[2],[3]]]", "[[],[[]]]", "[[[1,2]],[[3]]]", "[[],1]", "[[[]],[1]]"}) {
-    auto r = scan(ragged, &out);
-    CHECK_MSG(r.ok && !r.regular, "%s", ragged);
-  }
-  {
-    // Past kRegularityLevels the lengths are not compared, but the scan still works.
-    std::string deep = std::string(40, '[') + "1" + std::string(40, ']');
-    auto r = scan(deep, &out, 64, 64);
-    CHECK(r.ok && r.regular && r.count == 1 && out[0] == 1);
-    std::string deep_ragged = "[" + deep + "," + std::string(40, '[') + "1,2" + std::string(40, ']') + "]";
-    r = scan(deep_ragged, &out, 64, 64);
-    CHECK(r.ok && r.count == 3 && r.regular);  // ragged only at level 41: not compared
-  }
-  CHECK(!scan("[[[[1]]]]", &out, 64, 3).ok);  // deeper than allowed
-  CHECK(scan("[[[[1]]]]", &out, 64, 4).ok);
-  {
-    auto r = scan("[1,2,3,4]", &out, 2);  // no room: counted, not written past capacity
-    CHECK(r.ok && r.count == 4 && out[0] == 1 && out[1] == 2);
-  }
-  {
-    auto r = scan("[1e400,-1e400,1e-400,-1e-400,0.5e400,0.0000001e-320,2.4703282292062328e-324]", &out);
-    CHECK(r.ok && r.count == 7);
-    CHECK(std::isinf(out[0]) && out[0] > 0 && std::isinf(out[1]) && out[1] < 0);
-    CHECK(out[2] == 0 && !std::signbit(out[2]) && out[3] == 0 && std::signbit(out[3]));
-    CHECK(std::isinf(out[4]) && out[5] == 0 && out[6] == 5e-324);
-  }
-  {
-    // Millions of digits before a large exponent: the value still overflows (1e999999),
-    // and the mirror case underflows.
-    std::string zeros(2000000, '0');
-    auto r = scan("[0." + zeros + "1e3000000, 1" + zeros + "e-3000000]", &out);
-    CHECK(r.ok && r.count == 2 && std::isinf(out[0]) && out[1] == 0);
-  }
-  // Random numbers, written with 1..19 significant digits and wide exponents: the
-  // value equals strtod's (correctly rounded, as JSON.parse).
-  uint64_t state = 88172645463325252ull;
-  auto next = [&state]() {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  };
-  int mismatches = 0;
-  for (int i = 0; i < 20000; ++i) {
-    std::string number = (next() & 1) ? "-" : "";
-    int digits = 1 + static_cast<int>(next() % 19);
-    number += static_cast<char>('1' + next() % 9);
-    for (int d = 1; d < digits; ++d) number += static_cast<char>('0' + next() % 10);
-    if (next() & 1) {
-      size_t dot = 1 + next() % number.size();
-      if (dot < number.size() && number[dot - 1] != '-') number.insert(dot, ".");
-    }
-    if (next() & 1) number += "e" + std::to_string(static_cast<int>(next() % 700) - 350);
-    auto r = scan("[" + number + "]", &out);
-    double want = std::strtod(number.c_str(), nullptr);
-    if (!r.ok || r.count != 1 || std::memcmp(&out[0], &want, sizeof want) != 0) {
-      if (mismatches++ < 5) std::fprintf(stderr, "  %s: got %.17g, strtod %.17g\n", number.c_str(), out[0], want);
-    }
-  }
-  CHECK(mismatches == 0);
 }
 
 void TestTimings(Interpreter* in) {
@@ -1509,7 +1357,6 @@ int main() {
   TestCancel(b, dir);
   TestIsolation(a, b);
   TestTimings(b);
-  TestJsonNumbers();
   TestConcurrent(a, b);
   TestReset(a, dir);
   TestInitFailures(config);

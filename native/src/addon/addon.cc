@@ -15,8 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../codecs/json_numbers.h"
 #include "../engine/interpreter.h"
-#include "../engine/json_numbers.h"
 #include "convert.h"
 
 namespace coil {
@@ -24,7 +24,7 @@ namespace coil {
 namespace {
 
 // glibc gives a process 16 link-map namespaces, the main program's included,
-// and never gives one back (DESIGN.md facts 2 and 8).
+// and never gives one back (docs/engine.md, facts 2 and 8).
 constexpr int kMaxInterpreters = 15;
 std::atomic<int> g_created{0};  // process-wide: worker threads share the namespaces
 
@@ -72,7 +72,8 @@ class Addon : public CompletionSink {
     Pending* pending = new Pending{Napi::Promise::Deferred::New(env_)};
     if (!timings.IsEmpty()) pending->timings = Napi::Persistent(timings);
     pending_.emplace(id, pending);
-    // In-flight work keeps the event loop (and so the process) alive (fact 7).
+    // In-flight work keeps the event loop (and so the process) alive
+    // (docs/engine.md, fact 7).
     if (in_flight_++ == 0) napi_ref_threadsafe_function(env_, tsfn_);
     return pending->deferred.Promise();
   }
@@ -398,8 +399,8 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
 }
 
 // scanJsonNumbers(bytes: Uint8Array, position, maxLevels, out: Float64Array):
-//   [end, count, regular] | null -- see json_numbers.h (count > out.length: out was too
-//   small).
+//   [end, count, regular] | null -- see codecs/json_numbers.h (count > out.length: out
+//   was too small).
 Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsNumber() || !info[2].IsNumber() ||
@@ -411,8 +412,9 @@ Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
   Napi::Float64Array out = info[3].As<Napi::Float64Array>();
   double position = info[1].As<Napi::Number>().DoubleValue();
   if (!(position >= 0) || position >= static_cast<double>(bytes.ElementLength())) return env.Null();
-  NumberArrayScan scan = ScanJsonNumberArray(bytes.Data(), bytes.ElementLength(), static_cast<size_t>(position),
-                                             info[2].As<Napi::Number>().Int32Value(), out.Data(), out.ElementLength());
+  codecs::NumberArrayScan scan =
+      codecs::ScanJsonNumberArray(bytes.Data(), bytes.ElementLength(), static_cast<size_t>(position),
+                                  info[2].As<Napi::Number>().Int32Value(), out.Data(), out.ElementLength());
   if (!scan.ok) return env.Null();
   Napi::Array result = Napi::Array::New(env, 3);
   result.Set(uint32_t{0}, Napi::Number::New(env, static_cast<double>(scan.end)));

@@ -1,6 +1,8 @@
 // One isolated CPython interpreter: a private copy of libpython (and of every
 // library it loads) in its own link-map namespace, initialised, used and kept
-// on one dedicated OS thread that is never allowed to exit (DESIGN.md, facts 1-8).
+// on one dedicated OS thread that is never allowed to exit (docs/engine.md,
+// facts 1-8). This file is the thread, its queue of jobs and their interrupts;
+// bootstrap.* starts Python, marshal.* converts values.
 #pragma once
 
 #include <atomic>
@@ -15,9 +17,13 @@
 #include <vector>
 
 #include "job.h"
-#include "python_api.h"
 
 namespace coil {
+
+class Marshal;
+struct PyObject;
+struct PythonApi;
+struct PyThreadState;
 
 struct InterpreterOptions {
   std::string library;     // path of the shared libpython to load
@@ -36,7 +42,7 @@ class Interpreter {
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
   // Interpreters live as long as the process (namespaces are never given back),
-  // so there is no destructor that joins: see DESIGN.md fact 8.
+  // so there is no destructor that joins: see docs/engine.md, fact 8.
   ~Interpreter() = delete;
 
   void Submit(std::unique_ptr<Job> job);
@@ -56,18 +62,11 @@ class Interpreter {
   int index() const { return index_; }
 
  private:
-  struct InputView;
-
   void ThreadMain();
   bool Initialize(JobError* error);
-  bool Bootstrap(JobError* error);  // GIL held
   void Run(Job& job);
-  void Fail(Job& job, const std::string& code, const std::string& message);
-  void CaptureException(Job& job);
+  void TakeError(Job& job);
   PyObject* BridgeFunction(const std::string& name);
-  PyObject* ToPython(const Value& value, std::vector<InputView>* views, int depth);
-  bool FromPython(PyObject* obj, Value* out, int depth);
-  void ReleaseViews(std::vector<InputView>* views);
   void SetCurrentJob(uint64_t id);
 
   const int index_;
@@ -75,15 +74,13 @@ class Interpreter {
   CompletionSink* const sink_;
   std::unique_ptr<Job> init_job_;
 
-  PythonApi api_{};
+  // Python's side; touched only by this interpreter's thread.
+  const std::unique_ptr<PythonApi> api_;
+  std::unique_ptr<Marshal> marshal_;
   PyThreadState* thread_state_ = nullptr;
   PyObject* bridge_ = nullptr;
-  PyObject* tensor_marker_ = nullptr;
-  PyObject* make_tensor_ = nullptr;
-  PyObject* describe_error_ = nullptr;
   unsigned long thread_ident_ = 0;  // CPython's id of this interpreter's thread
   std::unordered_map<std::string, PyObject*> functions_;
-  std::vector<InputView>* lingering_ = nullptr;  // input views Python still references
 
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -77,7 +77,7 @@ struct PythonApi {
   int (*PyDict_Next)(PyObject*, ssize_t*, PyObject**, PyObject**);
   PyObject* (*PyDict_GetItemString)(PyObject*, const char*);  // borrowed
 
-  // Data symbols: singletons and the exact types the converter recognises.
+  // Data symbols: singletons and the exact types marshal.cc recognises.
   PyObject* None;
   PyObject* True;
   PyObject* False;

@@ -2,7 +2,8 @@ import { loadAddon } from "./addon.js";
 
 /**
  * Reads the JSON array of numbers (nested arrays of numbers too, flattened) that
- * starts at bytes[position] ('[') in native code: each number rounded exactly as
+ * starts at bytes[position] ('[') in native code (the addon's JSON codec,
+ * native/src/codecs/json_numbers.h): each number rounded exactly as
  * JSON.parse rounds it, none boxed. The numbers land in `scratch` when they fit,
  * else in a new array of their own size -- unless there are more than `maxCount`:
  * then `values` is undefined and nothing is allocated. null when the array holds

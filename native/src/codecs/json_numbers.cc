@@ -5,7 +5,7 @@
 #include <limits>
 #include <system_error>
 
-namespace coil {
+namespace coil::codecs {
 
 namespace {
 
@@ -160,4 +160,4 @@ NumberArrayScan ScanJsonNumberArray(const uint8_t* data, size_t size, size_t pos
   }
 }
 
-}  // namespace coil
+}  // namespace coil::codecs

@@ -3,13 +3,15 @@
 // nearly all of such a request. JavaScript can do this only by boxing every element
 // (JSON.parse) or slowly for numbers past 15 significant digits -- and clients that
 // print float32 data as doubles send 17. std::from_chars rounds correctly, as
-// JSON.parse does. Plain C++: the engine's native test runs it under the sanitizers.
+// JSON.parse does. A codec of the addon (scanJsonNumbers), for the HTTP adapter:
+// not part of the engine. Plain C++, so native/test/json_numbers_test.cc runs it
+// under the sanitizers.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-namespace coil {
+namespace coil::codecs {
 
 struct NumberArrayScan {
   bool ok = false;       // false: not an array of numbers (or malformed, or too deep)
@@ -30,4 +32,4 @@ inline constexpr int kRegularityLevels = 32;
 NumberArrayScan ScanJsonNumberArray(const uint8_t* data, size_t size, size_t position, int max_levels, double* out,
                                     size_t capacity);
 
-}  // namespace coil
+}  // namespace coil::codecs
