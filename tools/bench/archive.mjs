@@ -292,57 +292,60 @@ async function child(spec) {
   try {
     result.torchThreads = pool.backendInfo.map((i) => i.threads);
     await settle();
-    if (spec.mode === "base") {
-      result.memory = memoryMiB();
-      return;
-    }
-    result.memoryBeforeLoad = memoryMiB();
-    let model;
-    if (spec.mode === "load") {
-      const t = performance.now();
-      model = await pool.loadArchive(spec.archive); // lazy: validate, hash, map
-      result.openSeconds = (performance.now() - t) / 1e3;
-    } else {
-      const { openArchive } = await import("@coil/format-reader");
-      const archive = await openArchive(spec.archive, { verifyHashes: false });
-      const entry = archive.manifest.entryPoint;
-      await archive.close();
-      model = pool.replicate({ file: COPY_LOADER, factory: "load", args: [spec.archive, entry.package, entry.resource] });
-      result.openSeconds = null;
-    }
-    const t = performance.now();
-    result.loadSecondsPerInterpreter = await timePerInterpreter(pool, () => model.materialize());
-    result.materializeSeconds = (performance.now() - t) / 1e3;
-    await settle();
-    result.memoryAfterLoad = memoryMiB();
-
-    // One inference in each interpreter (all free: the scheduler gives each call
-    // its own), touching every weight; then a second, for the time without faults.
-    const x = deterministicTensor([1, spec.hidden]);
-    const inferEach = async () => {
-      const times = [];
-      await Promise.all(
-        pool.interpreters.map(async (_, i) => {
-          const start = performance.now();
-          const y = await model.call([x]);
-          times[i] = (performance.now() - start) / 1e3;
-          if (y.shape[1] !== spec.hidden || !Number.isFinite(y.data[0])) throw new Error(`bad output ${y.shape}`);
-        }),
-      );
-      return times;
-    };
-    result.firstInferenceSeconds = await inferEach();
-    result.inferenceSeconds = await inferEach();
-    await settle();
-    result.memoryAfterInference = memoryMiB();
-
-    // The archive's mappings: one per interpreter, sharing their pages.
-    result.archiveMappings = fileMappingsMiB(spec.archive);
-    await model.dispose();
+    if (spec.mode === "base") result.memory = memoryMiB();
+    else await measureLoad(pool, spec, result);
   } finally {
     await pool.close();
-    console.log(JSON.stringify(result));
   }
+  console.log(JSON.stringify(result));
+}
+
+/** Loads the archive into every interpreter of `pool` (Coil's way, or stock
+ * torch.package's with spec.mode "copy"), runs it, and records times and memory. */
+async function measureLoad(pool, spec, result) {
+  result.memoryBeforeLoad = memoryMiB();
+  let model;
+  if (spec.mode === "load") {
+    const t = performance.now();
+    model = await pool.loadArchive(spec.archive); // lazy: validate, hash, map
+    result.openSeconds = (performance.now() - t) / 1e3;
+  } else {
+    const { openArchive } = await import("@coil/format-reader");
+    const archive = await openArchive(spec.archive, { verifyHashes: false });
+    const entry = archive.manifest.entryPoint;
+    await archive.close();
+    model = pool.replicate({ file: COPY_LOADER, factory: "load", args: [spec.archive, entry.package, entry.resource] });
+    result.openSeconds = null;
+  }
+  const t = performance.now();
+  result.loadSecondsPerInterpreter = await timePerInterpreter(pool, () => model.materialize());
+  result.materializeSeconds = (performance.now() - t) / 1e3;
+  await settle();
+  result.memoryAfterLoad = memoryMiB();
+
+  // One inference in each interpreter (all free: the scheduler gives each call
+  // its own), touching every weight; then a second, for the time without faults.
+  const x = deterministicTensor([1, spec.hidden]);
+  const inferEach = async () => {
+    const times = [];
+    await Promise.all(
+      pool.interpreters.map(async (_, i) => {
+        const start = performance.now();
+        const y = await model.call([x]);
+        times[i] = (performance.now() - start) / 1e3;
+        if (y.shape[1] !== spec.hidden || !Number.isFinite(y.data[0])) throw new Error(`bad output ${y.shape}`);
+      }),
+    );
+    return times;
+  };
+  result.firstInferenceSeconds = await inferEach();
+  result.inferenceSeconds = await inferEach();
+  await settle();
+  result.memoryAfterInference = memoryMiB();
+
+  // The archive's mappings: one per interpreter, sharing their pages.
+  result.archiveMappings = fileMappingsMiB(spec.archive);
+  await model.dispose();
 }
 
 /** Runs `start` (which queues one job on every interpreter of the pool) and returns,

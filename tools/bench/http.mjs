@@ -29,7 +29,7 @@ import { BENCH_DIR, EXAMPLE_MODELS, REPO_ROOT } from "./lib/paths.mjs";
 import { processCpu } from "./lib/proc.mjs";
 import { outFlag, startResults, writeResults } from "./lib/results.mjs";
 import { scratchDir } from "./lib/scratch.mjs";
-import { mean } from "./lib/stats.mjs";
+import { summarize } from "./lib/stats.mjs";
 import { printTable } from "./lib/table.mjs";
 
 const flags = parseFlags(import.meta.url, {
@@ -231,17 +231,18 @@ try {
   for (const c of flags.concurrency) {
     for (const t of targets) {
       const runs = results.runs.filter((r) => r.target === t.key && r.connections === c);
-      const sum = (field) => runs.reduce((a, r) => a + r[field], 0);
+      const over = (field) => summarize(runs.map((r) => r[field]));
+      const total = (field) => runs.reduce((a, r) => a + r[field], 0);
       results.summary.push({
         target: t.key,
         connections: c,
-        requestsPerSecond: mean(runs.map((r) => r.requestsPerSecond)),
-        p50Ms: mean(runs.map((r) => r.p50Ms)),
-        p90Ms: mean(runs.map((r) => r.p90Ms)),
-        p99Ms: mean(runs.map((r) => r.p99Ms)),
-        worstP99Ms: Math.max(...runs.map((r) => r.p99Ms)),
-        errors: sum("errors"),
-        ...(t.key !== "fastapi" && { cpuMsPerRequest: (1000 * sum("coilProcessCpuSeconds")) / sum("requests") }),
+        requestsPerSecond: over("requestsPerSecond").mean,
+        p50Ms: over("p50Ms").mean,
+        p90Ms: over("p90Ms").mean,
+        p99Ms: over("p99Ms").mean,
+        worstP99Ms: over("p99Ms").max,
+        errors: total("errors"),
+        ...(t.key !== "fastapi" && { cpuMsPerRequest: (1000 * total("coilProcessCpuSeconds")) / total("requests") }),
         perRound: runs.map((r) => r.requestsPerSecond),
       });
     }
