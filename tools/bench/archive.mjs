@@ -60,9 +60,21 @@ await relaunchWithTunable();
 const flags = parseFlags(import.meta.url, {
   layers: { type: "integer", default: 4, help: "Linear layers" },
   hidden: { type: "integer", default: 4096, help: "their width (4096: 64 MiB per layer)" },
-  sizes: { type: "integers", default: [1, 2, 4], defaultHelp: "1,2,4", max: 14, maxWhy: "a process gets 15 interpreters", help: "pool sizes to load into (the memory bar uses 4)" },
+  sizes: {
+    type: "integers",
+    default: [1, 2, 4],
+    defaultHelp: "1,2,4",
+    max: 14,
+    maxWhy: "a process gets 15 interpreters",
+    help: "pool sizes to load into (the memory bar uses 4)",
+  },
   copy: { type: "boolean", default: true, help: "the stock torch.package contrast" },
-  python: { type: "path", default: process.env.COIL_PYTHON ?? "/usr/bin/python3", defaultHelp: "$COIL_PYTHON or /usr/bin/python3", help: "the Python to embed" },
+  python: {
+    type: "path",
+    default: process.env.COIL_PYTHON ?? "/usr/bin/python3",
+    defaultHelp: "$COIL_PYTHON or /usr/bin/python3",
+    help: "the Python to embed",
+  },
   out: outFlag("archive"),
   child: { type: "string", hidden: true, help: "internal: one measurement, as JSON" },
 });
@@ -226,13 +238,28 @@ function print(results) {
       rows.push({ run, state: `${r.size} interpreter(s), torch imported`, ...r.memory });
     } else {
       rows.push({ run, state: `${r.size} interpreter(s), nothing loaded`, ...r.memoryBeforeLoad });
-      rows.push({ run, state: r.mode === "copy" ? "loaded (stock torch.package)" : "loaded (validated, mapped, unpickled)", ...r.memoryAfterLoad });
+      rows.push({
+        run,
+        state: r.mode === "copy" ? "loaded (stock torch.package)" : "loaded (validated, mapped, unpickled)",
+        ...r.memoryAfterLoad,
+      });
       rows.push({ run, state: "after one inference in each", ...r.memoryAfterInference });
     }
   }
   const mib = (field) => [field, (r) => r[field].toFixed(0)];
   const asTable = { indent: "  ", rule: true };
-  printTable([["run", (r) => r.run, "l"], ["state", (r) => r.state, "l"], mib("private"), mib("rss"), mib("pss"), ["anon", (r) => r.anonymous.toFixed(0)]], rows, asTable);
+  printTable(
+    [
+      ["run", (r) => r.run, "l"],
+      ["state", (r) => r.state, "l"],
+      mib("private"),
+      mib("rss"),
+      mib("pss"),
+      ["anon", (r) => r.anonymous.toFixed(0)],
+    ],
+    rows,
+    asTable,
+  );
   console.log(`\nper-interpreter overhead (torch imported): ${derived.perInterpreterOverheadMiB.toFixed(1)} MiB  ((base-4 - base-1) / 3)`);
   if (derived.memory) {
     const m = derived.memory;
@@ -242,7 +269,9 @@ function print(results) {
     );
     console.log(
       `the model added ${m.addedByModelMiB.toFixed(0)} MiB = ${m.weightsCopies.toFixed(2)} x the weights; ` +
-        `archive mappings: ${m.archiveMappings.count} (one per interpreter), Rss ${m.archiveMappings.rssMiB.toFixed(0)} MiB counted per mapping, ` +
+        `archive mappings: ${m.archiveMappings.count} (one per interpreter), Rss ${m.archiveMappings.rssMiB.toFixed(
+          0,
+        )} MiB counted per mapping, ` +
         `Pss ${m.archiveMappings.pssMiB.toFixed(0)} MiB, copied pages (Private_Dirty) ${m.archiveMappings.privateDirtyMiB.toFixed(1)} MiB`,
     );
   }

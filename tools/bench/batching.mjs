@@ -51,7 +51,8 @@ for (const w of WORKLOADS) {
   const model = pool.replicate({ file: join(EXAMPLE_MODELS, `${w.name}.py`), factory: "build" });
   await model.materialize();
   const input = deterministicTensor(w.input);
-  const load = (queue) => closedLoop(() => queue.infer([input]), { concurrency: w.callers, warmupMs: 1000, durationMs: flags.seconds * 1e3 });
+  const load = (queue) =>
+    closedLoop(() => queue.infer([input]), { concurrency: w.callers, warmupMs: 1000, durationMs: flags.seconds * 1e3 });
   const off = await load(new ModelQueue(model));
   const batched = new ModelQueue(model, { batching: w.batching });
   const on = await load(batched);

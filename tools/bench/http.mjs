@@ -221,8 +221,18 @@ try {
         const coil = t.key !== "fastapi";
         const cpu0 = coil ? processCpu(t.child.pid) : 0;
         const r = await runWrk(t.url, c, flags.seconds, bodyFile);
-        results.runs.push({ target: t.key, connections: c, round, ...r, ...(coil && { coilProcessCpuSeconds: processCpu(t.child.pid) - cpu0 }) });
-        progress(`${t.key.padEnd(13)} c=${String(c).padEnd(3)} round ${round}: ${r.requestsPerSecond.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(2)} ms${r.errors ? `, ${r.errors} errors` : ""}`);
+        results.runs.push({
+          target: t.key,
+          connections: c,
+          round,
+          ...r,
+          ...(coil && { coilProcessCpuSeconds: processCpu(t.child.pid) - cpu0 }),
+        });
+        progress(
+          `${t.key.padEnd(13)} c=${String(c).padEnd(3)} round ${round}: ${r.requestsPerSecond.toFixed(0)} req/s, p99 ${r.p99Ms.toFixed(
+            2,
+          )} ms${r.errors ? `, ${r.errors} errors` : ""}`,
+        );
       }
     }
   }
@@ -263,7 +273,9 @@ try {
     results.summary,
   );
 
-  console.log(`\nbar: Coil (${flags.interpreters} interpreters) >= 2x FastAPI+uvicorn (${flags.workers} workers) req/s, and lower p99, at every concurrency`);
+  console.log(
+    `\nbar: Coil (${flags.interpreters} interpreters) >= 2x FastAPI+uvicorn (${flags.workers} workers) req/s, and lower p99, at every concurrency`,
+  );
   const bar = [];
   let pass = true;
   for (const c of flags.concurrency) {

@@ -75,8 +75,19 @@ const WORKLOADS = {
 
 const budget = interpreterBudget();
 const flags = parseFlags(import.meta.url, {
-  duration: { type: "number", positive: true, default: (f) => (f.quick ? 1 : 3), defaultHelp: "3; 1 with --quick", help: "measured seconds per configuration" },
-  warmup: { type: "number", default: (f) => (f.quick ? 0.3 : 1), defaultHelp: "1; 0.3 with --quick", help: "warm-up seconds before each measurement" },
+  duration: {
+    type: "number",
+    positive: true,
+    default: (f) => (f.quick ? 1 : 3),
+    defaultHelp: "3; 1 with --quick",
+    help: "measured seconds per configuration",
+  },
+  warmup: {
+    type: "number",
+    default: (f) => (f.quick ? 0.3 : 1),
+    defaultHelp: "1; 0.3 with --quick",
+    help: "warm-up seconds before each measurement",
+  },
   quick: { type: "boolean", default: false, help: "smoke run: 1 s per configuration, fewer configurations" },
   workloads: { type: "list", default: Object.keys(WORKLOADS), defaultHelp: Object.keys(WORKLOADS).join(","), help: "which workloads" },
   // This process keeps every interpreter it creates (the pools reuse them), and a
@@ -103,7 +114,12 @@ const flags = parseFlags(import.meta.url, {
     defaultHelp: "on if the interpreter budget is >= 15, off with --quick",
     help: "the 15-interpreter start-up check",
   },
-  python: { type: "path", default: process.env.COIL_PYTHON ?? "/usr/bin/python3", defaultHelp: "$COIL_PYTHON or /usr/bin/python3", help: "the Python that Coil embeds and the baseline runs" },
+  python: {
+    type: "path",
+    default: process.env.COIL_PYTHON ?? "/usr/bin/python3",
+    defaultHelp: "$COIL_PYTHON or /usr/bin/python3",
+    help: "the Python that Coil embeds and the baseline runs",
+  },
   out: outFlag("scaling"),
 });
 for (const w of flags.workloads) {
@@ -431,9 +447,9 @@ function bars(res) {
   const s = res.startup;
   bar(
     "15 interpreters importing torch start in one process",
-    s?.skipped ? null : (s?.seconds ?? null),
+    s?.skipped ? null : s?.seconds ?? null,
     s?.skipped ? null : Boolean(s?.started),
-    s?.skipped ? s.reason : s?.started ? `in ${s.seconds.toFixed(1)} s, ${formatInt(s.privateMb)} MB private` : (s?.error ?? "did not start"),
+    s?.skipped ? s.reason : s?.started ? `in ${s.seconds.toFixed(1)} s, ${formatInt(s.privateMb)} MB private` : s?.error ?? "did not start",
   );
   return out;
 }
@@ -531,10 +547,10 @@ function printBars(list) {
       b.measured === null
         ? "-"
         : b.bar.startsWith("no-op")
-          ? formatRate(b.measured)
-          : b.bar.startsWith("15 ")
-            ? `${b.measured.toFixed(1)} s`
-            : formatRatio(b.measured);
+        ? formatRate(b.measured)
+        : b.bar.startsWith("15 ")
+        ? `${b.measured.toFixed(1)} s`
+        : formatRatio(b.measured);
     console.log(`   ${b.status.padEnd(4)}  ${b.bar}: ${measured}  (${b.detail})`);
   }
 }

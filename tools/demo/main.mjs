@@ -44,7 +44,11 @@ console.log(`model: instantiated in every interpreter in ${(performance.now() - 
 
 // As many calls as interpreters, all at once: the scheduler gives each a free
 // interpreter, and each answers from its own thread.
-const x = Tensor.from("float32", [8, 64], Array.from({ length: 8 * 64 }, (_, i) => Math.sin(i)));
+const x = Tensor.from(
+  "float32",
+  [8, 64],
+  Array.from({ length: 8 * 64 }, (_, i) => Math.sin(i)),
+);
 const answers = await Promise.all(pool.interpreters.map(() => mlp.callMethod("where", [x])));
 for (const [i, answer] of answers.entries()) {
   console.log(`  interpreter ${i} (thread ${answer.thread}): classes [${Array.from(answer.classes.data).join(", ")}]`);

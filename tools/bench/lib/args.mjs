@@ -47,7 +47,8 @@ function integer(text, spec, name) {
   const value = Number(text);
   const min = spec.min ?? 1;
   if (text === "" || !Number.isInteger(value) || value < min) fail(`--${name} takes integers >= ${min}, got ${JSON.stringify(text)}`);
-  if (spec.max !== undefined && value > spec.max) fail(`--${name}: at most ${spec.max}${spec.maxWhy ? ` (${spec.maxWhy})` : ""}, got ${value}`);
+  if (spec.max !== undefined && value > spec.max)
+    fail(`--${name}: at most ${spec.max}${spec.maxWhy ? ` (${spec.maxWhy})` : ""}, got ${value}`);
   return value;
 }
 
@@ -101,8 +102,15 @@ function usage(scriptUrl, flags) {
   const names = shown.map(([name, spec]) => (spec.type === "boolean" ? `--[no-]${name}` : `--${name} ${TYPES[spec.type].placeholder}`));
   const width = Math.max(...names.map((n) => n.length), 10);
   const flagLines = shown.map(([, spec], i) => {
-    const shownDefault = spec.defaultHelp ?? (typeof spec.default === "function" || spec.default === undefined ? undefined : String(spec.default));
+    const shownDefault =
+      spec.defaultHelp ?? (typeof spec.default === "function" || spec.default === undefined ? undefined : String(spec.default));
     return `  ${names[i].padEnd(width)}  ${spec.help ?? ""}${shownDefault === undefined ? "" : ` (default: ${shownDefault})`}`;
   });
-  return [...header, "", `Usage: node ${relative(REPO_ROOT, fileURLToPath(scriptUrl))} [flags]`, ...flagLines, `  ${"--help".padEnd(width)}  this text`].join("\n");
+  return [
+    ...header,
+    "",
+    `Usage: node ${relative(REPO_ROOT, fileURLToPath(scriptUrl))} [flags]`,
+    ...flagLines,
+    `  ${"--help".padEnd(width)}  this text`,
+  ].join("\n");
 }
