@@ -136,7 +136,7 @@ describe.each(EXAMPLES)("example $name", (example) => {
 
   it("packs with its signature and loads eagerly into both interpreters", async () => {
     model = await pool!.loadArchive(archives.get(example.name)!, { eager: true });
-    expect(model.instances).toBe(2);
+    expect(model.object.instances).toBe(2);
     expect(model.manifest?.inputs).toEqual(example.inputs);
     expect(model.manifest?.outputs).toEqual(example.outputs);
   });
@@ -159,8 +159,8 @@ describe.each(EXAMPLES)("example $name", (example) => {
 
   it("keeps the weights in the archive's mappings, whose pages the interpreters share", async () => {
     // Every tensor of the state dict (parameters and buffers), by address, in each interpreter.
-    const expression = `[t.data_ptr() for t in __import__('coil_bridge')._objects[${model.id}].state_dict().values()]`;
-    const pointers = await Promise.all(pool!.interpreters.map((i) => pool!.runOn<number[]>(i, "eval_expr", [expression])));
+    const expression = `[t.data_ptr() for t in __import__('coil_bridge')._objects[${model.object.id}].state_dict().values()]`;
+    const pointers = await Promise.all(pool!.interpreters.map((i) => i.call<number[]>("eval_expr", [expression])));
     expect(pointers[0]!.length).toBeGreaterThan(0);
     const file = archives.get(example.name)!;
     const ranges = await mappingsOf(file);

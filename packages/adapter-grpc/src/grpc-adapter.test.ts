@@ -33,7 +33,7 @@ const echo = async (request: InferenceRequest): Promise<InferenceResponse> => ({
 const started: { adapter: GrpcAdapter; client: Client }[] = [];
 
 async function serve(service: InferenceService, options: { shutdownTimeoutMs?: number } = {}) {
-  const adapter = new GrpcAdapter({ service, port: 0, ...options });
+  const adapter = new GrpcAdapter(service, { port: 0, ...options });
   await adapter.start();
   const client = new (inferenceService())(adapter.address!, credentials.createInsecure());
   started.push({ adapter, client });
@@ -61,7 +61,8 @@ function modelInfer(client: Client, options: { deadline?: number } = {}) {
 
 describe("GrpcAdapter", () => {
   it("registers in a container, starts on an ephemeral port, stops idempotently", async () => {
-    const container = registerGrpcAdapter(createCoilContainer(), { service: stubService(echo), port: 0 });
+    const container = registerGrpcAdapter(createCoilContainer(), { port: 0 });
+    container.register(TOKENS.InferenceService, { useValue: stubService(echo) });
     const adapter = container.resolve(TOKENS.Adapter) as GrpcAdapter;
     expect(adapter).toBeInstanceOf(GrpcAdapter);
     expect(adapter.name).toBe("grpc");
@@ -83,10 +84,11 @@ describe("GrpcAdapter", () => {
 
   it("refuses bad options with INVALID_ARGUMENT", () => {
     const service = stubService(echo);
-    for (const options of [{ service, port: 70000 }, { service, port: 1.5 }, { service, maxMessageBytes: 10 }, { service, shutdownTimeoutMs: -1 }, {}]) {
-      expect(() => new GrpcAdapter(options as never), JSON.stringify(options)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+    for (const options of [{ port: 70000 }, { port: 1.5 }, { maxMessageBytes: 10 }, { shutdownTimeoutMs: -1 }]) {
+      expect(() => new GrpcAdapter(service, options), JSON.stringify(options)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
     }
-    expect(() => registerGrpcAdapter(createCoilContainer(), { service, port: -1 })).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+    expect(() => new GrpcAdapter(undefined as never)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+    expect(() => registerGrpcAdapter(createCoilContainer(), { port: -1 })).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
   });
 
   it("maps CoilError codes to gRPC statuses", async () => {

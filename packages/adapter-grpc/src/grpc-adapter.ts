@@ -1,4 +1,4 @@
-import { protocolDatatype, type Adapter, type InferenceService, type TensorSignature } from "@coil/core";
+import { protocolDatatype, TOKENS, type Adapter, type InferenceService, type TensorSignature } from "@coil/core";
 import { CoilError } from "@coil/errors";
 import {
   Server,
@@ -15,8 +15,6 @@ import { toServiceError } from "./status.js";
 import { decodeInputs, encodeOutputs } from "./tensors.js";
 
 export interface GrpcAdapterOptions {
-  /** What it serves: a ServingRuntime, or any InferenceService. */
-  service: InferenceService;
   /** TCP port; 0 picks a free one. Default 8001, as Triton. */
   port?: number;
   /** Address to listen on. Default "0.0.0.0" (every interface, as Triton and the HTTP adapter). */
@@ -40,10 +38,7 @@ const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /** Throws INVALID_ARGUMENT for options the adapter cannot use. */
 export function validateGrpcAdapterOptions(options: GrpcAdapterOptions): void {
-  const { service, port, maxMessageBytes, shutdownTimeoutMs } = options ?? {};
-  if (!service || typeof service.infer !== "function") {
-    throw new CoilError("INVALID_ARGUMENT", "grpc adapter: options.service must be an InferenceService (a ServingRuntime, ...)");
-  }
+  const { port, maxMessageBytes, shutdownTimeoutMs } = options ?? {};
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
     throw new CoilError("INVALID_ARGUMENT", `grpc adapter: port must be an integer in 0..65535, got ${port}`);
   }
@@ -80,18 +75,34 @@ const versionOf = (version: string): string | undefined => (version === "" ? und
 @injectable()
 export class GrpcAdapter implements Adapter {
   readonly name = "grpc";
+  readonly #service: InferenceService;
   readonly #options: GrpcAdapterOptions;
   #server: Server | undefined;
   #port: number | undefined;
 
-  constructor(@inject(GRPC_ADAPTER_OPTIONS) options: GrpcAdapterOptions) {
+  constructor(
+    @inject(TOKENS.InferenceService) service: InferenceService,
+    @inject(GRPC_ADAPTER_OPTIONS) options: GrpcAdapterOptions = {},
+  ) {
+    if (!service || typeof service.infer !== "function") {
+      throw new CoilError("INVALID_ARGUMENT", "grpc adapter: it serves an InferenceService (a ServingRuntime, ...)");
+    }
     validateGrpcAdapterOptions(options);
+    this.#service = service;
     this.#options = options;
   }
 
   /** The port it listens on, once started. */
   get port(): number | undefined {
     return this.#port;
+  }
+
+  /** grpc://host:port, once started (127.0.0.1 for a wildcard host). */
+  get url(): string | undefined {
+    if (this.#port === undefined) return undefined;
+    const host = this.#options.host ?? "0.0.0.0";
+    const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+    return `grpc://${shown.includes(":") ? `[${shown}]` : shown}:${this.#port}`;
   }
 
   /** "host:port" for a client, once started. */
@@ -136,7 +147,7 @@ export class GrpcAdapter implements Adapter {
   }
 
   #handlers(maxBytes: number): UntypedServiceImplementation {
-    const service = this.#options.service;
+    const service = this.#service;
     return {
       ServerLive: unary(() => ({ live: service.isLive() })),
       ServerReady: unary(() => ({ ready: service.isReady() })),
@@ -185,7 +196,7 @@ export class GrpcAdapter implements Adapter {
     call.once("cancelled", onCancelled);
 
     try {
-      const response = await this.#options.service.infer(request.model_name, versionOf(request.model_version), {
+      const response = await this.#service.infer(request.model_name, versionOf(request.model_version), {
         ...(request.id !== "" && { id: request.id }),
         inputs,
         ...(request.outputs.length > 0 && { outputs: request.outputs.map((o) => o.name) }),

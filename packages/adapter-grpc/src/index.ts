@@ -6,6 +6,7 @@ import "reflect-metadata";
 
 export { GRPC_ADAPTER_OPTIONS, GrpcAdapter, validateGrpcAdapterOptions, type GrpcAdapterOptions } from "./grpc-adapter.js";
 export { inferenceService, inferenceServiceDefinition, PROTO_LOADER_OPTIONS, PROTO_PATH } from "./proto.js";
-export { registerGrpcAdapter } from "./register.js";
+/** The plugin (default export): registers it into a runtime\'s container. */
+export { registerGrpcAdapter, registerGrpcAdapter as default } from "./register.js";
 export { grpcStatusFor } from "./status.js";
 export type * from "./messages.js";

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 import { MemoryService } from "../test/memory-service.js";
 import { HEADER_LENGTH_HEADER } from "./codec.js";
-import { createHttpAdapter, HttpAdapter } from "./http-adapter.js";
+import { HttpAdapter } from "./http-adapter.js";
 import { registerHttpAdapter } from "./register.js";
 
 const run = promisify(execFile);
@@ -94,7 +94,7 @@ beforeAll(async () => {
       { name: "n", dtype: "int64", shape: [-1] },
     ],
   });
-  adapter = createHttpAdapter(service, { host: "127.0.0.1", port: 0, maxElements: 1000, bodyLimit: 64 * 1024 });
+  adapter = new HttpAdapter(service, { host: "127.0.0.1", port: 0, maxElements: 1000, bodyLimit: 64 * 1024 });
   await adapter.start();
   url = adapter.url!;
 });
@@ -669,7 +669,7 @@ describe("with curl", () => {
 
 describe("lifecycle", () => {
   it("finishes requests in flight at stop(), then stops accepting", async () => {
-    const own = createHttpAdapter(service, { host: "127.0.0.1", port: 0 });
+    const own = new HttpAdapter(service, { host: "127.0.0.1", port: 0 });
     await own.start();
     const ownUrl = own.url!;
     const calls = service.inferCalls;
@@ -687,8 +687,9 @@ describe("lifecycle", () => {
     await own.stop(); // idempotent
   });
 
-  it("registers in a container under TOKENS.Adapter and serves the given service", async () => {
-    const container = registerHttpAdapter(createCoilContainer(), { host: "127.0.0.1", port: 0 }, service);
+  it("registers in a container under TOKENS.Adapter and serves the container's InferenceService", async () => {
+    const container = registerHttpAdapter(createCoilContainer(), { host: "127.0.0.1", port: 0 });
+    container.register(TOKENS.InferenceService, { useValue: service });
     const adapters = container.resolveAll(TOKENS.Adapter);
     expect(adapters).toHaveLength(1);
     const own = adapters[0] as HttpAdapter;
@@ -705,7 +706,7 @@ describe("lifecycle", () => {
 
   it("refuses bad options with INVALID_ARGUMENT", () => {
     for (const options of [{ port: 70000 }, { bodyLimit: 0 }, { maxElements: 1.5 }, { host: "" }]) {
-      expect(() => createHttpAdapter(service, options)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+      expect(() => new HttpAdapter(service, options)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
       expect(() => registerHttpAdapter(createCoilContainer(), options)).toThrow(
         expect.objectContaining({ code: "INVALID_ARGUMENT" }),
       );

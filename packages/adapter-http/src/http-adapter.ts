@@ -25,10 +25,6 @@ export interface HttpAdapterOptions {
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ELEMENTS = 2 ** 26;
 
-/** The InferenceService an HttpAdapter serves. Belongs in @coil/core's TOKENS later. */
-/** The service adapters serve; the same token as core's TOKENS.InferenceService. */
-export const INFERENCE_SERVICE = TOKENS.InferenceService;
-
 /** The HttpAdapter's options in a container. */
 export const HTTP_ADAPTER_OPTIONS = Symbol.for("@coil/adapter-http.Options") as InjectionToken<HttpAdapterOptions>;
 
@@ -71,7 +67,7 @@ export class HttpAdapter implements Adapter {
   #closing = false;
 
   constructor(
-    @inject(INFERENCE_SERVICE) service: InferenceService,
+    @inject(TOKENS.InferenceService) service: InferenceService,
     @inject(HTTP_ADAPTER_OPTIONS) options: HttpAdapterOptions = {},
   ) {
     validateHttpAdapterOptions(options);
@@ -284,9 +280,4 @@ export function modelMetadata(model: ServedModel): {
     inputs: model.inputs.map(signature),
     outputs: model.outputs.map(signature),
   };
-}
-
-/** An HttpAdapter over a service, not yet started. */
-export function createHttpAdapter(service: InferenceService, options: HttpAdapterOptions = {}): HttpAdapter {
-  return new HttpAdapter(service, options);
 }

@@ -2,17 +2,16 @@
 import "reflect-metadata";
 
 export {
-  createHttpAdapter,
   DEFAULT_BODY_LIMIT,
   DEFAULT_MAX_ELEMENTS,
   HTTP_ADAPTER_OPTIONS,
   HttpAdapter,
-  INFERENCE_SERVICE,
   modelMetadata,
   validateHttpAdapterOptions,
   type HttpAdapterOptions,
 } from "./http-adapter.js";
-export { registerHttpAdapter } from "./register.js";
+/** The plugin (default export): registers it into a runtime\'s container. */
+export { registerHttpAdapter, registerHttpAdapter as default } from "./register.js";
 export {
   decodeInferRequest,
   encodeInferResponse,

@@ -2,4 +2,5 @@
 import "reflect-metadata";
 
 export { CPU_BACKEND_OPTIONS, CpuBackend, type CpuBackendOptions } from "./cpu-backend.js";
-export { registerCpuBackend } from "./register.js";
+/** The plugin (default export): registers it into a runtime\'s container. */
+export { registerCpuBackend, registerCpuBackend as default } from "./register.js";

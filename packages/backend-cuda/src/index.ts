@@ -13,4 +13,5 @@ export {
   type CudaProbe,
 } from "./cuda-backend.js";
 export { planPlacement, validateDevices, validatePlacement, type Placement, type PlacementFunction } from "./placement.js";
-export { registerCudaBackend } from "./register.js";
+/** The plugin (default export): registers it into a runtime\'s container. */
+export { registerCudaBackend, registerCudaBackend as default } from "./register.js";

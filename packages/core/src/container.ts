@@ -38,7 +38,7 @@ export function createCoilContainer(options: PoolOptions = {}, parent: Dependenc
 /** Resolves the pool a container describes. */
 export async function createPoolFromContainer(container: DependencyContainer): Promise<InterpreterPool> {
   if (!container.isRegistered(TOKENS.Backend, true)) {
-    throw new CoilError("BACKEND_UNAVAILABLE", "no backend registered: register one under TOKENS.Backend (e.g. registerCpuBackend(container))");
+    throw new CoilError("BACKEND_UNAVAILABLE", "no backend registered: add a backend plugin (e.g. @coil/backend-cpu) or register one under TOKENS.Backend");
   }
   return container.resolve(PoolFactory).create();
 }

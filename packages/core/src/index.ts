@@ -2,9 +2,9 @@
  * @coil/core — the interpreter pool, replicated objects, scheduling, and the
  * contracts (Backend, Adapter, Scheduler) plugins implement, with their DI tokens.
  */
-export type { Adapter, Backend, BackendInfo, PrepareContext, Scheduler } from "./contracts.js";
+export type { Adapter, Backend, BackendInfo, CoilPlugin, InterpreterHost, PrepareContext, Scheduler } from "./contracts.js";
 export { createCoilContainer, createPoolFromContainer, PoolFactory } from "./container.js";
-export { LoadedModel, type LoadArchiveOptions } from "./loaded-model.js";
+export { LoadedModel, type LoadArchiveOptions, type ReplicateCreation } from "./loaded-model.js";
 export { InterpreterPool, type PoolCloseOptions, type PoolCreateOptions, type PoolOptions } from "./pool.js";
 export { ReplicatedObject, type Creation, type ReplicatedCallOptions, type ReplicatedObjectSpec } from "./replicated-object.js";
 export { concatRows, splitRows } from "./batch-tensors.js";
@@ -25,6 +25,7 @@ export {
 } from "./model-queue.js";
 export { BATCH_BOUNDS, Histogram, SECONDS_BOUNDS, type HistogramSnapshot } from "./histogram.js";
 export { LeastLoadedScheduler } from "./scheduler.js";
+export { SignatureBinding } from "./signature-binding.js";
 export {
   httpStatusFor,
   type InferenceRequest,

@@ -46,9 +46,9 @@ describe("loading archives", () => {
   it("is lazy per interpreter by default, eager on request", async () => {
     pool = await InterpreterPool.create({ size: 2, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
     const lazy = await pool.loadArchive(archiveA);
-    expect(lazy.instances).toBe(0);
+    expect(lazy.object.instances).toBe(0);
     const eager = await pool.loadArchive(archiveA, { eager: true });
-    expect(eager.instances).toBe(2);
+    expect(eager.object.instances).toBe(2);
   });
 
   it("maps the archive once per interpreter: pages shared, writes kept apart", async () => {
@@ -58,7 +58,7 @@ describe("loading archives", () => {
     const model = await pool.loadArchive(copy, { eager: true });
     const [first, second] = pool.interpreters as [Interpreter, Interpreter];
     const weightSum = (i: Interpreter) =>
-      pool!.runOn<number>(i, "eval_expr", [`float(__import__('coil_bridge')._objects[${model.id}].weight.sum())`]);
+      i.call<number>("eval_expr", [`float(__import__('coil_bridge')._objects[${model.object.id}].weight.sum())`]);
     expect([await weightSum(first), await weightSum(second)]).toEqual([8, 8]);
     // Both mappings of the file are backed by the same page-cache pages: every
     // resident page of each is shared, none private.
@@ -70,8 +70,8 @@ describe("loading archives", () => {
       expect(m.Private_Dirty).toBe(0);
     }
     // A model that writes its weights in place changes its own copy only.
-    await pool.runOn(first, "exec_source", [
-      `import torch\nwith torch.no_grad():\n    __import__('coil_bridge')._objects[${model.id}].weight.mul_(0)`,
+    await first.call("exec_source", [
+      `import torch\nwith torch.no_grad():\n    __import__('coil_bridge')._objects[${model.object.id}].weight.mul_(0)`,
     ]);
     expect([await weightSum(first), await weightSum(second)]).toEqual([0, 8]);
   });
@@ -80,8 +80,8 @@ describe("loading archives", () => {
     pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
     const a = await pool.loadArchive(archiveA);
     const b = await pool.loadArchive(archiveB);
-    expect(await a.callMethod("origin")).toBe("a");
-    expect(await b.callMethod("origin")).toBe("b");
+    expect(await a.object.callMethod("origin")).toBe("a");
+    expect(await b.object.callMethod("origin")).toBe("b");
     expect(Array.from((await a.call<Tensor<"float32">>([ones()])).data)).toEqual([2, 2, 2, 2]);
     expect(Array.from((await b.call<Tensor<"float32">>([ones()])).data)).toEqual([4, 4, 4, 4]);
   });
@@ -114,7 +114,7 @@ describe("loading archives", () => {
     ]);
     await expect(pool.loadArchive(two)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("entryPoint") });
     const chosen = await pool.loadArchive(two, { entryPoint: { package: "artifacts", resource: "second.pkl" } });
-    expect(await chosen.callMethod("origin")).toBe("a");
+    expect(await chosen.object.callMethod("origin")).toBe("a");
   });
 
   it("unloads: later calls are refused and the instances are gone", async () => {

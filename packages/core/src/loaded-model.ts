@@ -2,8 +2,7 @@ import { CoilError } from "@coil/errors";
 import { openArchive, type Archive, type KeyInput, type Manifest, type SignatureStatus } from "@coil/format-reader";
 import { mapFile, Tensor } from "@coil/native";
 
-import type { InterpreterPool } from "./pool.js";
-import { ReplicatedObject } from "./replicated-object.js";
+import type { Creation, ReplicatedCallOptions, ReplicatedObject } from "./replicated-object.js";
 
 export interface LoadArchiveOptions {
   /** Instantiate in every interpreter now rather than on each one's first call. */
@@ -19,9 +18,14 @@ export interface LoadArchiveOptions {
   entryPoint?: { package: string; resource: string };
 }
 
+/** Makes the replicated object a model's interpreters unpickle it into (the pool's replicate, for a recipe). */
+export type ReplicateCreation = (creation: Creation) => ReplicatedObject;
+
 /**
- * A model loaded from an archive: a replicated object whose instances are unpickled
- * from the archive, their tensors views of a mapping of the file.
+ * A model loaded from an archive, composed of the archive's description and the
+ * replicated object each interpreter unpickles from it (as torch::deploy's
+ * Package::loadPickle returns a ReplicatedObj). The instances' tensors are views of
+ * a mapping of the file.
  *
  * Each interpreter gets its own private (copy-on-write) mapping. Their clean pages are
  * the same page-cache pages, so the weights are in memory once however many
@@ -29,20 +33,16 @@ export interface LoadArchiveOptions {
  * copy of the pages it writes, and the other interpreters never see the change.
  * (One mapping shared by all interpreters leaked such writes between them.)
  */
-export class LoadedModel extends ReplicatedObject {
+export class LoadedModel {
   readonly path: string;
   readonly manifest: Manifest | undefined;
   readonly signature: SignatureStatus;
   readonly entryPoint: { package: string; resource: string };
   readonly fileSize: number;
+  /** The model's Python object, one instance per interpreter that uses it. */
+  readonly object: ReplicatedObject;
 
-  private constructor(
-    pool: InterpreterPool,
-    id: number,
-    archive: Archive,
-    entryPoint: { package: string; resource: string },
-    onDispose: (object: ReplicatedObject) => void,
-  ) {
+  private constructor(archive: Archive, entryPoint: { package: string; resource: string }, replicate: ReplicateCreation) {
     const offsets = Object.fromEntries(archive.storages.map((s) => [s.record, s.offset]));
     const { path, fileSize } = archive;
     // Made when an interpreter instantiates the model; Python's tensors keep it alive.
@@ -51,12 +51,7 @@ export class LoadedModel extends ReplicatedObject {
       if (bytes.length !== fileSize) throw new CoilError("ARCHIVE_INVALID", `${path} changed after it was validated`);
       return new Tensor("uint8", [bytes.length], bytes);
     };
-    super(
-      pool,
-      id,
-      { fn: "load_package", args: () => [path, mapping(), offsets, entryPoint.package, entryPoint.resource] },
-      onDispose,
-    );
+    this.object = replicate({ fn: "load_package", args: () => [path, mapping(), offsets, entryPoint.package, entryPoint.resource] });
     this.path = path;
     this.fileSize = fileSize;
     this.manifest = archive.manifest;
@@ -64,14 +59,9 @@ export class LoadedModel extends ReplicatedObject {
     this.entryPoint = entryPoint;
   }
 
-  /** @internal Use InterpreterPool.loadArchive(). */
-  static async open(
-    pool: InterpreterPool,
-    id: number,
-    path: string,
-    options: LoadArchiveOptions,
-    onDispose: (object: ReplicatedObject) => void,
-  ): Promise<LoadedModel> {
+  /** Validates the archive (structure, hashes, signature) and describes how each
+   * interpreter loads its entry object. Use InterpreterPool.loadArchive(). */
+  static async open(path: string, options: LoadArchiveOptions, replicate: ReplicateCreation): Promise<LoadedModel> {
     const archive = await openArchive(path, {
       verifyHashes: options.verifyHashes ?? true,
       ...(options.requireSignature !== undefined && { requireSignature: options.requireSignature }),
@@ -79,15 +69,25 @@ export class LoadedModel extends ReplicatedObject {
     });
     try {
       const entryPoint = options.entryPoint ?? archive.manifest?.entryPoint ?? soleEntryPoint(archive);
-      return new LoadedModel(pool, id, archive, entryPoint, onDispose);
+      return new LoadedModel(archive, entryPoint, replicate);
     } finally {
       await archive.close();
     }
   }
 
+  /** Calls the model: model(*args). See ReplicatedObject.call. */
+  call<T = unknown>(args: unknown[] = [], options?: ReplicatedCallOptions): Promise<T> {
+    return this.object.call<T>(args, options);
+  }
+
+  /** Loads it in every interpreter now. */
+  materialize(): Promise<void> {
+    return this.object.materialize();
+  }
+
   /** Drops every instance; each mapping goes once nothing uses it. */
   unload(): Promise<void> {
-    return this.dispose();
+    return this.object.dispose();
   }
 }
 

@@ -8,6 +8,7 @@ import { PlainPythonBackend } from "../test/plain-backend.js";
 import { concatRows, splitRows } from "./batch-tensors.js";
 import { ModelQueue } from "./model-queue.js";
 import { InterpreterPool } from "./pool.js";
+import { SignatureBinding } from "./signature-binding.js";
 
 const BATCHED = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/batched.py");
 
@@ -94,7 +95,7 @@ describe("ModelQueue", () => {
     const model = await doubler();
     const queue = new ModelQueue<Tensor<"float32">[]>(model, {
       method: "single_tuple",
-      outputCount: 1,
+      binding: new SignatureBinding([], [{ name: "y", dtype: "float32", shape: [-1] }]),
       batching: { maxBatchSize: 4, maxQueueDelayMicros: 20_000 },
     });
     const [a, b] = await Promise.all([queue.infer([row(1, 2)]), queue.infer([row(3, 4)])]);

@@ -1,11 +1,12 @@
 import { CoilError } from "@coil/errors";
 import { MAX_TIMEOUT_MS, Tensor, type CallTimings } from "@coil/native";
 
-import { concatRows, rowSignature, splitList, splitRows } from "./batch-tensors.js";
+import { concatRows, rowSignature } from "./batch-tensors.js";
 import { BytesTensor } from "./bytes-tensor.js";
 import type { ServedTensor } from "./datatypes.js";
 import { BATCH_BOUNDS, Histogram, SECONDS_BOUNDS, type HistogramSnapshot } from "./histogram.js";
 import type { ReplicatedObject } from "./replicated-object.js";
+import { SignatureBinding } from "./signature-binding.js";
 
 export interface BatchingOptions {
   /** Most rows (sum of the requests' first dimensions) in one call. */
@@ -29,11 +30,9 @@ export interface ModelQueueOptions {
   method?: string | null;
   /** Batches running at once. Default: the pool's size (one per interpreter). */
   concurrency?: number;
-  /** How many outputs the model returns, when known (from its signature). With
-   * batching, it tells a list of outputs from one output that is a list of rows (a
-   * BYTES output): a list is one output's rows only when it holds no Tensor and the
-   * model has one output (or this is unknown). */
-  outputCount?: number;
+  /** The model's signature binding: with batching, how its results split back into
+   * one result per request. Default: a model without a signature. */
+  binding?: SignatureBinding;
 }
 
 export interface InferOptions {
@@ -83,7 +82,7 @@ export class ModelQueue<T = unknown> {
   readonly #batching: Required<BatchingOptions> | undefined;
   readonly #method: string | null;
   readonly #concurrency: number;
-  readonly #outputCount: number | undefined;
+  readonly #binding: SignatureBinding;
   readonly #queue: Request[] = [];
   #inFlight = 0; // requests dispatched, not yet answered
   #batchesInFlight = 0;
@@ -102,7 +101,7 @@ export class ModelQueue<T = unknown> {
   readonly #batchRequests = new Histogram(BATCH_BOUNDS);
 
   constructor(model: ReplicatedObject, options: ModelQueueOptions = {}) {
-    const { maxQueueSize = 1024, batching, method = null, concurrency = model.poolSize, outputCount } = options;
+    const { maxQueueSize = 1024, batching, method = null, concurrency = model.poolSize, binding = new SignatureBinding() } = options;
     if (!Number.isInteger(maxQueueSize) || maxQueueSize < 1) {
       throw new CoilError("INVALID_ARGUMENT", `maxQueueSize must be a positive integer, got ${maxQueueSize}`);
     }
@@ -123,7 +122,7 @@ export class ModelQueue<T = unknown> {
     this.#maxQueueSize = maxQueueSize;
     this.#method = method;
     this.#concurrency = concurrency;
-    this.#outputCount = outputCount;
+    this.#binding = binding;
   }
 
   /** Requests accepted and not yet answered. */
@@ -302,7 +301,7 @@ export class ModelQueue<T = unknown> {
     const recorded = call.finally(() => this.#recordCall(timings, waitedSeconds, rows.reduce((a, b) => a + b, 0)));
     recorded
       .then((output) => {
-        const pieces = batch.length === 1 ? [output] : splitOutput(output, rows, this.#outputCount);
+        const pieces = batch.length === 1 ? [output] : this.#binding.splitBatch(output, rows);
         batch.forEach((r, i) => this.#settle(r, undefined, pieces[i]));
       })
       .catch((error: unknown) => batch.forEach((r) => this.#settle(r, error)))
@@ -333,33 +332,4 @@ export class ModelQueue<T = unknown> {
     if (error !== undefined) request.reject(error);
     else request.resolve(value);
   }
-}
-
-/** Splits a batched model's result back into one result per request: tensors along
- * dim 0, lists (BYTES outputs) item by item; in a list or dict of outputs, each one. */
-function splitOutput(output: unknown, rows: number[], outputCount: number | undefined): unknown[] {
-  const notBatched = () =>
-    new CoilError(
-      "SHAPE_MISMATCH",
-      "a batched model must return a Tensor or a list of rows, or a list or dict of them, batched along dim 0",
-    );
-  const splitOne = (value: unknown): unknown[] => {
-    if (value instanceof Tensor) return splitRows(value, rows);
-    if (Array.isArray(value)) return splitList(value, rows);
-    throw notBatched();
-  };
-  if (output instanceof Tensor) return splitRows(output, rows);
-  if (Array.isArray(output)) {
-    // As the runtime names outputs: a list holding a Tensor is a list of outputs, and
-    // so is any list from a model with several; otherwise it is one output's rows.
-    const severalOutputs = output.some((item) => item instanceof Tensor) || (outputCount ?? 1) > 1;
-    if (!severalOutputs) return splitList(output, rows);
-    const split = output.map(splitOne);
-    return rows.map((_, i) => split.map((parts) => parts[i]));
-  }
-  if (output !== null && typeof output === "object" && !(output instanceof Uint8Array)) {
-    const split = Object.entries(output).map(([k, v]) => [k, splitOne(v)] as const);
-    return rows.map((_, i) => Object.fromEntries(split.map(([k, parts]) => [k, parts[i]])));
-  }
-  throw notBatched();
 }

@@ -13,9 +13,9 @@ import {
   type PythonInstallation,
 } from "@coil/native";
 
-import type { Backend, BackendInfo, Scheduler } from "./contracts.js";
+import type { Backend, BackendInfo, InterpreterHost, Scheduler } from "./contracts.js";
 import { LoadedModel, type LoadArchiveOptions } from "./loaded-model.js";
-import { ReplicatedObject, type ReplicatedObjectSpec } from "./replicated-object.js";
+import { ReplicatedObject, type Creation, type ReplicatedObjectSpec } from "./replicated-object.js";
 import { LeastLoadedScheduler } from "./scheduler.js";
 
 export interface PoolOptions {
@@ -54,6 +54,8 @@ export class InterpreterPool {
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   #nextObjectId = 1;
+  /** What the pool's objects run through: the pool's hot path, not its public API. */
+  readonly #host: InterpreterHost;
 
   private constructor(
     interpreters: Interpreter[],
@@ -67,6 +69,15 @@ export class InterpreterPool {
     this.backend = backend;
     this.backendInfo = Object.freeze(info);
     this.#scheduler = scheduler;
+    const pool = this;
+    this.#host = {
+      interpreters: this.interpreters,
+      get closed() {
+        return pool.closed;
+      },
+      pick: () => this.#scheduler.pick(this.interpreters),
+      runOn: (interpreter, fn, args, options) => this.#runOn(interpreter, fn, args, options),
+    };
   }
 
   static async create(options: PoolCreateOptions): Promise<InterpreterPool> {
@@ -103,8 +114,14 @@ export class InterpreterPool {
    */
   replicate(spec: ReplicatedObjectSpec): ReplicatedObject {
     this.#assertOpen();
-    return this.#track(new ReplicatedObject(this, this.#nextObjectId++, ReplicatedObject.fromSpec(spec), this.#forget));
+    return this.#replicate(ReplicatedObject.fromSpec(spec));
   }
+
+  #replicate = (creation: Creation): ReplicatedObject => {
+    const object = new ReplicatedObject(this.#host, this.#nextObjectId++, creation, this.#forget);
+    this.#objects.add(object);
+    return object;
+  };
 
   /**
    * Loads a model archive (torch.package-compatible, see @coil/format-reader): the
@@ -115,42 +132,31 @@ export class InterpreterPool {
    */
   async loadArchive(path: string, options: LoadArchiveOptions = {}): Promise<LoadedModel> {
     this.#assertOpen();
-    const model = await LoadedModel.open(this, this.#nextObjectId++, path, options, this.#forget);
-    this.#track(model);
+    const model = await LoadedModel.open(path, options, this.#replicate);
     if (options.eager) {
       try {
         await model.materialize();
       } catch (error) {
-        await model.dispose();
+        await model.unload();
         throw error;
       }
     }
     return model;
   }
 
-  #track<T extends ReplicatedObject>(object: T): T {
-    this.#objects.add(object);
-    return object;
-  }
-
   #forget = (object: ReplicatedObject): void => {
     this.#objects.delete(object);
   };
 
-  /** The interpreter the scheduler picks for the next call. */
-  pickInterpreter(): Interpreter {
-    return this.#scheduler.pick(this.interpreters);
-  }
-
   /** Runs a bridge function on the interpreter the scheduler picks (by default a
    * free one first, else the least loaded). */
   run<T = unknown>(fn: BridgeFunction, args: unknown[], options?: CallOptions): Promise<T> {
-    return this.runOn(this.pickInterpreter(), fn, args, options);
+    return this.#runOn(this.#host.pick(), fn, args, options);
   }
 
-  /** @internal Runs on a given interpreter, counted so close() can drain. This is
-   * the hot path: no per-call signals or timers unless the caller asks for them. */
-  runOn<T = unknown>(interpreter: Interpreter, fn: BridgeFunction, args: unknown[], options?: CallOptions): Promise<T> {
+  /** Runs on a given interpreter, counted so close() can drain. This is the hot
+   * path: no per-call signals or timers unless the caller asks for them. */
+  #runOn<T = unknown>(interpreter: Interpreter, fn: BridgeFunction, args: unknown[], options?: CallOptions): Promise<T> {
     if (this.#closing) return Promise.reject(closedError());
     const call = interpreter.call<T>(fn, args, options);
     this.#inFlight++;

@@ -4,7 +4,7 @@ import { CoilError } from "@coil/errors";
 import type { BridgeFunction, CallOptions, Interpreter } from "@coil/native";
 
 import { BytesTensor } from "./bytes-tensor.js";
-import type { InterpreterPool } from "./pool.js";
+import type { InterpreterHost } from "./contracts.js";
 
 export interface ReplicatedObjectSpec {
   /** A Python source file. */
@@ -35,15 +35,15 @@ export interface ReplicatedCallOptions extends CallOptions {
 export class ReplicatedObject {
   readonly id: number;
   readonly #creation: Creation;
-  readonly #pool: InterpreterPool;
+  readonly #host: InterpreterHost;
   readonly #onDispose: (object: ReplicatedObject) => void;
   // Per interpreter: the pending or finished instantiation.
   readonly #instances = new Map<Interpreter, Promise<unknown>>();
   #disposed = false;
 
-  /** @internal Created by InterpreterPool.replicate() and loadArchive(). */
-  constructor(pool: InterpreterPool, id: number, creation: Creation, onDispose: (object: ReplicatedObject) => void) {
-    this.#pool = pool;
+  /** Made by InterpreterPool.replicate() and loadArchive(), or by any other InterpreterHost. */
+  constructor(host: InterpreterHost, id: number, creation: Creation, onDispose: (object: ReplicatedObject) => void = () => {}) {
+    this.#host = host;
     this.id = id;
     this.#creation = creation;
     this.#onDispose = onDispose;
@@ -66,11 +66,11 @@ export class ReplicatedObject {
   /** Calls one of its methods: obj.method(*args, **kwargs); null calls the object. */
   callMethod<T = unknown>(method: string | null, args: unknown[] = [], options: ReplicatedCallOptions = {}): Promise<T> {
     if (this.#disposed) return Promise.reject(new CoilError("CLOSED", `replicated object ${this.id} was disposed`));
-    const interpreter = this.#pool.pickInterpreter();
+    const interpreter = this.#host.pick();
     const created = this.#instantiate(interpreter);
     const { kwargs = {}, ...callOptions } = options;
     // Queued right behind the instantiation: an interpreter runs its jobs in order.
-    const result = this.#pool.runOn<T>(interpreter, "call_object", [this.id, method, toPython(args), kwargs], callOptions);
+    const result = this.#host.runOn<T>(interpreter, "call_object", [this.id, method, toPython(args), kwargs], callOptions);
     return created.then(
       () => result,
       (error: unknown) => {
@@ -82,12 +82,12 @@ export class ReplicatedObject {
 
   /** Instantiates the object in every interpreter of the pool now. */
   async materialize(): Promise<void> {
-    await Promise.all(this.#pool.interpreters.map((interpreter) => this.#instantiate(interpreter)));
+    await Promise.all(this.#host.interpreters.map((interpreter) => this.#instantiate(interpreter)));
   }
 
   /** Interpreters in the pool this object belongs to. */
   get poolSize(): number {
-    return this.#pool.size;
+    return this.#host.interpreters.length;
   }
 
   /** How many interpreters hold an instance (or are building one). */
@@ -102,8 +102,8 @@ export class ReplicatedObject {
     this.#onDispose(this);
     const interpreters = [...this.#instances.keys()];
     this.#instances.clear();
-    if (!this.#pool.closed) {
-      await Promise.all(interpreters.map((i) => this.#pool.runOn(i, "drop_object", [this.id]).catch(() => {})));
+    if (!this.#host.closed) {
+      await Promise.all(interpreters.map((i) => this.#host.runOn(i, "drop_object", [this.id]).catch(() => {})));
     }
   }
 
@@ -111,7 +111,7 @@ export class ReplicatedObject {
     let created = this.#instances.get(interpreter);
     if (!created) {
       const { fn, args } = this.#creation;
-      created = this.#pool.runOn(interpreter, fn, [this.id, ...(typeof args === "function" ? args(interpreter) : args)]);
+      created = this.#host.runOn(interpreter, fn, [this.id, ...(typeof args === "function" ? args(interpreter) : args)]);
       this.#instances.set(interpreter, created);
       // A failed instantiation is retried by the next call, not cached.
       created.catch(() => {

@@ -27,6 +27,7 @@ export const COIL_ERROR_CODES = [
   "QUEUE_FULL",
   "MODEL_NOT_FOUND",
   "MODEL_NOT_READY",
+  "PLUGIN_FAILED",
 ] as const;
 
 export type CoilErrorCode = (typeof COIL_ERROR_CODES)[number];

@@ -8,6 +8,7 @@
  *   coil keygen -o name      writes name.pem (private) and name.pub.pem (public)
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 import { CoilError, isCoilError } from "@coil/errors";
@@ -16,6 +17,7 @@ import { generateSigningKeyPair } from "@coil/format-writer";
 import { pino } from "pino";
 
 import { formatReport, inspectArchive } from "./inspect.js";
+import type { PluginEntry } from "./plugins.js";
 import { serve } from "./serve.js";
 import { packModel } from "./pack.js";
 import { formatBytes, Progress } from "./progress.js";
@@ -30,11 +32,13 @@ const USAGE = `usage:
   coil keygen -o <name>     ed25519 key pair: <name>.pem and <name>.pub.pem
   coil serve <repository> [options]     Open Inference Protocol over HTTP (8000) and gRPC (8001)
       --host ADDR  --http-port N  --grpc-port N (0: any free port; -1: off)
-      --interpreters N  --python PATH  --backend cpu|cuda
+      --interpreters N  --python PATH  --backend cpu|cuda|MODULE
+      --plugin MODULE   a plugin (package name or path) to load after the defaults (repeatable)
       --max-queue-size N  --max-batch-size N  --max-queue-delay-us N   (dynamic batching when max-batch-size > 1)
       --public-key KEY.pem (require signed archives)   --log-level info|debug|warn|error
       --config coil.json   the same settings as JSON (camelCase keys: repository, httpPort,
-                           maxBatchSize, ...); flags override it`;
+                           maxBatchSize, ..., and "plugins": [{"module": "...", "options": {...}}]);
+                           flags override it, --plugin adds to its plugins`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -153,20 +157,30 @@ async function serveCommand(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       config: { type: "string" },
+      plugin: { type: "string", multiple: true, default: [] },
       ...Object.fromEntries(Object.keys(SERVE_SETTINGS).map((k) => [kebab(k), { type: "string" as const }])),
     },
   });
   // The config file first, then flags over it.
   const settings: Partial<Record<ServeSetting | "repository", string | number>> = {};
+  const plugins: PluginEntry[] = [];
   if (values.config) {
-    const file = parseJson(readFileSync(values.config as string, "utf8"), "--config") as Record<string, unknown>;
+    const configFile = values.config as string;
+    const file = parseJson(readFileSync(configFile, "utf8"), "--config") as Record<string, unknown>;
     for (const [key, value] of Object.entries(file ?? {})) {
-      if (key !== "repository" && !(key in SERVE_SETTINGS)) {
-        throw new CoilError("INVALID_ARGUMENT", `${values.config as string}: unknown setting "${key}"; known: repository, ${Object.keys(SERVE_SETTINGS).join(", ")}`);
+      if (key === "plugins") {
+        plugins.push(...configuredPlugins(value, configFile));
+      } else if (key === "repository" || key in SERVE_SETTINGS) {
+        settings[key as ServeSetting] = value as string | number;
+      } else {
+        throw new CoilError(
+          "INVALID_ARGUMENT",
+          `${configFile}: unknown setting "${key}"; known: repository, plugins, ${Object.keys(SERVE_SETTINGS).join(", ")}`,
+        );
       }
-      settings[key as ServeSetting] = value as string | number;
     }
   }
+  plugins.push(...(values.plugin as string[]));
   for (const key of Object.keys(SERVE_SETTINGS) as ServeSetting[]) {
     const flag = values[kebab(key) as keyof typeof values];
     if (flag !== undefined) settings[key] = flag as string;
@@ -197,7 +211,8 @@ async function serveCommand(argv: string[]): Promise<number> {
     ...(text("host") !== undefined && { host: text("host")! }),
     ...(settings.interpreters !== undefined && { interpreters: int("interpreters")! }),
     ...(text("python") !== undefined && { python: text("python")! }),
-    ...(text("backend") !== undefined && { backend: text("backend") as "cpu" | "cuda" }),
+    ...(text("backend") !== undefined && { backend: text("backend")! }),
+    plugins,
     queue: {
       ...(settings.maxQueueSize !== undefined && { maxQueueSize: int("maxQueueSize")! }),
       ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("maxQueueDelayUs", 100)! } }),
@@ -215,6 +230,21 @@ async function serveCommand(argv: string[]): Promise<number> {
   });
   await server.shutdown();
   return 0;
+}
+
+/** coil.json's "plugins": module names or paths, or { module, options }; a relative
+ * path is relative to the file, as in other tools' configuration files. */
+function configuredPlugins(value: unknown, configFile: string): PluginEntry[] {
+  const fromFile = (module: string) => (module.startsWith(".") && !isAbsolute(module) ? resolve(dirname(configFile), module) : module);
+  const invalid = () =>
+    new CoilError("INVALID_ARGUMENT", `${configFile}: "plugins" must be a list of module names or paths, or {"module": "...", "options": {...}}`);
+  if (!Array.isArray(value)) throw invalid();
+  return value.map((entry: unknown) => {
+    if (typeof entry === "string" && entry !== "") return fromFile(entry);
+    const { module, options, ...rest } = (entry ?? {}) as { module?: unknown; options?: unknown };
+    if (typeof module !== "string" || module === "" || Object.keys(rest).length > 0) throw invalid();
+    return { module: fromFile(module), options };
+  });
 }
 
 function parseJson(text: string, flag: string): unknown {

@@ -3,18 +3,26 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Tensor, type Adapter, type InferenceService } from "@coil/core";
+import { Tensor, TOKENS, type Adapter, type CoilPlugin, type InferenceService } from "@coil/core";
 import { beforeAll, describe, expect, it } from "vitest";
 
 import { createRuntime } from "./create-runtime.js";
 import { packModel } from "./pack.js";
+import { DEFAULT_PLUGINS, type PluginEntry } from "./plugins.js";
 
 const NET = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/split/net.py");
 let repo: string;
 
 beforeAll(async () => {
   repo = mkdtempSync(join(tmpdir(), "coil-runtime-"));
-  await packModel({ target: `${NET}:build`, output: join(repo, "net.coil"), intern: ["helper_*"], python: "/usr/bin/python3" });
+  await packModel({
+    target: `${NET}:build`,
+    output: join(repo, "net.coil"),
+    intern: ["helper_*"],
+    python: "/usr/bin/python3",
+    inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
+    outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
+  });
 }, 60_000);
 
 /** A real (if tiny) adapter: records its lifecycle and serves through the service. */
@@ -30,16 +38,17 @@ class RecordingAdapter implements Adapter {
   }
 }
 
+const PLUGINS = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/plugins");
+const base = { repository: "", interpreters: 1, python: "/usr/bin/python3" };
+
 describe("createRuntime", () => {
-  it("assembles pool, models and adapters, and closes them in order", async () => {
+  it("assembles pool, models and adapters from plugins, and closes them in order", async () => {
     let adapter: RecordingAdapter | undefined;
-    const runtime = await createRuntime({
-      repository: repo,
-      interpreters: 1,
-      python: "/usr/bin/python3",
-      adapters: [(service) => (adapter = new RecordingAdapter(service))],
-    });
+    const recording: CoilPlugin = (container) =>
+      container.register(TOKENS.Adapter, { useFactory: (c) => (adapter = new RecordingAdapter(c.resolve(TOKENS.InferenceService))) });
+    const runtime = await createRuntime({ ...base, repository: repo, plugins: ["@coil/backend-cpu", recording] });
     expect(runtime.pool.backend.name).toBe("cpu");
+    expect(runtime.adapters).toEqual([adapter]);
     expect(adapter!.events).toEqual(["start:1"]);
     const response = await runtime.service.infer("net", undefined, { inputs: [{ name: "x", tensor: Tensor.zeros("float32", [1, 4]) }] });
     expect(response.outputs[0]!.tensor.shape).toEqual([1, 2]);
@@ -49,13 +58,78 @@ describe("createRuntime", () => {
     expect(runtime.service.isLive()).toBe(false);
   });
 
-  it("says clearly when the CUDA backend finds no GPU, and gives the interpreters back", async () => {
-    await expect(
-      createRuntime({ repository: repo, interpreters: 1, python: "/usr/bin/python3", backend: "cuda" }),
-    ).rejects.toMatchObject({ code: "BACKEND_UNAVAILABLE" });
+  it("starts the default plugins: the CPU backend and both protocol adapters", async () => {
+    const runtime = await createRuntime({
+      ...base,
+      repository: repo,
+      plugins: [
+        ...DEFAULT_PLUGINS.slice(0, 1),
+        { module: "@coil/adapter-http", options: { host: "127.0.0.1", port: 0 } },
+        { module: "@coil/adapter-grpc", options: { host: "127.0.0.1", port: 0 } },
+      ],
+    });
+    try {
+      expect(DEFAULT_PLUGINS).toEqual(["@coil/backend-cpu", "@coil/adapter-http", "@coil/adapter-grpc"]);
+      expect(runtime.adapters.map((a) => a.name)).toEqual(["http", "grpc"]);
+      const http = runtime.adapters[0]!.url!;
+      expect((await fetch(`${http}/v2/health/ready`)).status).toBe(200);
+      expect(runtime.adapters[1]!.url).toMatch(/^grpc:\/\/127\.0\.0\.1:\d+$/);
+    } finally {
+      await runtime.close();
+    }
   });
 
-  it("refuses an unknown backend name", async () => {
-    await expect(createRuntime({ repository: repo, backend: "tpu" as never })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+  it("serves models through a third-party adapter loaded from a file", async () => {
+    const runtime = await createRuntime({
+      ...base,
+      repository: repo,
+      plugins: ["@coil/backend-cpu", { module: "./rest-adapter.mjs", options: { tag: "third-party" } }],
+      pluginBaseDir: PLUGINS,
+    });
+    try {
+      const [rest] = runtime.adapters;
+      expect(rest!.name).toBe("rest");
+      expect(await (await fetch(`${rest!.url}/models`)).json()).toEqual(["net"]);
+      const answer = await fetch(`${rest!.url}/models/net`, { method: "POST", body: JSON.stringify({ x: [[0, 0, 0, 0]] }) });
+      const body = (await answer.json()) as Record<string, unknown>;
+      const direct = await runtime.service.infer("net", undefined, { inputs: [{ name: "x", tensor: Tensor.zeros("float32", [1, 4]) }] });
+      expect(body).toEqual({ "third-party": true, y: [Array.from(direct.outputs[0]!.tensor.data as Float32Array)] });
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("says clearly when the CUDA backend finds no GPU, and gives the interpreters back", async () => {
+    await expect(createRuntime({ ...base, repository: repo, plugins: ["@coil/backend-cuda"] })).rejects.toMatchObject({
+      code: "BACKEND_UNAVAILABLE",
+    });
+  });
+
+  it("names the plugin and the cause when one cannot be loaded or registered", async () => {
+    const attempt = (plugin: PluginEntry) => createRuntime({ ...base, repository: repo, plugins: [plugin], pluginBaseDir: PLUGINS });
+    await expect(attempt("@coil/backend-tpu")).rejects.toMatchObject({
+      code: "PLUGIN_FAILED",
+      message: expect.stringMatching(/could not load plugin @coil\/backend-tpu: .*npm install @coil\/backend-tpu/),
+      details: { module: "@coil/backend-tpu", stage: "load" },
+    });
+    await expect(attempt("./missing.mjs")).rejects.toMatchObject({ code: "PLUGIN_FAILED", message: expect.stringContaining("./missing.mjs") });
+    await expect(attempt("./no-default.mjs")).rejects.toMatchObject({
+      code: "PLUGIN_FAILED",
+      message: expect.stringContaining("no default export"),
+    });
+    await expect(attempt({ module: "./throws.mjs", options: { port: -1 } })).rejects.toMatchObject({
+      code: "PLUGIN_FAILED",
+      message: 'plugin ./throws.mjs failed to register: throws plugin: bad options {"port":-1}',
+      details: { module: "./throws.mjs", stage: "register", code: "INVALID_ARGUMENT" },
+      cause: { code: "INVALID_ARGUMENT" },
+    });
+    await expect(attempt({ module: "@coil/adapter-http", options: { port: 70000 } })).rejects.toMatchObject({
+      code: "PLUGIN_FAILED",
+      details: { module: "@coil/adapter-http", code: "INVALID_ARGUMENT" },
+    });
+  });
+
+  it("refuses to start without a backend plugin", async () => {
+    await expect(createRuntime({ ...base, repository: repo, plugins: [] })).rejects.toMatchObject({ code: "BACKEND_UNAVAILABLE" });
   });
 });

@@ -5,16 +5,13 @@ import {
   createPoolFromContainer,
   TOKENS,
   type Adapter,
-  type Backend,
-  type InferenceService,
   type InterpreterPool,
   type LoadArchiveOptions,
   type ModelQueueOptions,
 } from "@coil/core";
-import { registerCpuBackend } from "@coil/backend-cpu";
-import { CoilError } from "@coil/errors";
 import type { DependencyContainer } from "tsyringe";
 
+import { DEFAULT_PLUGINS, registerPlugins, type PluginEntry } from "./plugins.js";
 import { ServingRuntime } from "./serving-runtime.js";
 
 export interface RuntimeConfig {
@@ -24,27 +21,34 @@ export interface RuntimeConfig {
   interpreters?: number;
   /** The Python executable (default: discovery). */
   python?: string;
-  /** "cpu" (default), "cuda", or a Backend of your own. */
-  backend?: "cpu" | "cuda" | Backend;
+  /**
+   * What the runtime is assembled from, in order: a backend, adapters, a scheduler,
+   * each a plugin (module name or path, function, or { module, options }). Later
+   * registrations win. Default: DEFAULT_PLUGINS (CPU backend, HTTP and gRPC adapters).
+   */
+  plugins?: readonly PluginEntry[];
+  /** Where plugin paths and plugin packages of the user's project resolve from. Default: the current directory. */
+  pluginBaseDir?: string;
   queue?: ModelQueueOptions;
   archive?: Pick<LoadArchiveOptions, "verifyHashes" | "requireSignature" | "publicKey">;
-  /** Protocol adapters to start, each built over the runtime's InferenceService. */
-  adapters?: ((service: InferenceService) => Adapter)[];
-  /** A container to assemble in (its registrations override the defaults). */
+  /** A container to assemble in (a child of it is used; its registrations are the defaults). */
   container?: DependencyContainer;
 }
 
 export interface Runtime {
+  readonly container: DependencyContainer;
   readonly service: ServingRuntime;
   readonly pool: InterpreterPool;
+  /** Every adapter the plugins registered, started, in registration order. */
   readonly adapters: readonly Adapter[];
   /** Stops the adapters (they finish requests in flight), drains the models, returns the interpreters. */
   close(): Promise<void>;
 }
 
 /**
- * The default assembly: a pool with the chosen backend (through the DI container),
- * the repository's models served by a ServingRuntime, and the adapters started.
+ * Assembles a runtime from plugins in one container: the backend (TOKENS.Backend)
+ * builds the pool, the repository's models are served by a ServingRuntime
+ * (TOKENS.InferenceService), and every adapter (TOKENS.Adapter) is started over it.
  */
 export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
   const container = createCoilContainer(
@@ -54,7 +58,7 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
     },
     config.container,
   );
-  await registerBackend(container, config.backend ?? "cpu");
+  await registerPlugins(container, config.plugins ?? DEFAULT_PLUGINS, config.pluginBaseDir);
   const pool = await createPoolFromContainer(container);
   const service = new ServingRuntime({
     pool,
@@ -62,11 +66,12 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
     ...(config.queue && { queue: config.queue }),
     ...(config.archive && { archive: config.archive }),
   });
+  container.register(TOKENS.InferenceService, { useValue: service });
   const adapters: Adapter[] = [];
   try {
     await service.start();
-    for (const make of config.adapters ?? []) {
-      const adapter = make(service);
+    const registered = container.isRegistered(TOKENS.Adapter, true) ? container.resolveAll(TOKENS.Adapter) : [];
+    for (const adapter of registered) {
       await adapter.start();
       adapters.push(adapter);
     }
@@ -77,6 +82,7 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
   }
   let closing: Promise<void> | undefined;
   return {
+    container,
     service,
     pool,
     adapters,
@@ -86,23 +92,4 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
         await service.close();
       })()),
   };
-}
-
-async function registerBackend(container: DependencyContainer, backend: "cpu" | "cuda" | Backend): Promise<void> {
-  if (container.isRegistered(TOKENS.Backend)) return; // the caller's own
-  if (typeof backend === "object") {
-    container.register(TOKENS.Backend, { useValue: backend });
-  } else if (backend === "cpu") {
-    registerCpuBackend(container);
-  } else if (backend === "cuda") {
-    let cuda: { registerCudaBackend(container: DependencyContainer): unknown };
-    try {
-      cuda = (await import("@coil/backend-cuda" as string)) as typeof cuda;
-    } catch (cause) {
-      throw new CoilError("BACKEND_UNAVAILABLE", "backend \"cuda\" needs the @coil/backend-cuda package: npm install @coil/backend-cuda", { cause });
-    }
-    cuda.registerCudaBackend(container);
-  } else {
-    throw new CoilError("INVALID_ARGUMENT", `unknown backend "${String(backend)}": use "cpu", "cuda" or a Backend object`);
-  }
 }

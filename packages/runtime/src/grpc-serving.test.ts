@@ -66,7 +66,7 @@ beforeAll(async () => {
   const pool = await InterpreterPool.create({ size: 2, python: PYTHON, backend: new CpuBackend() });
   runtime = new ServingRuntime({ pool, repository: repo, serverName: "coil-test", serverVersion: "1.2.3" });
   await runtime.start();
-  adapter = new GrpcAdapter({ service: runtime, port: 0, maxMessageBytes: 1024 * 1024 });
+  adapter = new GrpcAdapter(runtime, { port: 0, maxMessageBytes: 1024 * 1024 });
   await adapter.start();
   const Client = inferenceService();
   client = new Client(adapter.address!, credentials.createInsecure());

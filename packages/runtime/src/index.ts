@@ -1,6 +1,6 @@
 /**
- * @coil/runtime — the `coil` command and the library functions behind it. Serving
- * (createRuntime, adapters) is built on top of these next.
+ * @coil/runtime — the default assembly (createRuntime from plugins, serve), the model
+ * repository and serving runtime, and the `coil` command (serve, pack, inspect, keygen).
  */
 export { formatReport, inspectArchive, type InspectReport } from "./inspect.js";
 export { packModel, parseTarget, type PackOptions, type PackResult } from "./pack.js";
@@ -10,4 +10,5 @@ export { reexecWithTunable, SERVE_NODE_FLAGS } from "./reexec.js";
 export { scanRepository, type RepositoryEntry } from "./model-repository.js";
 export { ServingRuntime, type ServingRuntimeOptions } from "./serving-runtime.js";
 export { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
-export { serve, type Server, type ServeOptions } from "./serve.js";
+export { DEFAULT_PLUGINS, loadPlugin, registerPlugins, type PluginEntry } from "./plugins.js";
+export { serve, servePlugins, type Server, type ServeOptions } from "./serve.js";

@@ -14,6 +14,7 @@ import { SERVE_NODE_FLAGS } from "./reexec.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const NET = resolve(here, "../test/fixtures/split/net.py");
 const CLI = resolve(here, "../dist/cli.js");
+const PLUGINS = resolve(here, "../test/fixtures/plugins");
 let repo: string;
 
 beforeAll(async () => {
@@ -34,13 +35,22 @@ describe("coil serve", () => {
     // re-execute itself (pack.test.ts covers a start without the tunable).
     const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: "glibc.rtld.nns=16" };
     delete env.NODE_OPTIONS;
-    // Settings from a config file, ports from flags.
+    // Settings and a plugin from a config file, ports and another plugin from flags
+    // (a path relative to the directory the command runs in).
     const config = join(repo, "..", `coil-${Date.now()}.json`);
-    writeFileSync(config, JSON.stringify({ repository: repo, host: "127.0.0.1", interpreters: 1, python: "/usr/bin/python3", httpPort: 8000 }));
-    const child = spawn(process.execPath, [CLI, "serve", "--config", config, "--http-port", "0", "--grpc-port", "0"], {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    writeFileSync(
+      config,
+      JSON.stringify({
+        repository: repo,
+        host: "127.0.0.1",
+        interpreters: 1,
+        python: "/usr/bin/python3",
+        httpPort: 8000,
+        plugins: [{ module: join(PLUGINS, "rest-adapter.mjs"), options: { tag: "from-config" } }],
+      }),
+    );
+    const args = ["serve", "--config", config, "--http-port", "0", "--grpc-port", "0", "--plugin", "./rest-adapter.mjs"];
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: PLUGINS, env, stdio: ["ignore", "pipe", "pipe"] });
     const logs: Record<string, unknown>[] = [];
     let buffered = "";
     const serving = new Promise<Record<string, unknown>>((resolveServing, reject) => {
@@ -70,6 +80,16 @@ describe("coil serve", () => {
       outputs: { name: string; shape: number[] }[];
     };
     expect(infer).toMatchObject({ model_name: "net", outputs: [{ name: "y", shape: [1, 2] }] });
+    // The plugins' adapters serve the same model, each with its own options.
+    const adapters = ready.adapters as { name: string; url: string }[];
+    expect(adapters.map((a) => a.name)).toEqual(["http", "grpc", "rest", "rest"]);
+    const tags = [];
+    for (const { url } of adapters.slice(2)) {
+      const reply = JSON.parse((await curl("curl", ["-s", "-X", "POST", "-d", '{"x": [[1, 1, 1, 1]]}', `${url}/models/net`])).stdout) as Record<string, unknown>;
+      expect(reply["y"]).toEqual([expect.any(Array)]);
+      tags.push(Object.keys(reply).find((k) => k !== "y"));
+    }
+    expect(tags).toEqual(["from-config", "tag"]);
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
     expect(logs.map((l) => l.msg)).toContain("stopped");
@@ -94,6 +114,28 @@ describe("coil serve", () => {
     await expect(main(["serve", "--config", config])).rejects.toMatchObject({
       code: "INVALID_ARGUMENT",
       message: expect.stringContaining('unknown setting "httpPortt"'),
+    });
+  });
+});
+
+describe("coil serve plugins", () => {
+  it("names the plugin that cannot be loaded, before starting anything", async () => {
+    await expect(main(["serve", repo, "--plugin", "coil-plugin-that-is-not-installed"])).rejects.toMatchObject({
+      code: "PLUGIN_FAILED",
+      message: expect.stringContaining("could not load plugin coil-plugin-that-is-not-installed"),
+    });
+    await expect(main(["serve", repo, "--backend", "tpu"])).rejects.toMatchObject({
+      code: "PLUGIN_FAILED",
+      message: expect.stringContaining("@coil/backend-tpu"),
+    });
+  });
+
+  it("refuses a config file whose plugins are not modules", async () => {
+    const config = join(repo, "..", `coil-plugins-${Date.now()}.json`);
+    writeFileSync(config, JSON.stringify({ repository: repo, plugins: [{ module: "x", option: {} }] }));
+    await expect(main(["serve", "--config", config])).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining('"plugins" must be a list'),
     });
   });
 });

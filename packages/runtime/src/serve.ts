@@ -1,15 +1,18 @@
-import { GrpcAdapter } from "@coil/adapter-grpc";
-import { createHttpAdapter, type HttpAdapter } from "@coil/adapter-http";
-import type { InferenceService } from "@coil/core";
 import { pino, type Logger } from "pino";
 
 import { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
+import type { PluginEntry } from "./plugins.js";
 
-export interface ServeOptions extends Omit<RuntimeConfig, "adapters"> {
+export interface ServeOptions extends Omit<RuntimeConfig, "plugins"> {
   host?: string;
   /** 0 picks a free port; null turns the protocol off. Defaults 8000 and 8001, as Triton. */
   httpPort?: number | null;
   grpcPort?: number | null;
+  /** The backend plugin: a name ("cpu", the default, or "cuda": the package
+   * @coil/backend-<name>) or a module name or path. */
+  backend?: string;
+  /** More plugins, after the defaults (so they may override them). */
+  plugins?: readonly PluginEntry[];
   logger?: Logger;
 }
 
@@ -21,29 +24,39 @@ export interface Server {
   shutdown(): Promise<void>;
 }
 
-/** `coil serve`: the default runtime with the Open Inference Protocol over HTTP and gRPC. */
+/**
+ * `coil serve`: the default plugins — a backend, the Open Inference Protocol over HTTP
+ * and gRPC, configured from the options — then the user's plugins.
+ */
+export function servePlugins(options: Pick<ServeOptions, "host" | "httpPort" | "grpcPort" | "backend" | "plugins">): PluginEntry[] {
+  const { host = "0.0.0.0", httpPort = 8000, grpcPort = 8001, backend = "cpu", plugins = [] } = options;
+  return [
+    /^[a-z0-9-]+$/.test(backend) ? `@coil/backend-${backend}` : backend,
+    ...(httpPort !== null ? [{ module: "@coil/adapter-http", options: { host, port: httpPort } }] : []),
+    ...(grpcPort !== null ? [{ module: "@coil/adapter-grpc", options: { host, port: grpcPort } }] : []),
+    ...plugins,
+  ];
+}
+
 export async function serve(options: ServeOptions): Promise<Server> {
   const log = options.logger ?? pino({ name: "coil" });
-  const { host = "0.0.0.0", httpPort = 8000, grpcPort = 8001, logger: _ignored, ...config } = options;
-  let http: HttpAdapter | undefined;
-  let grpc: GrpcAdapter | undefined;
+  const { host, httpPort, grpcPort, backend, plugins, logger: _logger, ...config } = options;
   const started = performance.now();
-  const runtime = await createRuntime({
-    ...config,
-    adapters: [
-      ...(httpPort !== null ? [(service: InferenceService) => (http = createHttpAdapter(service, { host, port: httpPort }))] : []),
-      ...(grpcPort !== null ? [(service: InferenceService) => (grpc = new GrpcAdapter({ service, host, port: grpcPort }))] : []),
-    ],
-  });
+  const runtime = await createRuntime({ ...config, plugins: servePlugins({ host, httpPort, grpcPort, backend, plugins }) });
   for (const entry of runtime.service.modelIndex()) {
     if (entry.state === "READY") log.info({ model: entry.name, version: entry.version }, "model ready");
     else log.warn({ model: entry.name, version: entry.version, reason: entry.reason }, "model unavailable");
   }
+  const portOf = (name: string) => {
+    const url = runtime.adapters.find((a) => a.name === name)?.url;
+    return url === undefined ? undefined : Number(new URL(url).port);
+  };
   const info = runtime.pool.backendInfo[0];
   log.info(
     {
-      http: http?.port,
-      grpc: grpc?.port,
+      http: portOf("http"),
+      grpc: portOf("grpc"),
+      adapters: runtime.adapters.map((a) => ({ name: a.name, ...(a.url !== undefined && { url: a.url }) })),
       interpreters: runtime.pool.size,
       backend: runtime.pool.backend.name,
       python: info?.python,
@@ -55,8 +68,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
   );
   return {
     runtime,
-    httpPort: http?.port,
-    grpcPort: grpc?.port,
+    httpPort: portOf("http"),
+    grpcPort: portOf("grpc"),
     shutdown: async () => {
       log.info("shutting down: finishing requests in flight");
       await runtime.close();

@@ -1,9 +1,8 @@
 import {
-  BytesTensor,
   Histogram,
   ModelQueue,
   SECONDS_BOUNDS,
-  Tensor,
+  SignatureBinding,
   type InferenceRequest,
   type InferenceResponse,
   type InferenceService,
@@ -15,9 +14,7 @@ import {
   type ModelQueueOptions,
   type ModelQueueStats,
   type ModelState,
-  type NamedTensor,
   type ServedModel,
-  type ServedTensor,
   type ServerMetadata,
   type TensorSignature,
 } from "@coil/core";
@@ -49,8 +46,7 @@ interface Version {
   reason?: string;
   model?: LoadedModel;
   queue?: ModelQueue;
-  inputs: TensorSignature[];
-  outputs: TensorSignature[];
+  binding: SignatureBinding;
   /** Why loading failed (UNAVAILABLE). */
   error?: unknown;
 }
@@ -127,8 +123,8 @@ export class ServingRuntime implements InferenceService {
       name,
       versions: this.#models.get(name)!.map((x) => x.entry.version),
       platform: "coil",
-      inputs: v.inputs,
-      outputs: v.outputs,
+      inputs: [...v.binding.inputs],
+      outputs: [...v.binding.outputs],
     };
   }
 
@@ -147,12 +143,12 @@ export class ServingRuntime implements InferenceService {
     const started = performance.now();
     let outcome = "success";
     try {
-      const inputs = orderInputs(v.inputs, request.inputs);
+      const inputs = v.binding.bindInputs(request.inputs);
       const output = await v.queue.infer(inputs, {
         ...(request.timeoutMs !== undefined && { timeoutMs: request.timeoutMs }),
         ...(request.signal && { signal: request.signal }),
       });
-      const outputs = nameOutputs(v.outputs, output, request.outputs);
+      const outputs = v.binding.nameOutputs(output, request.outputs);
       return { ...(request.id !== undefined && { id: request.id }), modelName: name, modelVersion: v.entry.version, outputs };
     } catch (error) {
       outcome = isCoilError(error) ? error.code : "INTERNAL";
@@ -284,13 +280,13 @@ export class ServingRuntime implements InferenceService {
 
   /** Loads one version; a failure is recorded in the version (UNAVAILABLE), not thrown. */
   async #open(entry: RepositoryEntry): Promise<Version> {
-    const v: Version = { entry, state: "LOADING", inputs: [], outputs: [] };
+    const v: Version = { entry, state: "LOADING", binding: new SignatureBinding() };
     try {
       const model = await this.#options.pool.loadArchive(entry.path, { ...this.#options.archive, eager: true });
-      v.inputs = (model.manifest?.inputs ?? []).map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
-      v.outputs = (model.manifest?.outputs ?? []).map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
+      const signature = (specs: readonly TensorSignature[] = []) => specs.map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
+      v.binding = new SignatureBinding(signature(model.manifest?.inputs), signature(model.manifest?.outputs));
       v.model = model;
-      v.queue = new ModelQueue(model, { ...this.#options.queue, ...(v.outputs.length > 0 && { outputCount: v.outputs.length }) });
+      v.queue = new ModelQueue(model.object, { ...this.#options.queue, binding: v.binding });
       v.state = "READY";
     } catch (error) {
       v.state = "UNAVAILABLE";
@@ -323,54 +319,6 @@ export class ServingRuntime implements InferenceService {
   }
 }
 
-/** An output value as a tensor: a Tensor, or a BYTES tensor from nested lists of bytes or str. */
-function servedTensor(name: string, value: unknown): ServedTensor {
-  if (value instanceof Tensor) return value;
-  const bytes = BytesTensor.fromNested(value);
-  if (bytes) return bytes;
-  const kind = value === null ? "None" : Array.isArray(value) ? "a ragged or mixed list" : typeof value;
-  throw new CoilError(
-    "INTERNAL",
-    `the model returned ${kind} for output "${name}": a served model returns tensors, nested lists of bytes or str (BYTES), or a list or dict of them`,
-  );
-}
-
 function versionKey(name: string, version: string): string {
   return `${name}\0${version}`;
-}
-
-/** The request's tensors in the order the model takes them, checked against its signature. */
-function orderInputs(signature: TensorSignature[], inputs: NamedTensor[]): ServedTensor[] {
-  if (signature.length === 0) return inputs.map((i) => i.tensor); // no manifest: request order
-  const byName = new Map(inputs.map((i) => [i.name, i.tensor]));
-  const unknown = inputs.filter((i) => !signature.some((s) => s.name === i.name)).map((i) => i.name);
-  if (unknown.length > 0) throw new CoilError("INVALID_ARGUMENT", `unknown input(s) ${unknown.join(", ")}; the model takes ${signature.map((s) => s.name).join(", ")}`);
-  return signature.map((s) => {
-    const t = byName.get(s.name);
-    if (!t) throw new CoilError("INVALID_ARGUMENT", `missing input "${s.name}"`);
-    if (t.dtype !== s.dtype) throw new CoilError("UNSUPPORTED_DTYPE", `input "${s.name}" must be ${s.dtype}, got ${t.dtype}`);
-    const fits = t.shape.length === s.shape.length && s.shape.every((d, i) => d === -1 || d === t.shape[i]);
-    if (!fits) {
-      throw new CoilError("SHAPE_MISMATCH", `input "${s.name}" must have shape [${s.shape.join(", ")}] (-1: any), got [${t.shape.join(", ")}]`);
-    }
-    return t;
-  });
-}
-
-/** Names a model's result: a tensor or BYTES output (nested lists of bytes or str),
- * or a list or dict of them. */
-function nameOutputs(signature: TensorSignature[], output: unknown, wanted: string[] | undefined): NamedTensor[] {
-  const outputName = (i: number) => signature[i]?.name ?? `output__${i}`;
-  let named: NamedTensor[];
-  if (Array.isArray(output) && (signature.length > 1 || output.some((item) => item instanceof Tensor))) {
-    named = output.map((value, i) => ({ name: outputName(i), tensor: servedTensor(outputName(i), value) }));
-  } else if (output !== null && typeof output === "object" && !Array.isArray(output) && !(output instanceof Tensor) && !(output instanceof Uint8Array)) {
-    named = Object.entries(output).map(([name, value]) => ({ name, tensor: servedTensor(name, value) }));
-  } else {
-    named = [{ name: outputName(0), tensor: servedTensor(outputName(0), output) }];
-  }
-  if (!wanted) return named;
-  const missing = wanted.filter((w) => !named.some((n) => n.name === w));
-  if (missing.length > 0) throw new CoilError("INVALID_ARGUMENT", `unknown output(s) ${missing.join(", ")}; the model returns ${named.map((n) => n.name).join(", ")}`);
-  return named.filter((n) => wanted.includes(n.name));
 }
