@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { CoilError, isCoilError } from "@coil/errors";
 
 /** The most interpreters one process can ever create: glibc has 16 link-map
- * namespaces and the program itself takes one (DESIGN.md fact 2). */
+ * namespaces and the program itself takes one (docs/engine.md, fact 2). */
 export const MAX_INTERPRETERS = 15;
 
 /** Without glibc.rtld.nns, glibc reserves static TLS for only a few namespaces;

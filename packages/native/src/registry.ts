@@ -6,7 +6,7 @@ import { Interpreter, nextJobId } from "./interpreter.js";
 import type { PythonInstallation } from "./python.js";
 
 // Interpreters are a process-wide resource: a namespace is never given back
-// (DESIGN.md fact 8), so pools borrow interpreters and return them, reset.
+// (docs/engine.md, fact 8), so pools borrow interpreters and return them, reset.
 interface Slot {
   native: NativeInterpreter;
   python: PythonInstallation;

@@ -23,7 +23,7 @@ export const SERVE_NODE_FLAGS: readonly string[] = [
 
 /**
  * glibc reads GLIBC_TUNABLES only when a process starts, and a pool of more than a
- * few interpreters needs glibc.rtld.nns=16 (DESIGN.md fact 2); V8's heap flags too
+ * few interpreters needs glibc.rtld.nns=16 (docs/engine.md, fact 2); V8's heap flags too
  * are read only at start-up. If this process started without the tunable, or
  * without one of `nodeFlags` (a flag counts as set when its name appears in the
  * process's Node flags or NODE_OPTIONS, whatever its value or --no- prefix), run
