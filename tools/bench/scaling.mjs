@@ -28,22 +28,21 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { CpuBackend } from "@coil/backend-cpu";
-import { InterpreterPool } from "@coil/core";
+import { InterpreterPool, LeastLoadedScheduler } from "@coil/core";
 import { GLIBC_TUNABLE, interpreterBudget, interpreterStats, MAX_INTERPRETERS } from "@coil/native";
 
 import { fail, parseFlags } from "./lib/args.mjs";
 import { runJsonChild } from "./lib/child.mjs";
 import { closedLoop } from "./lib/closed-loop.mjs";
-import { formatInt, formatMs, formatPercent, formatRate, formatRatio } from "./lib/format.mjs";
 import { describeError, progress } from "./lib/log.mjs";
-import { formatMachine } from "./lib/machine.mjs";
 import { BENCH_DIR, BENCH_MODELS, EXAMPLE_MODELS, REPO_ROOT } from "./lib/paths.mjs";
 import { privateMb } from "./lib/proc.mjs";
-import { DISTURBED, formatOtherCpu, otherCpuNow, waitForQuiet } from "./lib/quiet.mjs";
+import { otherCpuNow, waitForQuiet } from "./lib/quiet.mjs";
 import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
-import { printTable } from "./lib/table.mjs";
 import { deterministicTensor } from "./lib/tensor.mjs";
 import { relaunchWithTunable } from "./lib/tunable.mjs";
+import { printBars, scalingBars } from "./scaling/bars.mjs";
+import { printMachine, printNoop, printStartup, printWorkload } from "./scaling/report.mjs";
 
 await relaunchWithTunable();
 
@@ -149,31 +148,6 @@ const threadCounts = [...new Set([1, N])];
 const window = { warmupMs: options.warmupS * 1e3, durationMs: options.durationS * 1e3 };
 const results = startResults({ options, workloads: {}, noop: [], startup: null, bars: [] });
 
-const t0 = performance.now();
-results.machine.privateMbBeforeInterpreters = privateMb();
-results.machine.otherCpuAtStart = await otherCpuNow();
-printMachine(results.machine);
-
-for (const name of options.workloads) {
-  results.workloads[name] = await benchmarkWorkload(name, WORKLOADS[name]);
-  printWorkload(name, WORKLOADS[name], results.workloads[name]);
-}
-
-results.noop = await benchmarkNoop();
-printNoop(results.noop);
-
-results.startup = options.startup
-  ? await startupCheck()
-  : { skipped: true, reason: options.quick ? "--quick" : `interpreter budget ${budget} < 15, or --no-startup` };
-printStartup(results.startup);
-
-results.bars = bars(results);
-printBars(results.bars);
-
-results.elapsedSeconds = (performance.now() - t0) / 1e3;
-console.log(`\n${results.elapsedSeconds.toFixed(0)} s in all`);
-writeResults(flags.out, results);
-
 // --- workloads -----------------------------------------------------------------------
 
 async function benchmarkWorkload(name, workload) {
@@ -271,15 +245,16 @@ function pythonRow(workload, method, label, interpreters, r) {
   });
 }
 
-/** Runs `body` with a pool of `size`; returns its rows, or an error row instead of
- * crashing. */
+/** Runs `body(pool, scheduler)` with a pool of `size` and the scheduler that picks its
+ * interpreters; returns its rows, or an error row instead of crashing. */
 async function withPool(size, label, body) {
   let pool;
   try {
-    pool = await InterpreterPool.create({ size, backend: new CpuBackend(), python: options.python });
+    const scheduler = new LeastLoadedScheduler();
+    pool = await InterpreterPool.create({ size, backend: new CpuBackend(), python: options.python, scheduler });
     results.machine.backend ??= pool.backendInfo[0];
     results.machine.libpython ??= pool.python.library;
-    return await body(pool);
+    return await body(pool, scheduler);
   } catch (error) {
     return [{ method: "error", label, error: describeError(error) }];
   } finally {
@@ -325,7 +300,7 @@ async function benchmarkNoop() {
   const rows = [];
   progress("no-op round trips:");
   for (const n of [...new Set([1, Math.min(2, N), N])]) {
-    const measured = await withPool(n, `no-op, ${n} interpreter(s)`, async (pool) => {
+    const measured = await withPool(n, `no-op, ${n} interpreter(s)`, async (pool, scheduler) => {
       const out = [];
       const tids = await interpreterThreads(pool);
       const measure = async (label, via, concurrency, call) => {
@@ -351,7 +326,7 @@ async function benchmarkNoop() {
         // The same through Interpreter.call, which the pool's run() wraps: the
         // difference is the pool's per-call bookkeeping.
         await measure(`interpreter.call('noop'), ${n} interpreter${s}, ${C} outstanding`, "interpreter.call", C, () =>
-          pool.pickInterpreter().call("noop", []),
+          scheduler.pick(pool.interpreters).call("noop", []),
         );
         if (n === 1) await measure(`pool.run('noop'), 1 interpreter, 1 outstanding`, "pool.run", 1, () => pool.run("noop", []));
       }
@@ -375,182 +350,33 @@ async function startupCheck() {
   }
 }
 
-// --- bars --------------------------------------------------------------------------------
+// --- the run ---------------------------------------------------------------------------
 
-function bars(res) {
-  const out = [];
-  // `rows`: the measurements the bar rests on; a bar is flagged when other
-  // processes took CPU during any of them (its verdict is then not to be trusted).
-  const bar = (name, measured, pass, detail, rows = []) => {
-    const noise = Math.max(0, ...rows.map((r) => r?.otherCpu ?? 0));
-    const disturbed = noise > DISTURBED;
-    out.push({
-      bar: name,
-      measured,
-      status: pass === null ? "SKIP" : pass ? "PASS" : "FAIL",
-      detail: detail + (disturbed ? `; DISTURBED: other processes used up to ${noise.toFixed(2)} cores meanwhile` : ""),
-      disturbed,
-    });
-  };
-  const find = (rows, method, workers) => rows?.find((r) => r.method === method && r.workers === workers && !r.error);
+async function main() {
+  const t0 = performance.now();
+  results.machine.privateMbBeforeInterpreters = privateMb();
+  results.machine.otherCpuAtStart = await otherCpuNow();
+  printMachine(results.machine, options);
 
-  const pb = res.workloads["python-bound"];
-  if (pb) {
-    const c1 = find(pb, "coil", 1);
-    const c2 = find(pb, "coil", 2);
-    const ratio = c1 && c2 ? c2.callsPerSecond / c1.callsPerSecond : null;
-    bar(
-      "python-bound: 2 interpreters >= 1.8x of 1",
-      ratio,
-      ratio === null ? null : ratio >= 1.8,
-      c1 && c2 ? `${formatRate(c2.callsPerSecond)} vs ${formatRate(c1.callsPerSecond)} calls/s` : "needs --max-interpreters >= 2",
-      [c1, c2],
-    );
-    const t1 = find(pb, "threads", 1);
-    const tN = find(pb, "threads", N);
-    const tRatio = t1 && tN && N > 1 ? tN.callsPerSecond / t1.callsPerSecond : null;
-    bar(
-      `python-bound: 1 interpreter with ${N} threads <= 1.1x of 1 thread`,
-      tRatio,
-      tRatio === null ? null : tRatio <= 1.1,
-      t1 && tN && N > 1
-        ? `${formatRate(tN.callsPerSecond)} vs ${formatRate(t1.callsPerSecond)} calls/s` +
-            (c1 ? ` (${formatRatio(tN.callsPerSecond / c1.callsPerSecond)} of Coil with 1 interpreter)` : "")
-        : "needs --max-interpreters >= 2",
-      [t1, tN],
-    );
+  for (const name of options.workloads) {
+    results.workloads[name] = await benchmarkWorkload(name, WORKLOADS[name]);
+    printWorkload(name, WORKLOADS[name], results.workloads[name], results.machine.backend, options);
   }
-  for (const [name, rows] of Object.entries(res.workloads)) {
-    const c1 = find(rows, "coil", 1);
-    const p1 = find(rows, "python", 1);
-    const shared = find(rows, "python-shared", 1);
-    const ratio = c1 && p1 ? c1.callsPerSecond / p1.callsPerSecond : null;
-    bar(
-      `${name}: Coil 1 interpreter >= 0.95x plain Python`,
-      ratio,
-      ratio === null ? null : ratio >= 0.95,
-      c1 && p1
-        ? `${formatRate(c1.callsPerSecond)} vs ${formatRate(p1.callsPerSecond)} calls/s` +
-            (shared ? `; plain Python on the shared libpython: ${formatRatio(shared.vsPlain)}` : "")
-        : "a row is missing",
-      [c1, p1],
-    );
-  }
-  const noop2 = res.noop.find((r) => r.via === "pool.run" && r.interpreters === 2 && r.concurrency > 1 && !r.error);
-  bar(
-    "no-op: >= 100,000 calls/s with 2 interpreters (pool.run)",
-    noop2?.callsPerSecond ?? null,
-    noop2 ? noop2.callsPerSecond >= 100_000 : null,
-    noop2 ? `${formatRate(noop2.callsPerSecond)} calls/s, ${noop2.concurrency} outstanding` : "needs --max-interpreters >= 2",
-    [noop2],
-  );
-  const s = res.startup;
-  bar(
-    "15 interpreters importing torch start in one process",
-    s?.skipped ? null : s?.seconds ?? null,
-    s?.skipped ? null : Boolean(s?.started),
-    s?.skipped ? s.reason : s?.started ? `in ${s.seconds.toFixed(1)} s, ${formatInt(s.privateMb)} MB private` : s?.error ?? "did not start",
-  );
-  return out;
+
+  results.noop = await benchmarkNoop();
+  printNoop(results.noop);
+
+  results.startup = options.startup
+    ? await startupCheck()
+    : { skipped: true, reason: options.quick ? "--quick" : `interpreter budget ${budget} < 15, or --no-startup` };
+  printStartup(results.startup);
+
+  results.bars = scalingBars(results, N);
+  printBars(results.bars);
+
+  results.elapsedSeconds = (performance.now() - t0) / 1e3;
+  console.log(`\n${results.elapsedSeconds.toFixed(0)} s in all`);
+  writeResults(flags.out, results);
 }
 
-// --- output ------------------------------------------------------------------------------
-
-function printMachine(m) {
-  console.log("Coil scaling benchmark");
-  console.log(`  machine: ${formatMachine(m)}`);
-  console.log(
-    `  interpreter budget ${m.interpreterBudget} (GLIBC_TUNABLES=${m.glibcTunables ?? "unset"}); ` +
-      `N = ${N}; ${options.durationS} s per configuration after ${options.warmupS} s warm-up${options.quick ? " (--quick)" : ""}`,
-  );
-  console.log(
-    `  private memory before any interpreter: ${formatInt(m.privateMbBeforeInterpreters)} MB; other processes use ` +
-      `${m.otherCpuAtStart.toFixed(2)} cores now (load average ${m.loadAverageAtStart.map((x) => x.toFixed(2)).join(" ")})`,
-  );
-  if (m.otherCpuAtStart > DISTURBED) {
-    console.log("  WARNING: the machine is busy; other processes distort the numbers (see the 'other CPU' column)");
-  }
-}
-
-function printWorkload(name, workload, rows) {
-  const backend = results.machine.backend;
-  console.log(`\n== ${name}: ${workload.what}`);
-  if (backend) console.log(`   Python ${backend.python}, torch ${backend.torch}, mkldnn ${backend.mkldnn}`);
-  printTable(
-    [
-      ["configuration", (r) => r.label, "l"],
-      ["callers", (r) => r.concurrency],
-      ["torch thr", (r) => r.torchThreads],
-      ["calls/s", (r) => formatRate(r.callsPerSecond)],
-      ["p50 ms", (r) => formatMs(r.p50Ms)],
-      ["p99 ms", (r) => formatMs(r.p99Ms)],
-      ["private MB", (r) => (r.privateMb === undefined ? "" : formatInt(r.privateMb) + (r.memoryOf ? "*" : ""))],
-      ["interp", (r) => (r.memoryOf ? "-" : r.interpretersInProcess)],
-      ["scaling", (r) => formatRatio(r.scaling)],
-      ["vs plain", (r) => formatRatio(r.vsPlain)],
-      ["main busy", (r) => formatPercent(r.mainThreadBusy)],
-      ["interp busy", (r) => formatPercent(r.interpreterBusy)],
-      ["other CPU", (r) => formatOtherCpu(r.otherCpu)],
-    ],
-    rows,
-  );
-  console.log(
-    `   callers: calls outstanding (coil: Node callers, ${options.callersPerInterpreter} per interpreter; the others: Python threads). ` +
-      "torch thr: torch intra-op threads.\n" +
-      "   scaling: vs the 1-worker row of the same kind; vs plain: vs plain Python, 1 thread.\n" +
-      "   private MB: the Node process (Private_Clean+Private_Dirty) holding 'interp' interpreters in all; * the Python process.\n" +
-      "   '1 interpreter, T threads': T Python threads of one Coil interpreter sharing its GIL (the bridge baseline; calls start in Python).\n" +
-      "   'on libpython.so': plain Python linked to the shared libpython Coil loads (Debian's python3 links it statically).\n" +
-      "   main busy / interp busy: CPU share of Node's main thread / of each interpreter's own thread (mean) during the window.\n" +
-      `   other CPU: cores other processes used meanwhile (! above ${DISTURBED}: that row is disturbed).`,
-  );
-}
-
-function printNoop(rows) {
-  console.log("\n== no-op round trip, Node -> interpreter -> Node");
-  printTable(
-    [
-      ["configuration", (r) => r.label, "l"],
-      ["calls/s", (r) => formatRate(r.callsPerSecond)],
-      ["p50 us", (r) => formatInt(r.p50Us)],
-      ["p99 us", (r) => formatInt(r.p99Us)],
-      ["private MB", (r) => formatInt(r.privateMb)],
-      ["main busy", (r) => formatPercent(r.mainThreadBusy)],
-      ["interp busy", (r) => formatPercent(r.interpreterBusy)],
-      ["other CPU", (r) => formatOtherCpu(r.otherCpu)],
-    ],
-    rows,
-  );
-  console.log(
-    "   pool.run: the pool's API (tracks each call so close() can drain or cancel it); interpreter.call: the\n" +
-      "   interpreter the pool's scheduler picks, called directly. p50 at 1 outstanding: one unloaded round trip.",
-  );
-}
-
-function printStartup(s) {
-  console.log("\n== 15 interpreters importing torch in one process (child process)");
-  if (s.skipped) console.log(`   skipped: ${s.reason}`);
-  else if (!s.started) console.log(`   did NOT start: ${s.error}`);
-  else {
-    console.log(
-      `   started: ${s.interpreters} interpreters (torch ${s.torch}) in ${s.seconds.toFixed(1)} s; private memory ` +
-        `${formatInt(s.privateMb)} MB (${formatInt(s.privateMbBefore)} MB before, ~${formatInt(s.perInterpreterMb)} MB per interpreter); ` +
-        `a torch op ran in each: ${s.allRan}`,
-    );
-  }
-}
-
-function printBars(list) {
-  console.log("\n== bars");
-  for (const b of list) {
-    const measured =
-      b.measured === null
-        ? "-"
-        : b.bar.startsWith("no-op")
-        ? formatRate(b.measured)
-        : b.bar.startsWith("15 ")
-        ? `${b.measured.toFixed(1)} s`
-        : formatRatio(b.measured);
-    console.log(`   ${b.status.padEnd(4)}  ${b.bar}: ${measured}  (${b.detail})`);
-  }
-}
+await main();
