@@ -46,7 +46,8 @@ const TYPES = {
 function integer(text, spec, name) {
   const value = Number(text);
   const min = spec.min ?? 1;
-  if (text === "" || !Number.isInteger(value) || value < min) fail(`--${name} takes integers >= ${min}, got ${JSON.stringify(text)}`);
+  if (text === "" || !Number.isInteger(value) || value < min)
+    fail(`--${name} must be ${spec.type === "integers" ? "integers" : "an integer"} >= ${min}, got ${JSON.stringify(text)}`);
   if (spec.max !== undefined && value > spec.max)
     fail(`--${name}: at most ${spec.max}${spec.maxWhy ? ` (${spec.maxWhy})` : ""}, got ${value}`);
   return value;
