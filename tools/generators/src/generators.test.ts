@@ -64,6 +64,10 @@ describe("backend generator", () => {
     expect(backend).toContain('"python", "coil_backend_demo.py"');
     expect(read(`${root}/src/register.ts`)).toContain("export function registerDemoBackend(container: DependencyContainer");
     expect(read(`${root}/src/register.ts`)).toContain("container.register(TOKENS.Backend, { useClass: DemoBackend });");
+    // a plugin: the default export `coil serve --plugin` loads, besides the named register function
+    expect(read(`${root}/src/index.ts`)).toContain("const plugin: CoilPlugin<DemoBackendOptions | undefined> = (container, options) => {");
+    expect(read(`${root}/src/index.ts`)).toContain("export default plugin;");
+    expect(read(`${root}/src/index.ts`)).toContain("export { registerDemoBackend }");
     expect(read(`${root}/src/demo-backend.test.ts`)).toContain("createPoolFromContainer(container)");
     expect(read(`${root}/python/coil_backend_demo.py`)).toContain("coil_bridge.set_backend_hooks(");
     for (const file of generatedFiles(root)) expect(read(`${root}/${file}`), file).not.toMatch(/<%|%>/);
@@ -122,6 +126,12 @@ describe("adapter generator", () => {
     expect(adapter).toMatch(/async start\(\)/);
     expect(adapter).toMatch(/async stop\(\)/);
     expect(read(`${root}/src/register.ts`)).toContain("container.register(TOKENS.Adapter, { useClass: MqttAdapter }");
+    // it serves the runtime's models through the InferenceService the runtime injects
+    expect(adapter).toContain("@inject(TOKENS.InferenceService) service: InferenceService");
+    expect(adapter).toContain("this.#service.infer(");
+    expect(read(`${root}/src/index.ts`)).toContain("const plugin: CoilPlugin<MqttAdapterOptions | undefined> = (container, options) => {");
+    expect(read(`${root}/src/index.ts`)).toContain("export default plugin;");
+    expect(read(`${root}/src/mqtt-adapter.test.ts`)).toContain("container.register(TOKENS.InferenceService, { useValue: service });");
     for (const file of generatedFiles(root)) expect(read(`${root}/${file}`), file).not.toMatch(/<%|%>/);
   });
 });

@@ -1,6 +1,8 @@
 // End to end: the real `nx g` writes a backend and an adapter package into a scratch
 // folder of this workspace; each then builds, passes its own tests (a real pool
-// running a call; a real server started and stopped) and type-checks.
+// running a call; a real server passing requests to an InferenceService) and
+// type-checks. e2e/tests/plugin.test.ts then serves models through a generated adapter
+// installed from its tarball.
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -34,7 +36,7 @@ afterAll(() => rmSync(SCRATCH, { recursive: true, force: true }));
 
 describe.each([
   { kind: "backend", name: "e2e-backend", tests: 2 },
-  { kind: "adapter", name: "adapter-e2e", tests: 2 },
+  { kind: "adapter", name: "adapter-e2e", tests: 3 },
 ])("nx g @coil/generators:$kind", ({ kind, name, tests }) => {
   const directory = `tools/generators/test/${SCRATCH.split("/").pop()}`;
   const root = join(WORKSPACE, directory, name);
