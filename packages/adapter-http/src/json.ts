@@ -1,10 +1,10 @@
-import { scanJsonNumberArray } from "@coil/native";
+import { scanJsonNumberArray } from "@coil/native/codecs";
 
 /**
  * A strict JSON (RFC 8259) parser for infer request bodies, equal to JSON.parse in
  * what it accepts and returns, except for one thing: an array of numbers (nested or
  * flat) that is the value of a "data" member comes back as a NumericArray, its
- * elements parsed straight into a Float64Array by native code (@coil/native's
+ * elements parsed straight into a Float64Array by native code (@coil/native/codecs'
  * scanJsonNumberArray). Tensor data is almost all of a JSON infer request, and
  * JSON.parse would box each element as a heap number in a JS array, only for the
  * codec to copy it into a typed array. Strings are decoded by JSON.parse itself, so

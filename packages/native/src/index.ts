@@ -14,7 +14,6 @@ export {
 } from "./capacity.js";
 export { Interpreter, type BridgeFunction, type CallOptions, type CallTimings, MAX_TIMEOUT_MS } from "./interpreter.js";
 export { mapFile } from "./map-file.js";
-export { scanJsonNumberArray } from "./json-numbers.js";
 export { fileMappings, processMemory, type MemoryFields } from "./memory.js";
 export { discoverPython, inspectPython, type DiscoverOptions, type PythonInstallation } from "./python.js";
 export { acquireInterpreters, interpreterStats, releaseInterpreters, RESET_TIMEOUT_MS } from "./registry.js";

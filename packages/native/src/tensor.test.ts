@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 
 import {
   bfloat16BitsToNumber,
+  DTYPES,
+  dtypeSize,
   float16BitsToNumber,
   float32ToBFloat16Bits,
   float32ToFloat16Bits,
@@ -40,6 +42,51 @@ describe("Tensor", () => {
     expect(Tensor.from("bfloat16", [2], [1.5, -256]).toArray()).toEqual([1.5, -256]);
     expect(Tensor.from("uint8", [2], [255, 7]).toArray()).toEqual([255, 7]);
     expect(() => Tensor.from("float32", [2], [1])).toThrow(/needs 2 values/);
+  });
+
+  it("fromBytes() views aligned bytes in place, for every dtype", () => {
+    const memory = new Uint8Array(64);
+    for (const dtype of DTYPES) {
+      const size = dtypeSize(dtype);
+      const bytes = memory.subarray(size, size + 3 * size); // offset = one element: aligned
+      const t = Tensor.fromBytes(dtype, [3], bytes);
+      expect(t.data.buffer, dtype).toBe(memory.buffer);
+      expect(t.data.byteOffset, dtype).toBe(size);
+      expect(t.size, dtype).toBe(3);
+    }
+    const values = new Float32Array([1.5, -2, 3]);
+    const viewed = Tensor.fromBytes("float32", [1, 3], new Uint8Array(values.buffer));
+    expect(viewed.toArray()).toEqual([1.5, -2, 3]);
+    values[0] = 7; // a view: the tensor sees the change
+    expect(viewed.data[0]).toBe(7);
+  });
+
+  it("fromBytes() copies bytes at an unaligned offset once, keeping their values", () => {
+    const memory = new Uint8Array(1 + 16);
+    memory.set(new Uint8Array(new BigInt64Array([-(2n ** 63n), 42n]).buffer), 1);
+    const bytes = memory.subarray(1);
+    const t = Tensor.fromBytes("int64", [2], bytes);
+    expect(t.toArray()).toEqual([-(2n ** 63n), 42n]);
+    expect(t.data.buffer).not.toBe(memory.buffer);
+    expect(t.data.byteOffset).toBe(0);
+    // One-byte elements are never unaligned.
+    expect(Tensor.fromBytes("uint8", [1, 2], memory.subarray(1, 3)).data.buffer).toBe(memory.buffer);
+    expect(Tensor.fromBytes("float64", [0], new Uint8Array(0)).size).toBe(0);
+  });
+
+  it("fromBytes() refuses a byte length that is not the shape's, bad shapes and unknown dtypes", () => {
+    let error: unknown;
+    try {
+      Tensor.fromBytes("float32", [2, 2], new Uint8Array(12));
+    } catch (e) {
+      error = e;
+    }
+    expect(isCoilError(error, "SHAPE_MISMATCH")).toBe(true);
+    expect((error as Error).message).toBe("shape [2, 2] of float32 needs 16 bytes, got 12");
+    expect(() => Tensor.fromBytes("uint16", [3], new Uint8Array(5))).toThrow(/needs 6 bytes, got 5/);
+    expect(() => Tensor.fromBytes("float32", [-1], new Uint8Array(4))).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+    expect(() => Tensor.fromBytes("complex64" as never, [1], new Uint8Array(8))).toThrow(expect.objectContaining({ code: "UNSUPPORTED_DTYPE" }));
+    expect(() => Tensor.fromBytes("float32", [1], new Float32Array(1) as never)).toThrow(/must be a Uint8Array, got Float32Array/);
   });
 
   it("zeros() allocates the right storage", () => {

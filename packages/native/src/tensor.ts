@@ -81,6 +81,15 @@ export function elementCount(shape: readonly number[]): number {
   return n;
 }
 
+function checkDTypeAndShape(dtype: DType, shape: readonly number[]): void {
+  if (!isDType(dtype)) {
+    throw new CoilError("UNSUPPORTED_DTYPE", `unknown dtype ${String(dtype)}; one of ${DTYPES.join(", ")}`);
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new CoilError("INVALID_ARGUMENT", `tensor shape must be non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+}
+
 /**
  * A dense, contiguous, row-major tensor in Node's memory. Passed to Python, it
  * becomes a torch tensor over the same bytes (no copy) for the length of the call;
@@ -92,12 +101,7 @@ export class Tensor<D extends DType = DType> {
   readonly data: TypedArrayOf[D];
 
   constructor(dtype: D, shape: readonly number[], data: TypedArrayOf[D]) {
-    if (!isDType(dtype)) {
-      throw new CoilError("UNSUPPORTED_DTYPE", `unknown dtype ${String(dtype)}; one of ${DTYPES.join(", ")}`);
-    }
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new CoilError("INVALID_ARGUMENT", `tensor shape must be non-negative integers, got ${JSON.stringify(shape)}`);
-    }
+    checkDTypeAndShape(dtype, shape);
     if (!(data instanceof STORAGE[dtype])) {
       throw new CoilError(
         "INVALID_ARGUMENT",
@@ -121,6 +125,32 @@ export class Tensor<D extends DType = DType> {
   static zeros<D extends DType>(dtype: D, shape: readonly number[]): Tensor<D> {
     const Storage = STORAGE[dtype];
     return new Tensor(dtype, shape, new Storage(elementCount(shape)) as TypedArrayOf[D]);
+  }
+
+  /**
+   * A tensor over `bytes`, its elements in this host's byte order: a view of the same
+   * memory when `bytes.byteOffset` is a multiple of the element size, else one copy
+   * (a TypedArray cannot start at an unaligned offset). SHAPE_MISMATCH unless the
+   * byte length is exactly the shape's element count times the element size.
+   */
+  static fromBytes<D extends DType>(dtype: D, shape: readonly number[], bytes: Uint8Array): Tensor<D> {
+    checkDTypeAndShape(dtype, shape);
+    if (!(bytes instanceof Uint8Array)) {
+      throw new CoilError("INVALID_ARGUMENT", `tensor bytes must be a Uint8Array, got ${(bytes as object)?.constructor?.name ?? typeof bytes}`);
+    }
+    const Storage = STORAGE[dtype];
+    const size = Storage.BYTES_PER_ELEMENT;
+    const needed = elementCount(shape) * size;
+    if (bytes.byteLength !== needed) {
+      throw new CoilError(
+        "SHAPE_MISMATCH",
+        `shape [${shape.join(", ")}] of ${dtype} needs ${needed} bytes, got ${bytes.byteLength}`,
+        { details: { shape: [...shape], bytes: bytes.byteLength } },
+      );
+    }
+    const aligned = bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes); // new Uint8Array(view) copies
+    const View = Storage as unknown as new (buffer: ArrayBufferLike, byteOffset: number, length: number) => TypedArrayOf[D];
+    return new Tensor(dtype, shape, new View(aligned.buffer, aligned.byteOffset, aligned.byteLength / size));
   }
 
   /** A tensor from plain values: numbers (floats are rounded to float16/bfloat16),
