@@ -12,7 +12,7 @@ import {
 import type { DependencyContainer } from "tsyringe";
 
 import { DEFAULT_PLUGINS, registerPlugins, type PluginEntry } from "./plugins.js";
-import { ServingRuntime } from "./serving-runtime.js";
+import { ServingRuntime, type RuntimeLogger } from "./serving-runtime.js";
 
 export interface RuntimeConfig {
   /** The model repository folder. */
@@ -31,6 +31,8 @@ export interface RuntimeConfig {
   pluginBaseDir?: string;
   queue?: ModelQueueOptions;
   archive?: Pick<LoadArchiveOptions, "verifyHashes" | "requireSignature" | "publicKey">;
+  /** Told what the repository skips (coil serve passes its pino logger). */
+  logger?: RuntimeLogger;
   /** A container to assemble in (a child of it is used; its registrations are the defaults). */
   container?: DependencyContainer;
 }
@@ -65,6 +67,7 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
     repository: config.repository,
     ...(config.queue && { queue: config.queue }),
     ...(config.archive && { archive: config.archive }),
+    ...(config.logger && { logger: config.logger }),
   });
   container.register(TOKENS.InferenceService, { useValue: service });
   const adapters: Adapter[] = [];

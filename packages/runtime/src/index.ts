@@ -7,8 +7,8 @@ export { packModel, parseTarget, type PackOptions, type PackResult } from "./pac
 export { main, parseSpec } from "./commands.js";
 export { formatBytes, Progress } from "./progress.js";
 export { reexecWithTunable, SERVE_NODE_FLAGS } from "./reexec.js";
-export { scanRepository, type RepositoryEntry } from "./model-repository.js";
-export { ServingRuntime, type ServingRuntimeOptions } from "./serving-runtime.js";
+export { scanRepository, type RepositoryEntry, type RepositoryScan, type SkippedFile } from "./model-repository.js";
+export { ServingRuntime, type RuntimeLogger, type ServingRuntimeOptions } from "./serving-runtime.js";
 export { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
 export { DEFAULT_PLUGINS, loadPlugin, registerPlugins, type PluginEntry } from "./plugins.js";
 export { serve, servePlugins, type Server, type ServeOptions } from "./serve.js";

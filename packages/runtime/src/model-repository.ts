@@ -1,7 +1,8 @@
-import { readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { open, readdir, stat } from "node:fs/promises";
+import { extname, join } from "node:path";
 
-import { CoilError } from "@coil/errors";
+import { CoilError, isCoilError } from "@coil/errors";
+import { openArchive } from "@coil/format-reader";
 
 /** One version of a model found in a repository folder. */
 export interface RepositoryEntry {
@@ -10,16 +11,32 @@ export interface RepositoryEntry {
   path: string;
 }
 
+/** Something in the repository that is not served, and why. */
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
+export interface RepositoryScan {
+  /** Sorted by name, then version (numerically). */
+  entries: RepositoryEntry[];
+  skipped: SkippedFile[];
+}
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const ZIP_MAGIC = Buffer.from("PK\x03\x04", "latin1");
 
 /**
  * Lists the models in a repository folder, as Triton lays one out:
- *   <repo>/<name>.coil                      version "1"
- *   <repo>/<name>/<version>/<any>.coil      numeric version folders, one archive each
- * Names outside [A-Za-z0-9_.-] and anything else are skipped. Sorted by name, then
- * version (numerically).
+ *   <repo>/<name>.<ext>                     version "1"
+ *   <repo>/<name>/<version>/<any file>      numeric version folders, one archive each
+ * An archive is a `.coil` file, or any other zip with torch.package's layout (a stock
+ * `model.pt` written by torch.package's PackageExporter, a `.zip`, ...); its name is the
+ * file's without the extension. Everything else is skipped and said why: files that are
+ * not torch.package archives (a torch.save checkpoint is a zip too, of weights alone),
+ * names outside [A-Za-z0-9_.-], a second archive of the same name, non-regular files.
  */
-export async function scanRepository(root: string): Promise<RepositoryEntry[]> {
+export async function scanRepository(root: string): Promise<RepositoryScan> {
   let names: string[];
   try {
     names = await readdir(root);
@@ -27,19 +44,83 @@ export async function scanRepository(root: string): Promise<RepositoryEntry[]> {
     throw new CoilError("INVALID_ARGUMENT", `cannot read the model repository ${root}`, { cause });
   }
   const entries: RepositoryEntry[] = [];
-  for (const entry of names.sort()) {
+  const skipped: SkippedFile[] = [];
+  const skip = (path: string, reason: string) => skipped.push({ path, reason });
+  // .coil first, so that it wins over another archive of the same name.
+  for (const entry of names.sort(byExtensionThenName)) {
     const path = join(root, entry);
     const info = await stat(path).catch(() => undefined);
-    if (info?.isFile() && entry.endsWith(".coil")) {
-      const name = entry.slice(0, -".coil".length);
-      if (NAME.test(name)) entries.push({ name, version: "1", path });
-    } else if (info?.isDirectory() && NAME.test(entry)) {
-      const versions = (await readdir(path)).filter((v) => /^\d{1,9}$/.test(v)).sort((a, b) => Number(a) - Number(b));
-      for (const version of versions) {
-        const archives = (await readdir(join(path, version)).catch(() => [])).filter((f) => f.endsWith(".coil")).sort();
-        if (archives.length > 0) entries.push({ name: entry, version, path: join(path, version, archives[0]!) });
-      }
+    if (info?.isDirectory()) {
+      if (!NAME.test(entry)) skip(path, `a model folder's name must match ${NAME.source}`);
+      else if (entries.some((e) => e.name === entry)) skip(path, `model "${entry}" is already served from another archive`);
+      else entries.push(...(await scanVersions(entry, path, skip)));
+      continue;
     }
+    const problem = await archiveProblem(path, info);
+    const name = entry.slice(0, entry.length - extname(entry).length);
+    if (problem !== undefined) skip(path, problem);
+    else if (!NAME.test(name)) skip(path, `a model's name must match ${NAME.source}: rename the file`);
+    else if (entries.some((e) => e.name === name)) skip(path, `model "${name}" is already served from another archive`);
+    else entries.push({ name, version: "1", path });
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : Number(a.version) - Number(b.version)));
+  return { entries, skipped };
+}
+
+async function scanVersions(name: string, folder: string, skip: (path: string, reason: string) => void): Promise<RepositoryEntry[]> {
+  const entries: RepositoryEntry[] = [];
+  const numeric = (v: string) => (/^\d{1,9}$/.test(v) ? Number(v) : Infinity);
+  const versions = (await readdir(folder).catch(() => [])).sort((a, b) => numeric(a) - numeric(b) || (a < b ? -1 : 1));
+  for (const version of versions) {
+    const path = join(folder, version);
+    if (!/^\d{1,9}$/.test(version)) {
+      skip(path, "not a version folder (versions are numbers: <model>/1/model.coil)");
+      continue;
+    }
+    let served: string | undefined;
+    for (const file of (await readdir(path).catch(() => [])).sort(byExtensionThenName)) {
+      const archive = join(path, file);
+      const problem = await archiveProblem(archive, await stat(archive).catch(() => undefined));
+      if (problem !== undefined) skip(archive, problem);
+      else if (served !== undefined) skip(archive, `version ${version} of "${name}" is served from ${served}`);
+      else served = file;
+    }
+    if (served !== undefined) entries.push({ name, version, path: join(path, served) });
   }
   return entries;
+}
+
+/** Why a path cannot be served as an archive, or undefined if it can be. A `.coil`
+ * file is taken as one (loading says what is wrong with it); any other file must be a
+ * zip with torch.package's layout. */
+async function archiveProblem(path: string, info: Awaited<ReturnType<typeof stat>> | undefined): Promise<string | undefined> {
+  if (!info) return "cannot be read";
+  if (!info.isFile()) return "not a regular file";
+  if (path.endsWith(".coil")) return undefined;
+  const head = Buffer.alloc(ZIP_MAGIC.length);
+  try {
+    const handle = await open(path, "r");
+    try {
+      await handle.read(head, 0, head.length, 0);
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return "cannot be read";
+  }
+  if (!head.equals(ZIP_MAGIC)) return "not an archive (neither .coil nor a zip)";
+  try {
+    await (await openArchive(path, { verifyHashes: false })).close();
+    return undefined;
+  } catch (error) {
+    const reason = isCoilError(error) ? error.message : String(error);
+    return /not a torch\.package archive/.test(reason)
+      ? `${reason} (a torch.save checkpoint holds weights alone: pack the model with coil pack)`
+      : reason;
+  }
+}
+
+function byExtensionThenName(a: string, b: string): number {
+  const rank = (f: string) => (f.endsWith(".coil") ? 0 : 1);
+  return rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
 }

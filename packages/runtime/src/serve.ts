@@ -3,7 +3,7 @@ import { pino, type Logger } from "pino";
 import { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
 import type { PluginEntry } from "./plugins.js";
 
-export interface ServeOptions extends Omit<RuntimeConfig, "plugins"> {
+export interface ServeOptions extends Omit<RuntimeConfig, "plugins" | "logger"> {
   host?: string;
   /** 0 picks a free port; null turns the protocol off. Defaults 8000 and 8001, as Triton. */
   httpPort?: number | null;
@@ -42,7 +42,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const log = options.logger ?? pino({ name: "coil" });
   const { host, httpPort, grpcPort, backend, plugins, logger: _logger, ...config } = options;
   const started = performance.now();
-  const runtime = await createRuntime({ ...config, plugins: servePlugins({ host, httpPort, grpcPort, backend, plugins }) });
+  const runtime = await createRuntime({ ...config, logger: log, plugins: servePlugins({ host, httpPort, grpcPort, backend, plugins }) });
   for (const entry of runtime.service.modelIndex()) {
     if (entry.state === "READY") log.info({ model: entry.name, version: entry.version }, "model ready");
     else log.warn({ model: entry.name, version: entry.version, reason: entry.reason }, "model unavailable");

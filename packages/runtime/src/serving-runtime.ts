@@ -23,6 +23,11 @@ import { CoilError, isCoilError } from "@coil/errors";
 import { Exposition, type Sample } from "./exposition.js";
 import { scanRepository, type RepositoryEntry } from "./model-repository.js";
 
+/** Where the runtime says what it skipped (pino's logger fits). */
+export interface RuntimeLogger {
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
 export interface ServingRuntimeOptions {
   pool: InterpreterPool;
   /** The model repository folder (see scanRepository). */
@@ -33,6 +38,8 @@ export interface ServingRuntimeOptions {
   archive?: Pick<LoadArchiveOptions, "verifyHashes" | "requireSignature" | "publicKey">;
   serverName?: string;
   serverVersion?: string;
+  /** Told once about every file the repository skips, with the reason. */
+  logger?: RuntimeLogger;
 }
 
 interface RequestStats {
@@ -65,6 +72,8 @@ export class ServingRuntime implements InferenceService {
   readonly #requests = new Map<string, RequestStats>();
   /** Per model name: the last load or unload asked for (settled or not). */
   readonly #operations = new Map<string, Promise<unknown>>();
+  /** Paths already reported as skipped. */
+  readonly #skipped = new Set<string>();
   #closed = false;
 
   constructor(options: ServingRuntimeOptions) {
@@ -75,7 +84,7 @@ export class ServingRuntime implements InferenceService {
    * UNAVAILABLE). A model loaded or unloaded by then with loadModel/unloadModel is
    * left as that made it. */
   async start(): Promise<void> {
-    const entries = await scanRepository(this.#options.repository);
+    const entries = await this.#scan();
     for (const name of new Set(entries.map((e) => e.name))) {
       await this.#serialized(name, async () => {
         if (this.#closed || this.#models.has(name)) return;
@@ -171,7 +180,7 @@ export class ServingRuntime implements InferenceService {
 
   async #reload(name: string): Promise<void> {
     if (this.#closed) throw new CoilError("CLOSED", "the runtime is closed");
-    const entries = (await scanRepository(this.#options.repository)).filter((e) => e.name === name);
+    const entries = (await this.#scan()).filter((e) => e.name === name);
     if (entries.length === 0) throw new CoilError("MODEL_NOT_FOUND", `no model ${name} in ${this.#options.repository}`);
     const fresh = await Promise.all(entries.map((entry) => this.#open(entry)));
     const old = this.#models.get(name) ?? [];
@@ -276,6 +285,17 @@ export class ServingRuntime implements InferenceService {
       if (this.#operations.get(name) === settled) this.#operations.delete(name);
     });
     return run;
+  }
+
+  /** The repository's models; what it skips is logged, once per path. */
+  async #scan(): Promise<RepositoryEntry[]> {
+    const { entries, skipped } = await scanRepository(this.#options.repository);
+    for (const { path, reason } of skipped) {
+      if (this.#skipped.has(path)) continue;
+      this.#skipped.add(path);
+      this.#options.logger?.warn({ path, reason }, "repository: skipped");
+    }
+    return entries;
   }
 
   /** Loads one version; a failure is recorded in the version (UNAVAILABLE), not thrown. */

@@ -1,0 +1,84 @@
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { CpuBackend } from "@coil/backend-cpu";
+import { InterpreterPool, Tensor } from "@coil/core";
+import { beforeAll, describe, expect, it } from "vitest";
+
+import { scanRepository } from "./model-repository.js";
+import { ServingRuntime } from "./serving-runtime.js";
+
+const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures");
+let repo: string;
+
+beforeAll(() => {
+  // A repository as a user fills it: a stock torch.package archive named as
+  // torch.package's docs name it, and things that are not models.
+  repo = mkdtempSync(join(tmpdir(), "coil-stock-repo-"));
+  execFileSync("/usr/bin/python3", [join(FIXTURES, "stock", "write_stock.py"), join(repo, "model.pt"), join(repo, "weights.pt")]);
+  copyFileSync(join(repo, "model.pt"), join(repo, "copy.zip"));
+  copyFileSync(join(repo, "model.pt"), join(repo, "bad name!.pt"));
+  mkdirSync(join(repo, "versioned", "3"), { recursive: true });
+  copyFileSync(join(repo, "model.pt"), join(repo, "versioned", "3", "packaged.pt"));
+  writeFileSync(join(repo, "versioned", "3", "notes.txt"), "not an archive");
+  mkdirSync(join(repo, "versioned", "latest"));
+  writeFileSync(join(repo, "README.md"), "# models\n");
+  writeFileSync(join(repo, "copy.coil"), "wins over copy.zip, broken or not");
+  execFileSync("mkfifo", [join(repo, "pipe")]);
+  symlinkSync("/dev/null", join(repo, "device"));
+}, 60_000);
+
+describe("the model repository", () => {
+  it("serves stock torch.package archives under any name, and says why it skips everything else", async () => {
+    const { entries, skipped } = await scanRepository(repo);
+    expect(entries.map((e) => [e.name, e.version, e.path.slice(repo.length + 1)])).toEqual([
+      ["copy", "1", "copy.coil"],
+      ["model", "1", "model.pt"],
+      ["versioned", "3", "versioned/3/packaged.pt"],
+    ]);
+    const reasons = Object.fromEntries(skipped.map((s) => [s.path.slice(repo.length + 1), s.reason]));
+    expect(reasons).toEqual({
+      "README.md": "not an archive (neither .coil nor a zip)",
+      "bad name!.pt": expect.stringContaining("a model's name must match"),
+      "copy.zip": 'model "copy" is already served from another archive',
+      device: "not a regular file",
+      pipe: "not a regular file",
+      "versioned/3/notes.txt": "not an archive (neither .coil nor a zip)",
+      "versioned/latest": expect.stringContaining("not a version folder"),
+      "weights.pt": expect.stringMatching(/not a torch\.package archive.*torch\.save checkpoint holds weights alone/),
+    });
+  });
+
+  it("serves model.pt written by stock torch.package, and logs each skipped file once", async () => {
+    const warnings: Record<string, unknown>[] = [];
+    const pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new CpuBackend() });
+    const runtime = new ServingRuntime({ pool, repository: repo, logger: { warn: (fields) => warnings.push(fields) } });
+    try {
+      await runtime.start();
+      expect(runtime.modelIndex().find((m) => m.name === "model")).toEqual({ name: "model", version: "1", state: "READY" });
+      const eager = JSON.parse(
+        execFileSync("/usr/bin/python3", [
+          "-c",
+          "import sys, json, torch; from torch.package import PackageImporter\n" +
+            "m = PackageImporter(sys.argv[1]).load_pickle('model', 'model.pkl')\n" +
+            "with torch.inference_mode(): print(json.dumps(m(torch.ones(1, 4)).flatten().tolist()))",
+          join(repo, "model.pt"),
+        ]).toString(),
+      ) as number[];
+      const answer = await runtime.infer("model", undefined, { inputs: [{ name: "x", tensor: Tensor.from("float32", [1, 4], [1, 1, 1, 1]) }] });
+      expect(answer.outputs[0]!.name).toBe("output__0");
+      expect(Array.from(answer.outputs[0]!.tensor.data as Float32Array).map((v, i) => Math.abs(v - eager[i]!))).toEqual(
+        eager.map(() => expect.closeTo(0, 5)),
+      );
+      await runtime.loadModel("model"); // a rescan: nothing logged twice
+      expect(warnings.map((w) => String(w["path"]).slice(repo.length + 1)).sort()).toEqual(
+        ["README.md", "bad name!.pt", "copy.zip", "device", "pipe", "versioned/3/notes.txt", "versioned/latest", "weights.pt"],
+      );
+    } finally {
+      await runtime.close();
+    }
+  });
+});
