@@ -57,6 +57,23 @@ describe("manifest", () => {
     expect(problem({ ...base, records: [...base.records, { name: ".data/coil/manifest.json", size: 1, sha256: sha }] })).toMatch(/itself/);
   });
 
+  it("carries the distributions the externs come from, and stays readable without them", () => {
+    const distributions = [{ name: "transformers", version: "4.46.3", modules: ["transformers"] }];
+    const withDistributions = { ...base, distributions };
+    const text = serializeManifest(withDistributions).toString("utf8");
+    expect(text.indexOf('"metadata"')).toBeLessThan(text.indexOf('"distributions"'));
+    expect(text.indexOf('"distributions"')).toBeLessThan(text.indexOf('"records"'));
+    expect(parseManifest(Buffer.from(text))).toMatchObject({ distributions });
+    // Archives from before distributions were recorded: the key is absent, not empty.
+    expect("distributions" in parseManifest(serializeManifest(base))).toBe(false);
+    const one = distributions[0]!;
+    expect(problem({ ...base, distributions: {} })).toMatch(/distributions must be an array/);
+    expect(problem({ ...base, distributions: [one, one] })).toMatch(/twice/);
+    expect(problem({ ...base, distributions: [{ ...one, version: "" }] })).toMatch(/version must not be empty/);
+    expect(problem({ ...base, distributions: [{ ...one, modules: ["not-a-module"] }] })).toMatch(/module names/);
+    expect(problem({ ...base, distributions: [{ name: "x", version: "1" }] })).toMatch(/modules/);
+  });
+
   it("keeps a __proto__ metadata key as plain data", () => {
     const parsed = parseManifest(Buffer.from(serializeManifest(base).toString().replace('"a":"first"', '"__proto__":"x","a":"first"')));
     expect(Object.getPrototypeOf(parsed.metadata)).toBe(Object.prototype);

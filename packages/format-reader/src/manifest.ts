@@ -42,6 +42,20 @@ export interface EntryPoint {
   resource: string;
 }
 
+/**
+ * An installed distribution (pip's unit: a name and a version) that the archive's
+ * extern modules come from. The loading Python must have it: loading refuses an
+ * archive whose distribution is missing and warns when the version differs.
+ */
+export interface RequiredDistribution {
+  /** The distribution's name, as its metadata spells it (e.g. "transformers", "Pillow"). */
+  name: string;
+  /** The version packed with. */
+  version: string;
+  /** The top-level modules the archive imports from it (e.g. ["PIL"] for Pillow). */
+  modules: string[];
+}
+
 /** Size and SHA-256 of one record (the manifest and signature records excepted). */
 export interface ManifestRecord {
   /** Name relative to the archive's root folder. */
@@ -60,6 +74,9 @@ export interface Manifest {
   outputs?: TensorSpec[];
   /** Free-form string annotations (sorted by key when written). */
   metadata?: Record<string, string>;
+  /** Distributions the extern modules come from, sorted by name. Absent in archives
+   * packed before Coil recorded them (and in those packed without any). */
+  distributions?: RequiredDistribution[];
   /** Every record of the archive but the manifest and signature, in the order written. */
   records: ManifestRecord[];
 }
@@ -67,6 +84,7 @@ export interface Manifest {
 const MAX_TENSORS = 4096;
 const MAX_RANK = 64;
 const MAX_METADATA_ENTRIES = 4096;
+const MAX_DISTRIBUTIONS = 4096;
 const MAX_SHORT_STRING = 4096;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -114,6 +132,26 @@ function tensorSpecs(value: unknown, what: string): TensorSpec[] {
   });
 }
 
+function distributions(value: unknown): RequiredDistribution[] {
+  if (!Array.isArray(value)) fail("distributions must be an array");
+  if (value.length > MAX_DISTRIBUTIONS) fail(`distributions has more than ${MAX_DISTRIBUTIONS} entries`);
+  const names = new Set<string>();
+  return value.map((entry: unknown, i) => {
+    const at = `distributions[${i}]`;
+    if (!isObject(entry)) fail(`${at} must be an object`);
+    const name = shortString(entry["name"], `${at}.name`);
+    if (names.has(name)) fail(`distributions names "${name}" twice`);
+    names.add(name);
+    const version = shortString(entry["version"], `${at}.version`);
+    const modules = entry["modules"];
+    if (!Array.isArray(modules) || modules.length > MAX_DISTRIBUTIONS) fail(`${at}.modules must be an array of module names`);
+    for (const m of modules) {
+      if (typeof m !== "string" || !isModuleName(m)) fail(`${at}.modules must hold dotted Python module names`);
+    }
+    return { name, version, modules: [...(modules as string[])] };
+  });
+}
+
 function manifestFrom(value: unknown): Manifest {
   if (!isObject(value)) fail("the manifest must be a JSON object");
   const version = value["formatVersion"];
@@ -145,6 +183,7 @@ function manifestFrom(value: unknown): Manifest {
       keys.sort().map((key) => [shortString(key, "a metadata key"), shortString(metadata[key], `metadata["${key}"]`, true)]),
     );
   }
+  if (value["distributions"] !== undefined) manifest.distributions = distributions(value["distributions"]);
 
   const records = value["records"];
   if (!Array.isArray(records)) fail("records must be an array");

@@ -19,6 +19,7 @@ const finishOptions: FinishOptions = {
   inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
   outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
   metadata: { name: "demo", version: "1" },
+  distributions: [{ name: "Pillow", version: "9.4.0", modules: ["PIL"] }],
   externModules: ["torch", "collections"],
   pythonVersion: "3.11.2",
 };
@@ -84,6 +85,7 @@ describe("ArchiveWriter → openArchive round trip", () => {
       expect(manifest.inputs).toEqual(finishOptions.inputs);
       expect(manifest.outputs).toEqual(finishOptions.outputs);
       expect(manifest.metadata).toEqual(finishOptions.metadata);
+      expect(manifest.distributions).toEqual(finishOptions.distributions);
       expect(manifest.records.map((r) => r.name)).toEqual(archive.records.slice(0, -1).map((r) => r.name));
       const storage = manifest.records[0]!;
       expect(storage).toEqual({ name: ".data/0.storage", size: 4000, sha256: createHash("sha256").update(weights).digest("hex") });
@@ -228,6 +230,7 @@ describe("validation", () => {
     await expectCoilError(w.finish({ entryPoint: ep, inputs: [{ name: "x", dtype: "complex" as "float32", shape: [1] }] }), "INVALID_ARGUMENT", /dtype/);
     await expectCoilError(w.finish({ entryPoint: ep, outputs: [{ name: "y", dtype: "float32", shape: [-3] }] }), "INVALID_ARGUMENT", /-1/);
     await expectCoilError(w.finish({ entryPoint: ep, externModules: ["bad name"] }), "INVALID_ARGUMENT");
+    await expectCoilError(w.finish({ entryPoint: ep, distributions: [{ name: "x", version: "", modules: [] }] }), "INVALID_ARGUMENT", /version/);
     await expectCoilError(w.finish({ entryPoint: ep, pythonVersion: "3.11\n" }), "INVALID_ARGUMENT");
     await expectCoilError(w.finish({ entryPoint: ep, fileFormatVersion: 0 }), "INVALID_ARGUMENT");
     await expectCoilError(w.finish({ manifest: false, signingKey: (await generateSigningKeyPair()).privateKey }), "INVALID_ARGUMENT");

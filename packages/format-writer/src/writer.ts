@@ -65,6 +65,9 @@ export interface FinishOptions {
   inputs?: TensorSpec[];
   outputs?: TensorSpec[];
   metadata?: Record<string, string>;
+  /** Installed distributions the extern modules come from (name, version, top-level modules);
+   * loading checks the loading Python has them. */
+  distributions?: NonNullable<Manifest["distributions"]>;
   /** ed25519 private key (KeyObject or PEM) to sign the manifest with. */
   signingKey?: KeyObject | string | Buffer;
   /** Written to `.data/extern_modules` unless that record was added already (default: none). */
@@ -387,6 +390,7 @@ export class ArchiveWriter {
         ...(options.inputs !== undefined ? { inputs: options.inputs } : {}),
         ...(options.outputs !== undefined ? { outputs: options.outputs } : {}),
         ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
+        ...(options.distributions !== undefined ? { distributions: options.distributions } : {}),
         records: [],
       };
       const entryRecord = resourceRecordName(options.entryPoint.package, options.entryPoint.resource);
