@@ -25,6 +25,7 @@ export {
 } from "./model-queue.js";
 export { BATCH_BOUNDS, Histogram, SECONDS_BOUNDS, type HistogramSnapshot } from "./histogram.js";
 export { LeastLoadedScheduler } from "./scheduler.js";
+export { checkShape, countElements, tensorFromRawBytes, tensorFromValues, wireInteger } from "./tensor-codec.js";
 export { SignatureBinding } from "./signature-binding.js";
 export {
   httpStatusFor,
