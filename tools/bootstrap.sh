@@ -57,3 +57,10 @@ fi
 # (c) Build every package (the native addon through @coil/native's build target).
 log "nx run-many -t build"
 npx --no-install nx run-many -t build
+
+# (d) `npx coil` in this checkout: npm links a workspace's bin only when its target
+# exists, and dist/cli.js exists only after the build.
+if [ ! -e node_modules/.bin/coil ]; then
+  log "linking the coil command (node_modules/.bin/coil)"
+  npm rebuild @coil/runtime --ignore-scripts >/dev/null
+fi

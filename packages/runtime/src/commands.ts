@@ -22,15 +22,16 @@ import { serve } from "./serve.js";
 import { packModel } from "./pack.js";
 import { formatBytes, Progress } from "./progress.js";
 
-const USAGE = `usage:
-  coil pack <file.py:factory> -o <model.coil> [options]
+/** Each command's usage; `coil <command> --help` prints one, `coil --help` all. */
+const USAGES = {
+  pack: `  coil pack <file.py:factory> -o <model.coil> [options]
       --intern GLOB / --extern GLOB / --mock GLOB / --deny GLOB   (repeatable; torch.package patterns)
       --arg JSON (repeatable)   --kwargs JSON   positional / keyword arguments of the factory
       --input name:dtype:d0,d1,...  --output-spec name:dtype:d0,...   signature (-1 = dynamic)
-      --sign KEY.pem   sign with an ed25519 private key     --python PATH   --quiet
-  coil inspect <model.coil> [--public-key KEY.pem] [--no-verify] [--json]
-  coil keygen -o <name>     ed25519 key pair: <name>.pem and <name>.pub.pem
-  coil serve <repository> [options]     Open Inference Protocol over HTTP (8000) and gRPC (8001)
+      --sign KEY.pem   sign with an ed25519 private key     --python PATH   --quiet`,
+  inspect: `  coil inspect <model.coil> [--public-key KEY.pem] [--no-verify] [--json]`,
+  keygen: `  coil keygen -o <name>     ed25519 key pair: <name>.pem and <name>.pub.pem`,
+  serve: `  coil serve <repository> [options]     Open Inference Protocol over HTTP (8000) and gRPC (8001)
       --host ADDR  --http-port N  --grpc-port N (0: any free port; -1: off)
       --interpreters N  --python PATH  --backend cpu|cuda|MODULE
       --plugin MODULE   a plugin (package name or path) to load after the defaults (repeatable)
@@ -38,10 +39,18 @@ const USAGE = `usage:
       --public-key KEY.pem (require signed archives)   --log-level info|debug|warn|error
       --config coil.json   the same settings as JSON (camelCase keys: repository, httpPort,
                            maxBatchSize, ..., and "plugins": [{"module": "...", "options": {...}}]);
-                           flags override it, --plugin adds to its plugins`;
+                           flags override it, --plugin adds to its plugins`,
+};
+type Command = keyof typeof USAGES;
+
+const USAGE = `usage:\n${Object.values(USAGES).join("\n")}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && command in USAGES && (rest.includes("--help") || rest.includes("-h"))) {
+    console.log(`usage:\n${USAGES[command as Command]}`);
+    return 0;
+  }
   switch (command) {
     case "pack":
       return pack(rest);

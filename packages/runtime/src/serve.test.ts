@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 
 import { main } from "./commands.js";
 import { packModel } from "./pack.js";
@@ -115,6 +115,24 @@ describe("coil serve", () => {
       code: "INVALID_ARGUMENT",
       message: expect.stringContaining('unknown setting "httpPortt"'),
     });
+  });
+});
+
+describe("coil <command> --help", () => {
+  it("prints that command's usage and exits 0, for every command", async () => {
+    const printed: string[] = [];
+    const log = vi.spyOn(console, "log").mockImplementation((text: string) => void printed.push(text));
+    try {
+      for (const command of ["pack", "inspect", "keygen", "serve"]) {
+        printed.length = 0;
+        expect(await main([command, "--help"])).toBe(0);
+        expect(printed).toEqual([expect.stringMatching(new RegExp(`^usage:\\n  coil ${command} `))]);
+        expect(printed[0]!.split("\n  coil ")).toHaveLength(2); // that command's alone
+      }
+      expect(await main(["serve", repo, "-h"])).toBe(0);
+    } finally {
+      log.mockRestore();
+    }
   });
 });
 
