@@ -39,7 +39,9 @@ export async function runJsonChild(command, argv, { jsonOnFailure = false, ...op
   const { code, signal, stdout, stderr } = await runCommand(command, argv, options);
   const answer = lastJsonLine(stdout);
   if (answer !== undefined && (code === 0 || jsonOnFailure)) return answer;
-  const output = (stderr || stdout).trim().split("\n").slice(-5).join(" | ");
+  // The end of its output without Node's stack frames: the error's message.
+  const lines = (stderr || stdout).split("\n").filter((l) => l.trim() && !/^\s+at |^Node\.js v/.test(l));
+  const output = lines.slice(-6).join(" | ");
   throw new Error(`${command} ${argv[0] ?? ""} exited with ${signal ?? code}${answer ? "" : ", no JSON answer"}: ${output}`);
 }
 
