@@ -1,20 +1,21 @@
 import {
   BytesTensor,
-  decodeBytesElements,
+  checkShape,
+  countElements,
   dtypeOfDatatype,
   dtypeSize,
   encodeBytesElements,
   protocolDatatype,
-  Tensor,
-  type DType,
+  tensorFromRawBytes,
+  tensorFromValues,
+  wireInteger,
   type NamedTensor,
   type ServedDType,
   type ServedTensor,
-  type TypedArrayOf,
 } from "@coil/core";
 import { CoilError } from "@coil/errors";
 
-import type { InferOutputTensor, InferTensorContents, InputTensorMessage, Long } from "./messages.js";
+import type { InferOutputTensor, InferTensorContents, InputTensorMessage, Int64 } from "./messages.js";
 
 type ContentsField = keyof InferTensorContents;
 
@@ -36,35 +37,16 @@ const CONTENTS_FIELD: Record<ServedDType, ContentsField | undefined> = {
   bytes: "bytes_contents",
 };
 
-const INT_RANGE: Partial<Record<DType, [number, number]>> = {
-  uint8: [0, 255],
-  uint16: [0, 65535],
-  uint32: [0, 2 ** 32 - 1],
-  int8: [-128, 127],
-  int16: [-32768, 32767],
-  int32: [-(2 ** 31), 2 ** 31 - 1],
-};
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
 /** A shape from the wire (int64s as strings, numbers or Longs), checked: non-negative
  * integers whose element count (and, for fixed-size types, byte length) stays within `maxBytes`. */
-export function parseShape(shape: readonly (string | number | Long)[], dtype: ServedDType, maxBytes: number, what: string): { shape: number[]; count: number } {
-  const dims: number[] = [];
-  let count = 1;
+export function parseShape(dims: readonly Int64[], dtype: ServedDType, maxBytes: number, what: string): { shape: number[]; count: number } {
+  const shape = checkShape(dims.map((d) => Number(wireInteger(d) ?? NaN)), what);
   const elementBytes = dtype === "bytes" ? 1 : dtypeSize(dtype); // a BYTES element is at least its 4-byte length
-  for (const raw of shape) {
-    const d = Number(typeof raw === "object" ? raw.toString() : raw);
-    if (!Number.isSafeInteger(d) || d < 0) {
-      throw new CoilError("INVALID_ARGUMENT", `${what}: shape dimensions must be non-negative integers, got [${shape.join(", ")}]`);
-    }
-    dims.push(d);
-    count *= d;
-    if (count * elementBytes > maxBytes) {
-      throw new CoilError("INVALID_ARGUMENT", `${what}: shape [${shape.join(", ")}] is larger than this server accepts (${maxBytes} bytes)`);
-    }
+  const count = countElements(shape, Math.floor(maxBytes / elementBytes));
+  if (count === Infinity) {
+    throw new CoilError("INVALID_ARGUMENT", `${what}: shape [${shape.join(", ")}] is larger than this server accepts (${maxBytes} bytes)`);
   }
-  return { shape: dims, count };
+  return { shape, count };
 }
 
 /**
@@ -88,7 +70,7 @@ export function decodeInputs(inputs: readonly InputTensorMessage[], raw: readonl
       if (hasContents(input.contents)) {
         throw new CoilError("INVALID_ARGUMENT", `${what}: contents and raw_input_contents cannot both be given`);
       }
-      return { name: input.name, tensor: fromRaw(dtype, shape, count, bytes, what) };
+      return { name: input.name, tensor: tensorFromRawBytes(dtype, shape, bytes, what) };
     }
     return { name: input.name, tensor: fromContents(dtype, shape, count, input.contents, what) };
   });
@@ -96,34 +78,6 @@ export function decodeInputs(inputs: readonly InputTensorMessage[], raw: readonl
 
 function hasContents(contents: InferTensorContents | null | undefined): boolean {
   return !!contents && Object.values(contents).some((v) => Array.isArray(v) && v.length > 0);
-}
-
-function fromRaw(dtype: ServedDType, shape: number[], count: number, bytes: Buffer, what: string): ServedTensor {
-  if (dtype === "bytes") return new BytesTensor(shape, decodeBytesElements(bytes, count, what));
-  const size = dtypeSize(dtype);
-  if (bytes.byteLength !== count * size) {
-    throw new CoilError(
-      "INVALID_ARGUMENT",
-      `${what}: raw contents have ${bytes.byteLength} bytes but shape [${shape.join(", ")}] of ${protocolDatatype(dtype)} needs ${count * size}`,
-    );
-  }
-  if (!LITTLE_ENDIAN && size > 1) throw new CoilError("INTERNAL", "raw tensor contents need a little-endian host");
-  const Storage = Tensor.zeros(dtype, [0]).data.constructor as new (buffer: ArrayBufferLike, byteOffset?: number, length?: number) => TypedArrayOf[DType];
-  let data: TypedArrayOf[DType];
-  if (bytes.byteOffset % size === 0) {
-    data = new Storage(bytes.buffer, bytes.byteOffset, count); // a view: no copy
-  } else {
-    const copy = new Uint8Array(bytes.byteLength);
-    copy.set(bytes);
-    data = new Storage(copy.buffer, 0, count);
-  }
-  if (dtype === "bool") {
-    const u8 = data as Uint8Array;
-    for (let j = 0; j < u8.length; j++) {
-      if (u8[j]! > 1) throw new CoilError("INVALID_ARGUMENT", `${what}: BOOL elements must be bytes 0 or 1, got ${u8[j]}`);
-    }
-  }
-  return new Tensor(dtype, shape, data);
 }
 
 function fromContents(
@@ -137,7 +91,7 @@ function fromContents(
   if (!field) {
     throw new CoilError("INVALID_ARGUMENT", `${what}: ${protocolDatatype(dtype)} tensors must be sent in raw_input_contents`);
   }
-  const values = (contents?.[field] ?? []) as readonly (number | boolean | string | Long | Buffer)[];
+  const values: readonly unknown[] = contents?.[field] ?? [];
   const others = Object.entries(contents ?? {}).filter(([k, v]) => k !== field && Array.isArray(v) && v.length > 0);
   if (others.length > 0) {
     throw new CoilError("INVALID_ARGUMENT", `${what}: a ${protocolDatatype(dtype)} tensor takes its elements in ${field}, not ${others.map(([k]) => k).join(", ")}`);
@@ -148,27 +102,7 @@ function fromContents(
       `${what}: ${field} has ${values.length} elements but shape [${shape.join(", ")}] needs ${count}`,
     );
   }
-  if (dtype === "bytes") return new BytesTensor(shape, values as Buffer[]);
-  const tensor = Tensor.zeros(dtype, shape);
-  if (dtype === "int64" || dtype === "uint64") {
-    const out = tensor.data as BigInt64Array | BigUint64Array;
-    const wrap = dtype === "int64" ? BigInt.asIntN : BigInt.asUintN;
-    for (let j = 0; j < count; j++) out[j] = wrap(64, BigInt(String(values[j])));
-  } else if (dtype === "bool") {
-    const out = tensor.data as Uint8Array;
-    for (let j = 0; j < count; j++) out[j] = values[j] ? 1 : 0;
-  } else {
-    const range = INT_RANGE[dtype];
-    const out = tensor.data as Float32Array;
-    for (let j = 0; j < count; j++) {
-      const v = Number(values[j]);
-      if (range && (v < range[0] || v > range[1])) {
-        throw new CoilError("INVALID_ARGUMENT", `${what}: ${v} is out of range for ${protocolDatatype(dtype)}`);
-      }
-      out[j] = v;
-    }
-  }
-  return tensor;
+  return tensorFromValues(dtype, shape, values, what);
 }
 
 /** The response's tensors: raw little-endian bytes (views, no copy) — the default, as

@@ -6,10 +6,14 @@
  */
 import {
   BytesTensor,
-  decodeBytesElements,
+  checkShape,
+  countElements,
   dtypeOfDatatype,
+  dtypeSize,
   encodeBytesElements,
   protocolDatatype,
+  tensorFromRawBytes,
+  tensorFromValues,
   type InferenceRequest,
   type InferenceResponse,
   type NamedTensor,
@@ -17,14 +21,6 @@ import {
   type ServedTensor,
 } from "@coil/core";
 import { CoilError } from "@coil/errors";
-import {
-  dtypeSize,
-  float32ToBFloat16Bits,
-  float32ToFloat16Bits,
-  Tensor,
-  type DType,
-  type TypedArrayOf,
-} from "@coil/native";
 
 import { NumericArray, parseRequestJson, TooManyNumbersError } from "./json.js";
 
@@ -56,18 +52,6 @@ type JsonObject = Record<string, unknown>;
 const REQUEST_FIELDS = new Set(["id", "parameters", "inputs", "outputs"]);
 const INPUT_FIELDS = new Set(["name", "shape", "datatype", "parameters", "data"]);
 const OUTPUT_FIELDS = new Set(["name", "parameters"]);
-
-const INT_RANGES: Partial<Record<DType, [number, number]>> = {
-  uint8: [0, 255],
-  uint16: [0, 65535],
-  uint32: [0, 4294967295],
-  int8: [-128, 127],
-  int16: [-32768, 32767],
-  int32: [-2147483648, 2147483647],
-};
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-const UINT64_MAX = 2n ** 64n - 1n;
 
 /** An error answered with its own HTTP status (413, ...). */
 export class HttpError extends Error {
@@ -177,16 +161,9 @@ export function decodeInferRequest(
     const label = `input ${JSON.stringify(input.name)}`;
     if (names.has(input.name)) throw invalid(`${label} is given twice`);
     names.add(input.name);
-    const dtype = dtypeOfDatatype(input.datatype, `input ${JSON.stringify(input.name)}`);
-    if (!Array.isArray(input.shape) || !input.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      throw invalid(`${label}: shape must be an array of non-negative integers, got ${JSON.stringify(input.shape)}`);
-    }
-    const shape = input.shape as number[];
-    let count = 1;
-    for (const d of shape) {
-      count *= d;
-      if (count > limits.maxElements) break;
-    }
+    const dtype = dtypeOfDatatype(input.datatype, label);
+    const shape = checkShape(input.shape, label);
+    const count = countElements(shape, limits.maxElements);
     totalElements += count;
     if (totalElements > limits.maxElements) {
       throw tooManyElements(limits.maxElements);
@@ -233,7 +210,7 @@ export function decodeInferRequest(
   for (const plan of planned) {
     let tensor: ServedTensor;
     if (plan.binarySize !== undefined) {
-      tensor = tensorFromBytes(plan.name, plan.dtype, plan.shape, binary.subarray(offset, offset + plan.binarySize));
+      tensor = tensorFromRawBytes(plan.dtype, plan.shape, binary.subarray(offset, offset + plan.binarySize), `input ${JSON.stringify(plan.name)}`);
       offset += plan.binarySize;
     } else {
       tensor = tensorFromJson(plan.name, plan.dtype, plan.shape, plan.count, plan.data);
@@ -266,83 +243,24 @@ export function decodeInferRequest(
   return { request, binaryByDefault, binaryOutputs };
 }
 
-function tensorFromBytes(name: string, dtype: ServedDType, shape: number[], bytes: Buffer): ServedTensor {
-  if (dtype === "bytes") return new BytesTensor(shape, decodeBytesElements(bytes, elementCountOf(shape), `input ${JSON.stringify(name)}`));
-  const size = dtypeSize(dtype);
-  const Storage = Tensor.zeros(dtype, [0]).data.constructor as new (
-    buffer: ArrayBufferLike,
-    byteOffset?: number,
-    length?: number,
-  ) => TypedArrayOf[DType];
-  let data: TypedArrayOf[DType];
-  if (bytes.byteOffset % size === 0) {
-    // Aligned: a view over the request's bytes, no copy.
-    data = new Storage(bytes.buffer, bytes.byteOffset, bytes.length / size);
-  } else {
-    const copy = new Uint8Array(bytes.length);
-    copy.set(bytes);
-    data = new Storage(copy.buffer, 0, bytes.length / size);
-  }
-  if (dtype === "bool") {
-    const b = data as Uint8Array;
-    for (let i = 0; i < b.length; i++) {
-      if (b[i]! > 1) throw invalid(`input ${JSON.stringify(name)}: BOOL bytes must be 0 or 1, element ${i} is ${b[i]}`);
-    }
-  }
-  return new Tensor(dtype, shape, data);
-}
-
-/** A tensor from the numbers of a numeric "data" array (see json.ts). */
-function tensorFromNumbers(label: string, dtype: ServedDType, shape: number[], count: number, values: Float64Array): ServedTensor {
-  if (values.length !== count) {
-    throw shapeMismatch(label, shape, count, values.length > count ? "more" : values.length);
-  }
-  if (dtype === "bytes") {
-    if (count > 0) throw invalid(`${label}: element 0 must be a string, got ${values[0]}`);
-    return new BytesTensor(shape, []); // "data": [] -- an empty array is numeric too
-  }
-  const tensor = Tensor.zeros(dtype, shape);
-  if (dtype === "float32" || dtype === "float64") {
-    (tensor.data as Float32Array | Float64Array).set(values); // rounds as element-wise stores do
-    return tensor;
-  }
-  const out = tensor.data as unknown as { [i: number]: number | bigint };
-  for (let i = 0; i < count; i++) out[i] = element(label, dtype, values[i], i);
-  return tensor;
-}
-
-function elementCountOf(shape: readonly number[]): number {
-  return shape.reduce((n, d) => n * d, 1);
-}
-
 function tensorFromJson(name: string, dtype: ServedDType, shape: number[], count: number, data: unknown): ServedTensor {
   const label = `input ${JSON.stringify(name)}`;
   if (data instanceof NumericArray) {
     if (!data.regular) throw ragged(label);
-    return tensorFromNumbers(label, dtype, shape, count, data.values);
+    if (data.values.length !== count) {
+      throw shapeMismatch(label, shape, count, data.values.length > count ? "more" : data.values.length);
+    }
+    return tensorFromValues(dtype, shape, data.values, label); // "data": [] is numeric too, BYTES or not
   }
   if (!Array.isArray(data)) throw invalid(`${label}: data must be an array`);
-  if (dtype === "bytes") {
-    const strings: Uint8Array[] = [];
-    flattenJson(label, shape, count, data, (v, i) => {
-      if (typeof v !== "string") throw invalid(`${label}: element ${i} must be a string, got ${JSON.stringify(v) ?? typeof v}`);
-      strings.push(Buffer.from(v, "utf8"));
-    });
-    return new BytesTensor(shape, strings);
-  }
-  const tensor = Tensor.zeros(dtype, shape);
-  const out = tensor.data as unknown as { [i: number]: number | bigint };
-  flattenJson(label, shape, count, data, (v, i) => {
-    out[i] = element(label, dtype, v, i);
-  });
-  return tensor;
+  return tensorFromValues(dtype, shape, flattenJson(label, shape, count, data), label);
 }
 
-/** Visits nested arrays' elements row-major, without recursion, stopping at the first
- * surplus element; SHAPE_MISMATCH unless there are exactly `count`, INVALID_ARGUMENT
- * when the nesting is ragged. */
-function flattenJson(label: string, shape: number[], count: number, data: unknown[], visit: (v: unknown, i: number) => void): void {
-  let n = 0;
+/** Nested arrays' elements row-major, gathered without recursion, stopping at the
+ * first surplus element; SHAPE_MISMATCH unless there are exactly `count`,
+ * INVALID_ARGUMENT when the nesting is ragged. */
+function flattenJson(label: string, shape: number[], count: number, data: unknown[]): unknown[] {
+  const elements: unknown[] = [];
   // Regularity: the length of the arrays of each depth, the depth of the elements, and
   // the deepest depth with an array among its elements (the elements' must be deeper).
   const lengths: number[] = [data.length];
@@ -365,11 +283,11 @@ function flattenJson(label: string, shape: number[], count: number, data: unknow
     }
     if (leafDepth === -1) leafDepth = depth;
     if (depth !== leafDepth || depth <= deepestArray) throw ragged(label);
-    if (n >= count) throw shapeMismatch(label, shape, count, "more");
-    visit(v, n);
-    n++;
+    if (elements.length >= count) throw shapeMismatch(label, shape, count, "more");
+    elements.push(v);
   }
-  if (n !== count) throw shapeMismatch(label, shape, count, n);
+  if (elements.length !== count) throw shapeMismatch(label, shape, count, elements.length);
+  return elements;
 }
 
 function ragged(label: string): CoilError {
@@ -381,43 +299,6 @@ function shapeMismatch(label: string, shape: number[], count: number, got: numbe
     "SHAPE_MISMATCH",
     `${label}: shape [${shape.join(", ")}] has ${count} elements but data has ${got === "more" ? "more" : got}`,
   );
-}
-
-function element(label: string, dtype: DType, v: unknown, i: number): number | bigint {
-  const bad = (expected: string) =>
-    invalid(`${label}: element ${i} must be ${expected}, got ${JSON.stringify(v) ?? typeof v}`);
-  switch (dtype) {
-    case "bool":
-      if (typeof v !== "boolean") throw bad("a boolean");
-      return v ? 1 : 0;
-    case "float16":
-      if (typeof v !== "number") throw bad("a number");
-      return float32ToFloat16Bits(v);
-    case "bfloat16":
-      if (typeof v !== "number") throw bad("a number");
-      return float32ToBFloat16Bits(v);
-    case "float32":
-    case "float64":
-      if (typeof v !== "number") throw bad("a number");
-      return v;
-    case "int64":
-    case "uint64": {
-      let big: bigint;
-      if (typeof v === "number" && Number.isInteger(v)) big = BigInt(v);
-      else if (typeof v === "string" && /^-?\d{1,20}$/.test(v)) big = BigInt(v);
-      else throw bad("an integer (a number, or a string of digits)");
-      const [lo, hi] = dtype === "int64" ? [INT64_MIN, INT64_MAX] : [0n, UINT64_MAX];
-      if (big < lo || big > hi) throw bad(`within ${dtype.toUpperCase()}'s range`);
-      return big;
-    }
-    default: {
-      const [lo, hi] = INT_RANGES[dtype]!;
-      if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) {
-        throw bad(`an integer in ${lo}..${hi}`);
-      }
-      return v;
-    }
-  }
 }
 
 /** JSON text of a tensor's elements, row-major. INT64 and UINT64 keep every digit;
