@@ -1,7 +1,18 @@
 import { BytesTensor, Tensor } from "@coil/core";
 import { describe, expect, it } from "vitest";
 
-import { jsonData } from "./codec.js";
+import { decodeInferRequest, jsonData } from "./codec.js";
+
+/** A request body in Triton's binary form: the JSON header, then `pad` bytes of
+ * other inputs' data, then `blob` (so `blob` lands at byte offset header + pad). */
+function binaryBody(datatype: string, shape: number[], blob: Uint8Array, pad: number): { body: Buffer; headerLength: string } {
+  const inputs = [{ name: "x", datatype, shape, parameters: { binary_data_size: blob.length } }];
+  if (pad > 0) inputs.unshift({ name: "pad", datatype: "UINT8", shape: [pad], parameters: { binary_data_size: pad } });
+  const header = Buffer.from(JSON.stringify({ inputs }));
+  return { body: Buffer.concat([header, Buffer.alloc(pad), blob]), headerLength: String(header.length) };
+}
+
+const decode = (body: Buffer, headerLength?: string) => decodeInferRequest(body, headerLength, { maxElements: 1000 }).request.inputs;
 
 /** The JSON a careful hand-written encoder gives: String(x) per element, null where
  * JSON has no spelling for the number. */
@@ -49,5 +60,28 @@ describe("jsonData", () => {
   it("writes BYTES elements as strings, and refuses bytes that are not UTF-8", () => {
     expect(jsonData(BytesTensor.from([2], ["a\"b", "é"]))).toBe('["a\\"b","é"]');
     expect(() => jsonData(BytesTensor.from([1], [new Uint8Array([0xff, 0xfe])]), "text")).toThrow(/output "text" holds bytes that are not UTF-8/);
+  });
+});
+
+describe("decodeInferRequest", () => {
+  it("views binary inputs in the body when aligned and copies them once when not", () => {
+    const blob = new Uint8Array(new Float32Array([1.5, -2, 3, 4]).buffer);
+    for (let pad = 0; pad < 8; pad++) {
+      const { body, headerLength } = binaryBody("FP32", [2, 2], blob, pad);
+      const x = decode(body, headerLength).find((i) => i.name === "x")!.tensor as Tensor;
+      expect(x.toArray(), `pad ${pad}`).toEqual([1.5, -2, 3, 4]);
+      const offset = body.byteOffset + body.length - blob.length;
+      expect(x.data.buffer === body.buffer, `pad ${pad}`).toBe(offset % 4 === 0);
+    }
+  });
+
+  it("converts JSON data by each datatype's rules and names the element it refuses", () => {
+    const json = (datatype: string, data: unknown[]) => Buffer.from(JSON.stringify({ inputs: [{ name: "x", datatype, shape: [data.length], data }] }));
+    expect((decode(json("INT64", ["9223372036854775807", -1]))[0]!.tensor as Tensor).toArray()).toEqual([2n ** 63n - 1n, -1n]);
+    expect((decode(json("UINT16", [0, 65535]))[0]!.tensor as Tensor).toArray()).toEqual([0, 65535]);
+    expect((decode(json("BOOL", [true, false]))[0]!.tensor as Tensor).toArray()).toEqual([true, false]);
+    expect(() => decode(json("UINT16", [1, 65536]))).toThrow('input "x": element 1 is out of range for UINT16: 65536 is not an integer in 0..65535');
+    expect(() => decode(json("FP32", [1, true]))).toThrow('input "x": element 1 must be a number, got true');
+    expect(() => decode(json("BYTES", ["a", 1]))).toThrow('input "x": element 1 must be a string, got 1');
   });
 });
