@@ -48,8 +48,10 @@ describe("backend generator", () => {
       exports: { ".": { "@coil/source": "./src/index.ts", types: "./dist/index.d.ts", default: "./dist/index.js" } },
       files: ["dist", "src", "python"],
       scripts: { build: "tsc -p tsconfig.build.json", lint: "tsc --noEmit -p ." },
-      dependencies: { "@coil/core": "0.0.0", tsyringe: expect.any(String) },
+      // the runtime's copies: a second tsyringe would not know the plugin's @injectable classes
+      peerDependencies: { "@coil/core": "0.0.0", "@coil/errors": "0.0.0", "@coil/native": "0.0.0", tsyringe: expect.any(String) },
     });
+    expect(pkg.dependencies).toEqual({ "reflect-metadata": expect.any(String) });
     expect(pkg.scripts.test).toContain("--outputFile=test-results.json");
     expect(JSON.parse(read(`${root}/tsconfig.build.json`).replace(/^\s*\/\/.*$/gm, ""))).toMatchObject({
       extends: "../../tsconfig.base.json",
@@ -119,6 +121,7 @@ describe("adapter generator", () => {
       name: "@coil/adapter-mqtt",
       exports: { ".": { "@coil/source": "./src/index.ts" } },
       files: ["dist", "src"],
+      peerDependencies: { "@coil/core": "0.0.0", "@coil/errors": "0.0.0", tsyringe: expect.any(String) },
     });
     const adapter = read(`${root}/src/mqtt-adapter.ts`);
     expect(adapter).toContain("export class MqttAdapter implements Adapter");
