@@ -4,7 +4,7 @@ import { afterAll, beforeAll } from "vitest";
 
 import { installedContext, type E2eContext } from "./context.js";
 import { reference, type Reference } from "./reference.js";
-import { ensureRepository } from "./repository.js";
+import { ensureRepository, type ExampleName } from "./repository.js";
 import { CoilServer, type ServeOptions } from "./server.js";
 
 export interface FileServer {
@@ -13,11 +13,12 @@ export interface FileServer {
   readonly reference: Reference;
 }
 
-export function serveForThisFile(name: string, options: Omit<ServeOptions, "name" | "repository"> = {}): FileServer {
+/** `name` names its logs; `needs`, the example models its tests use. */
+export function serveForThisFile(name: string, needs: readonly ExampleName[], options: Omit<ServeOptions, "name" | "repository"> = {}): FileServer {
   let state: FileServer | undefined;
   beforeAll(async () => {
     const context = installedContext();
-    const repository = await ensureRepository(context);
+    const repository = await ensureRepository(context, needs);
     const server = await CoilServer.start(context, { name, repository, ...options });
     state = { context, server, reference: reference(context) };
   });

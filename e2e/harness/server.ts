@@ -57,7 +57,14 @@ export class CoilServer {
     readonly grpcPort: number | undefined,
     readonly logFile: string,
   ) {
-    this.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) => {
+      child.on("exit", (code, signal) => resolve({ code, signal }));
+      // it never started (no such file): say so in its log, count it as exited
+      child.on("error", (error) => {
+        this.#stderr += `${error.message}\n`;
+        resolve({ code: null, signal: null });
+      });
+    });
   }
 
   get pid(): number {

@@ -9,7 +9,7 @@ import { serveForThisFile } from "../harness/file-server.js";
 import { PYTHON, python } from "../harness/python.js";
 import { runOk } from "../harness/process.js";
 
-const live = serveForThisFile("grpc");
+const live = serveForThisFile("grpc", ["mlp"]);
 const stubs = () => join(live.context.work, "stubs");
 
 describe("gRPC", () => {

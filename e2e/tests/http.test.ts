@@ -10,7 +10,7 @@ import { serveForThisFile } from "../harness/file-server.js";
 import { MODELS } from "../harness/paths.js";
 import { python } from "../harness/python.js";
 
-const live = serveForThisFile("http");
+const live = serveForThisFile("http", ["mlp", "resnet18", "text_classifier"]);
 const url = (path: string) => `${live.server.base}${path}`;
 const JSON_BODY = { "Content-Type": "application/json" };
 

@@ -15,7 +15,7 @@ import { ROOT } from "../harness/paths.js";
 import { python } from "../harness/python.js";
 import { runWrk, wrkHadErrors, type WrkSummary } from "../harness/wrk.js";
 
-const live = serveForThisFile("load-soak");
+const live = serveForThisFile("load-soak", ["mlp"]);
 const THREADS = 2;
 const CONNECTIONS = 16;
 

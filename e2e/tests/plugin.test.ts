@@ -31,7 +31,7 @@ const servers: CoilServer[] = [];
 
 beforeAll(async () => {
   context = installedContext();
-  repository = await ensureRepository(context);
+  repository = await ensureRepository(context, ["mlp"]);
 });
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { isAlive } from "../harness/process.js";
 import { python } from "../harness/python.js";
 import { RESNET_BATCH } from "../harness/reference.js";
 
-const live = serveForThisFile("signals");
+const live = serveForThisFile("signals", ["resnet18"]);
 
 /** Requests of a model waiting or running, from the server's /metrics. */
 async function pending(model: string): Promise<number> {
