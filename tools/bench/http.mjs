@@ -22,15 +22,14 @@ import { GLIBC_TUNABLE } from "@coil/native";
 import { packModel, SERVE_NODE_FLAGS } from "@coil/runtime";
 
 import { parseFlags } from "./lib/args.mjs";
-import { freePort, runCommand, startServer, stopAllServers, waitUntilReady } from "./lib/child.mjs";
-import { formatFixed } from "./lib/format.mjs";
+import { freePort, startServer, stopAllServers, waitUntilReady } from "./lib/child.mjs";
 import { progress } from "./lib/log.mjs";
 import { BENCH_DIR, EXAMPLE_MODELS, REPO_ROOT } from "./lib/paths.mjs";
 import { processCpu } from "./lib/proc.mjs";
 import { outFlag, startResults, writeResults } from "./lib/results.mjs";
 import { scratchDir } from "./lib/scratch.mjs";
-import { summarize } from "./lib/stats.mjs";
-import { printTable } from "./lib/table.mjs";
+import { judge, printSummary, summarizeRuns } from "./http/report.mjs";
+import { runWrk } from "./http/wrk.mjs";
 
 const flags = parseFlags(import.meta.url, {
   seconds: { type: "number", positive: true, default: 10, help: "seconds of wrk per row and round" },
@@ -86,33 +85,6 @@ async function infer(url, timeoutMs = 5000) {
   const text = await res.text();
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}: ${text.slice(0, 300)}`);
   return JSON.parse(text);
-}
-
-/** wrk with http.lua (the bodies in turn, exact counts and percentiles as JSON). */
-async function runWrk(url, connections, seconds, bodyFile) {
-  const argv = [`-t${Math.min(flags.threads, connections)}`, `-c${connections}`, `-d${seconds}s`, "--timeout", "5s", "--latency"];
-  argv.push("-s", join(BENCH_DIR, "http.lua"), url, "--", bodyFile);
-  const { code, stdout, stderr } = await runCommand("wrk", argv, { timeoutMs: (seconds + 20) * 1000 });
-  const out = stdout + stderr;
-  const line = out.split("\n").find((l) => l.startsWith("WRK_JSON "));
-  if (code !== 0 || !line) throw new Error(`wrk exited ${code}:\n${out}`);
-  const j = JSON.parse(line.slice("WRK_JSON ".length));
-  const unit = { us: 1e-3, ms: 1, s: 1e3 };
-  const textPercentiles = [...out.matchAll(/^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$/gm)].map((m) => [m[1], Number(m[2]) * unit[m[3]]]);
-  return {
-    requestsPerSecond: j.requests / (j.durationUs / 1e6),
-    wrkRequestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
-    requests: j.requests,
-    errors: j.connectErrors + j.readErrors + j.writeErrors + j.statusErrors + j.timeouts,
-    errorDetail: { connect: j.connectErrors, read: j.readErrors, write: j.writeErrors, status: j.statusErrors, timeout: j.timeouts },
-    p50Ms: j.p50Us / 1000,
-    p90Ms: j.p90Us / 1000,
-    p99Ms: j.p99Us / 1000,
-    p999Ms: j.p999Us / 1000,
-    maxMs: j.maxUs / 1000,
-    meanMs: j.meanUs / 1000,
-    wrkTextPercentilesMs: Object.fromEntries(textPercentiles),
-  };
 }
 
 // ---- servers ---------------------------------------------------------------------
@@ -213,14 +185,14 @@ try {
   );
 
   // Warm-up: a short run on each.
-  for (const t of targets) await runWrk(t.url, flags.concurrency[0], 2, bodyFile);
+  for (const t of targets) await runWrk(t.url, { connections: flags.concurrency[0], seconds: 2, threads: flags.threads, bodyFile });
 
   for (const c of flags.concurrency) {
     for (let round = 1; round <= flags.rounds; round++) {
       for (const t of targets) {
         const coil = t.key !== "fastapi";
         const cpu0 = coil ? processCpu(t.child.pid) : 0;
-        const r = await runWrk(t.url, c, flags.seconds, bodyFile);
+        const r = await runWrk(t.url, { connections: c, seconds: flags.seconds, threads: flags.threads, bodyFile });
         results.runs.push({
           target: t.key,
           connections: c,
@@ -238,67 +210,13 @@ try {
   }
 
   // ---- report ------------------------------------------------------------------
-  for (const c of flags.concurrency) {
-    for (const t of targets) {
-      const runs = results.runs.filter((r) => r.target === t.key && r.connections === c);
-      const over = (field) => summarize(runs.map((r) => r[field]));
-      const total = (field) => runs.reduce((a, r) => a + r[field], 0);
-      results.summary.push({
-        target: t.key,
-        connections: c,
-        requestsPerSecond: over("requestsPerSecond").mean,
-        p50Ms: over("p50Ms").mean,
-        p90Ms: over("p90Ms").mean,
-        p99Ms: over("p99Ms").mean,
-        worstP99Ms: over("p99Ms").max,
-        errors: total("errors"),
-        ...(t.key !== "fastapi" && { cpuMsPerRequest: (1000 * total("coilProcessCpuSeconds")) / total("requests") }),
-        perRound: runs.map((r) => r.requestsPerSecond),
-      });
-    }
-  }
+  results.summary = summarizeRuns(results.runs, targets, flags.concurrency);
   console.log();
-  const labels = Object.fromEntries(targets.map((t) => [t.key, t.label]));
-  printTable(
-    [
-      ["server", (r) => labels[r.target], "l"],
-      ["conns", (r) => r.connections],
-      ["req/s", (r) => formatFixed(r.requestsPerSecond, 0)],
-      ["p50 ms", (r) => formatFixed(r.p50Ms, 2)],
-      ["p90 ms", (r) => formatFixed(r.p90Ms, 2)],
-      ["p99 ms", (r) => formatFixed(r.p99Ms, 2)],
-      ["errors", (r) => r.errors],
-      ["(req/s per round)", (r) => `(${r.perRound.map((x) => x.toFixed(0)).join(", ")})`, "l"],
-    ],
-    results.summary,
-  );
-
-  console.log(
-    `\nbar: Coil (${flags.interpreters} interpreters) >= 2x FastAPI+uvicorn (${flags.workers} workers) req/s, and lower p99, at every concurrency`,
-  );
-  const bar = [];
-  let pass = true;
-  for (const c of flags.concurrency) {
-    const f = results.summary.find((r) => r.target === "fastapi" && r.connections === c);
-    for (const key of ["coil", "coil-batched"]) {
-      const k = results.summary.find((r) => r.target === key && r.connections === c);
-      if (!k) continue;
-      const ratio = k.requestsPerSecond / f.requestsPerSecond;
-      const ok = ratio >= 2 && k.p99Ms < f.p99Ms && k.errors === 0;
-      if (key === "coil") pass &&= ok;
-      bar.push({ target: key, connections: c, ratio, coilP99Ms: k.p99Ms, fastapiP99Ms: f.p99Ms, pass: ok, counted: key === "coil" });
-      console.log(
-        `   c=${String(c).padEnd(3)} ${key.padEnd(13)} ${ratio.toFixed(2)}x req/s (${ratio >= 2 ? "ok" : "< 2x"}), ` +
-          `p99 ${k.p99Ms.toFixed(2)} vs ${f.p99Ms.toFixed(2)} ms (${k.p99Ms < f.p99Ms ? "lower" : "NOT lower"})` +
-          `${k.errors ? `, ${k.errors} errors` : ""}  ${ok ? "PASS" : "FAIL"}${key === "coil" ? "" : "  (extra row, not the bar)"}`,
-      );
-    }
-  }
-  results.bar = { pass, rows: bar };
-  console.log(`   => ${pass ? "PASS" : "FAIL"}\n`);
+  printSummary(results.summary, targets);
+  results.bar = judge(results.summary, flags);
   results.machine.loadAverageAtEnd = loadavg();
   writeResults(flags.out, results);
-  process.exitCode = pass ? 0 : 1;
+  process.exitCode = results.bar.pass ? 0 : 1;
 } catch (error) {
   console.error(error?.stack ?? error);
   process.exitCode = 3;
