@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { CpuBackend } from "@coil/backend-cpu";
 import { InterpreterPool } from "@coil/core";
 
+import { fail } from "../lib/args.mjs";
 import { BENCH_MODELS } from "../lib/paths.mjs";
 import { fileMappingsMiB, memoryMiB } from "../lib/proc.mjs";
 import { deterministicTensor } from "../lib/tensor.mjs";
@@ -18,6 +19,7 @@ import { relaunchWithTunable } from "../lib/tunable.mjs";
 const COPY_LOADER = join(BENCH_MODELS, "torch_package_load.py");
 
 await relaunchWithTunable();
+if (process.argv.length !== 3) fail("run by archive.mjs, with one argument: the measurement as JSON");
 await measure(JSON.parse(process.argv[2]));
 
 async function measure(spec) {

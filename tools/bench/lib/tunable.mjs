@@ -1,6 +1,6 @@
-// A process gets more than a few interpreters only when GLIBC_TUNABLES holds
-// glibc.rtld.nns=16 at its start (docs/engine.md, fact 2): a benchmark started
-// without it runs itself again with it, as the coil command does.
+// A process gets more than a few interpreters only when GLIBC_TUNABLES holds the
+// tunable (GLIBC_TUNABLE of @coil/native) at its start (docs/engine.md, fact 2): a
+// benchmark started without it runs itself again with it, as the coil command does.
 import { INTERPRETERS_WITHOUT_TUNABLE, interpreterBudget } from "@coil/native";
 
 /** Call first thing: returns when this process has the tunable (or COIL_NO_REEXEC=1
