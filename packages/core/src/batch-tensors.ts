@@ -29,14 +29,14 @@ export function concatRows<T extends ServedTensor>(tensors: readonly T[]): T {
 
 function concatNumeric<D extends DType>(tensors: readonly Tensor<D>[], rows: number): Tensor<D> {
   const first = tensors[0]!;
-  const Storage = first.data.constructor as new (length: number) => TypedArrayOf[D];
-  const data = new Storage(tensors.reduce((n, t) => n + t.data.length, 0));
+  const stacked = Tensor.zeros(first.dtype, [rows, ...first.shape.slice(1)]);
+  const data = stacked.data as unknown as { set(a: ArrayLike<number | bigint>, o: number): void };
   let offset = 0;
   for (const t of tensors) {
-    (data as unknown as { set(a: ArrayLike<number | bigint>, o: number): void }).set(t.data as ArrayLike<number | bigint>, offset);
+    data.set(t.data as ArrayLike<number | bigint>, offset);
     offset += t.data.length;
   }
-  return new Tensor(first.dtype, [rows, ...first.shape.slice(1)], data);
+  return stacked;
 }
 
 /** Splits a list a batched model returned (one item per row) into pieces of `rows` items. */
