@@ -124,7 +124,7 @@ const flags = parseFlags(import.meta.url, {
 for (const w of flags.workloads) {
   if (!WORKLOADS[w]) fail(`unknown workload ${w}; known: ${Object.keys(WORKLOADS).join(", ")}`);
 }
-// As results/scaling.json has recorded them from the start.
+// The options under the names bench-results/scaling.json has always recorded them by.
 const options = {
   quick: flags.quick,
   durationS: flags.duration,
