@@ -43,7 +43,7 @@ SUPPRESSIONS="$NATIVE_DIR/test/valgrind.supp"
 JOBS="${BUILD_JOBS:-$(nproc)}"
 WHAT="${1:-all}"
 
-export GLIBC_TUNABLES=glibc.rtld.nns=16
+source "$NATIVE_DIR/../tools/env.sh"   # GLIBC_TUNABLES, set in that one place
 
 case "$WHAT" in
   asan | valgrind | all) ;;

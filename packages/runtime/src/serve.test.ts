@@ -5,6 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
+import { GLIBC_TUNABLE } from "@coil/native";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 
 import { main } from "./commands.js";
@@ -33,7 +34,7 @@ describe("coil serve", () => {
   it("serves a repository over HTTP and gRPC, and drains and exits 0 on SIGTERM", async () => {
     // With the tunable already there, only the server's Node flags make the command
     // re-execute itself (pack.test.ts covers a start without the tunable).
-    const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: "glibc.rtld.nns=16" };
+    const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: GLIBC_TUNABLE };
     delete env.NODE_OPTIONS;
     // Settings and a plugin from a config file, ports and another plugin from flags
     // (a path relative to the directory the command runs in).
