@@ -6,38 +6,177 @@ modules an object needs (AST scan of interned source, pickle opcode scan), the
 intern / extern / mock / deny patterns, and importing an archive's modules under
 names mangled per archive -- two archives with a module of the same name coexist.
 
-What Coil changes is where tensor data comes from when loading: every storage is a
-view of one shared, read-only mapping of the archive file, made once in Node, so the
-weights are in memory once however many interpreters load the model.
+What Coil adds when packing: the modules no pattern names are classified by where
+they come from (the model's own folder: interned; an installed distribution, the
+standard library, torch: extern), the distributions recorded so that loading can
+check them, and the model's signature inferred from its example inputs.
+
+What Coil changes when loading: every storage is a view of one shared, read-only
+mapping of the archive file, made once in Node, so the weights are in memory once
+however many interpreters load the model.
 """
 
 import importlib.util
+import inspect
+import json
 import os
 import sys
+import warnings
+
 
 class UnresolvedModulesError(Exception):
-    """Some modules the object needs are neither interned, externed nor mocked."""
+    """Some modules the object needs cannot be packed as asked."""
+
+
+class MissingDistributionError(ImportError):
+    """The archive needs a distribution the loading Python does not have."""
+
+
+class DistributionVersionWarning(UserWarning):
+    """The loading Python has another version of a distribution than the archive was packed with."""
+
+
+class ExampleInputsError(Exception):
+    """example_inputs() is missing, returns something else than tensors, or the model fails on them."""
 
 
 # Modules every archive takes from the interpreter rather than from itself. The
-# standard library is extern already, except sys and io, which torch.package
-# refuses to extern implicitly.
+# standard library and torch are extern already, except sys and io, which
+# torch.package refuses to extern implicitly.
 DEFAULT_EXTERN = ("sys", "io", "torch", "torch.**", "numpy", "numpy.**")
 
+# Where Coil's manifest lives in an archive (packages/format-reader/src/constants.ts).
+MANIFEST_RECORD = ".data/coil/manifest.json"
 
-def _load_factory_module(path):
+# Each round of packing resolves the modules the previous round's interned source
+# imports; a model's own code is rarely more than a few imports deep.
+MAX_ROUNDS = 12
+
+
+# --- the model's file --------------------------------------------------------------
+
+
+def _load_factory_module(path, root):
     """Imports the user's file under its own name (model.py -> "model") so the
-    archive records the natural module name, with its folder importable."""
+    archive records the natural module name, with its folder (and the root) importable."""
     path = os.path.abspath(path)
-    folder = os.path.dirname(path)
     name = os.path.splitext(os.path.basename(path))[0]
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    for folder in {os.path.dirname(path), root}:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+class _ImportState:
+    """What sys.path and sys.modules held before packing, to put back afterwards: the
+    interpreter goes on to serve others, who must import their own files afresh."""
+
+    def __init__(self):
+        self.path = list(sys.path)
+        self.modules = set(sys.modules)
+
+    def restore(self, root):
+        """Drops the modules packing imported from the model's root or from folders
+        added to sys.path meanwhile (extension modules stay: they cannot be unloaded)."""
+        added = [p for p in sys.path if p not in self.path]
+        for name in set(sys.modules) - self.modules:
+            file = getattr(sys.modules[name], "__file__", None) or ""
+            if file.endswith((".py", ".pyc")) and (_is_own(file, root) or any(_is_under(file, p) for p in added)):
+                del sys.modules[name]
+        sys.path[:] = self.path
+        importlib.invalidate_caches()
+
+
+def _is_under(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _is_own(path, root):
+    """Source of the model's own: under its root, and not in an environment installed
+    there (a project's .venv/lib/.../site-packages is not the project's code)."""
+    parts = os.path.realpath(path).split(os.sep)
+    return _is_under(path, root) and "site-packages" not in parts and "dist-packages" not in parts
+
+
+# --- where a module comes from -----------------------------------------------------
+
+
+class _Origins:
+    """Classifies modules by where their source lies: under the model's root, in an
+    installed distribution, in the standard library, or elsewhere."""
+
+    def __init__(self, root, label):
+        import importlib.metadata
+
+        self.root = root
+        self.label = label  # how the decisions name the root
+        self._metadata = importlib.metadata
+        self._top_to_distributions = importlib.metadata.packages_distributions()
+        self._stdlib = set(getattr(sys, "stdlib_module_names", ()))
+
+    @staticmethod
+    def _locations(name):
+        """Files and folders the module `name` comes from ([] when it is not found)."""
+        module = sys.modules.get(name)
+        spec = getattr(module, "__spec__", None) if module is not None else None
+        if spec is None:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+        if spec is None:
+            return None
+        places = list(spec.submodule_search_locations or [])
+        if spec.origin and spec.has_location:
+            places.insert(0, spec.origin)
+        return places
+
+    def distribution_of(self, name):
+        """(distribution name, version) that provides module `name`, or None."""
+        top = name.partition(".")[0]
+        candidates = self._top_to_distributions.get(top, [])
+        if len(candidates) > 1:
+            # A namespace shared by several distributions: the one holding the module's file.
+            places = [os.path.realpath(p) for p in self._locations(name) or []]
+            candidates = [d for d in candidates if self._holds(d, places)] or candidates[:1]
+        for candidate in candidates[:1]:
+            try:
+                distribution = self._metadata.distribution(candidate)
+            except self._metadata.PackageNotFoundError:
+                return None
+            return distribution.metadata["Name"] or candidate, distribution.version
+        return None
+
+    def _holds(self, distribution_name, places):
+        files = self._metadata.distribution(distribution_name).files or []
+        held = {os.path.realpath(str(f.locate())) for f in files}
+        return any(p in held or os.path.join(p, "__init__.py") in held for p in places)
+
+    def classify(self, name):
+        """(action, group, why) for a module no pattern matched."""
+        top = name.partition(".")[0]
+        places = self._locations(top)
+        if places and any(_is_own(p, self.root) for p in places):
+            return "intern", top, f"source in {self.label}"
+        distribution = self.distribution_of(top)
+        if distribution is not None:
+            return "extern", top, f"installed: {distribution[0]} {distribution[1]} (checked when loading)"
+        if top in self._stdlib or top in sys.builtin_module_names:
+            return "extern", "standard library", "standard library"
+        if places is None:
+            return "extern", top, "not installed here (an optional import): the loading Python's if it has it"
+        return "extern", top, (
+            f"outside {self.label} and not an installed distribution ({places[0]}): the loading "
+            "Python must provide it; --intern it or widen --root to pack its source"
+        )
+
+
+# --- packing -----------------------------------------------------------------------
 
 
 def export(
@@ -50,40 +189,254 @@ def export(
     extern=(),
     mock=(),
     deny=(),
+    root=None,
+    example=None,
     package="coil_entry",
     resource="model.pkl",
 ):
     """Builds factory(*args, **kwargs) from `file` and writes it as a torch.package
-    archive at `output`. Unresolved modules are reported all at once (torch.package's
-    PackagingError). Returns what was packed.
+    archive at `output`.
+
+    Modules that no pattern names are classified (see _Origins) and packing is
+    retried with patterns for them; the explicit patterns come first, so they win.
+    Returns what was packed: the entry point, the decisions per module group, the
+    distributions the archive's externs come from, and the signature inferred from
+    the example inputs (None without them).
 
     The pickle goes into a package of its own (`coil_entry`): torch.package cannot
     load a pickle from a package whose name is also a module (model.py -> "model")."""
-    from torch.package import PackageExporter, PackagingError
-
-    module = _load_factory_module(file)
-    build = getattr(module, factory, None)
-    if build is None or not callable(build):
-        raise AttributeError(f"{file} has no callable {factory!r}")
-    obj = build(*args, **kwargs)
+    file = os.path.abspath(file)
+    root = os.path.abspath(root) if root else os.path.dirname(file)
+    state = _ImportState()
     try:
-        with PackageExporter(output) as exporter:
-            exporter.extern(list(DEFAULT_EXTERN) + list(extern))
-            for pattern in mock:
-                exporter.mock(pattern)
-            for pattern in deny:
-                exporter.deny(pattern)
-            # The factory's module and anything else asked for travel as source.
-            exporter.intern([module.__name__] + list(intern))
-            exporter.save_pickle(package, resource, obj)
-    except PackagingError as error:
-        # torch.package lists every unresolved module at once; say what to do.
-        raise UnresolvedModulesError(
-            f"{error}\nAdd --intern, --extern or --mock patterns for these modules."
-        ) from None
+        module = _load_factory_module(file, root)
+        build = getattr(module, factory, None)
+        if build is None or not callable(build):
+            raise AttributeError(f"{file} has no callable {factory!r}")
+        examples = _example_function(module, example)
+        obj = build(*args, **kwargs)
+        explicit = {"intern": list(intern), "extern": list(extern), "mock": list(mock), "deny": list(deny)}
+        whose = "the model file's folder" if root == os.path.dirname(file) else "--root"
+        label = f"{os.path.basename(root)}/ ({whose})"
+        origins = _Origins(root, label)
+        distributions, decisions = _export_resolving(output, obj, module.__name__, explicit, origins, package, resource)
+        # After pickling: running the model must not change what was packed.
+        signature = _infer_signature(obj, examples) if examples is not None else None
     finally:
-        sys.modules.pop(module.__name__, None)
-    return {"package": package, "resource": resource, "type": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+        state.restore(root)
+    return {
+        "package": package,
+        "resource": resource,
+        "type": f"{type(obj).__module__}.{type(obj).__qualname__}",
+        "decisions": decisions,
+        "distributions": distributions,
+        "signature": signature,
+    }
+
+
+def _export_resolving(output, obj, module_name, explicit, origins, package, resource):
+    from torch.package import PackagingError
+
+    auto = {}  # module group -> (action, why), grown each round
+    for _ in range(MAX_ROUNDS):
+        try:
+            exporter = _export_once(output, obj, module_name, explicit, auto, package, resource)
+        except PackagingError as error:
+            unresolved, other = _broken_modules(error)
+            if other or not unresolved:
+                raise UnresolvedModulesError(
+                    f"{error}\nChange the --intern, --extern, --mock or --deny patterns (or --root) for these modules."
+                ) from None
+            for name in unresolved:
+                action, group, why = origins.classify(name)
+                # The whole top-level package: its other modules follow the same rule.
+                top = name.partition(".")[0]
+                auto[top] = (action, group, why)
+            continue
+        return _distributions(exporter, origins), _decisions(exporter, module_name, explicit, auto, origins)
+    raise UnresolvedModulesError(f"could not resolve the modules {output} needs in {MAX_ROUNDS} rounds")
+
+
+def _export_once(output, obj, module_name, explicit, auto, package, resource):
+    from torch.package import PackageExporter
+
+    with PackageExporter(output) as exporter:
+        # First match wins: explicit patterns, then the factory's module, then the defaults.
+        for pattern in explicit["deny"]:
+            exporter.deny(pattern)
+        for pattern in explicit["mock"]:
+            exporter.mock(pattern)
+        if explicit["extern"]:
+            exporter.extern(explicit["extern"])
+        exporter.intern([module_name] + explicit["intern"])
+        exporter.extern(list(DEFAULT_EXTERN))
+        for top, (action, _group, _why) in auto.items():
+            getattr(exporter, action)([top, f"{top}.**"])
+        exporter.save_pickle(package, resource, obj)
+    return exporter
+
+
+def _broken_modules(error):
+    """(modules no pattern matched, modules with any other problem) from a PackagingError."""
+    from torch.package.package_exporter import PackagingErrorReason
+
+    unresolved, other = [], []
+    for name, attrs in error.dependency_graph.nodes.items():
+        reason = attrs.get("error")
+        if reason is None:
+            continue
+        (unresolved if reason == PackagingErrorReason.NO_ACTION else other).append(name)
+    return sorted(unresolved), sorted(other)
+
+
+def _decisions(exporter, module_name, explicit, auto, origins):
+    """What happened to each group of modules, and why: [{group, action, why, modules}]."""
+    from torch.package.glob_group import GlobGroup
+
+    patterns = [(action, p, GlobGroup(p)) for action in ("deny", "mock", "extern", "intern") for p in explicit[action]]
+    rows = {}
+    for action in ("intern", "extern", "mock"):
+        for name in getattr(exporter, f"{action}ed_modules")():
+            top = name.partition(".")[0]
+            matched = next((f"--{a} {p}" for a, p, glob in patterns if glob.matches(name)), None)
+            if name == module_name:
+                group, why = name, "the factory's module"
+            elif matched is not None:
+                group, why = matched.split(" ", 1)[1], f"{matched} (explicit)"
+            elif top in auto:
+                _action, group, why = auto[top]
+            elif top == "torch":
+                group, why = "torch", _installed_why(origins, "torch", "torch")
+            elif top == "numpy":
+                group, why = "numpy", _installed_why(origins, "numpy", "numpy")
+            elif top in ("sys", "io") or origins.classify(name)[1] == "standard library":
+                group, why = "standard library", "standard library"
+            else:
+                group, why = top, "default"
+            rows.setdefault((group, action, why), []).append(name)
+    return [
+        {"group": group, "action": action, "why": why, "modules": sorted(modules)}
+        for (group, action, why), modules in rows.items()
+    ]
+
+
+def _installed_why(origins, module, label):
+    distribution = origins.distribution_of(module)
+    if distribution is None:
+        return f"always extern ({label}: from the loading Python)"
+    return f"always extern ({distribution[0]} {distribution[1]}, checked when loading)"
+
+
+def _distributions(exporter, origins):
+    """The installed distributions the archive's extern modules come from:
+    [{name, version, modules}] sorted by name, `modules` the top-level names."""
+    found = {}
+    for name in exporter.externed_modules():
+        top = name.partition(".")[0]
+        distribution = origins.distribution_of(top)
+        if distribution is not None:
+            found.setdefault(distribution, set()).add(top)
+    return [
+        {"name": name, "version": version, "modules": sorted(tops)} for (name, version), tops in sorted(found.items())
+    ]
+
+
+# --- the signature, from example inputs --------------------------------------------------
+
+
+def _example_function(module, name):
+    """The module's example_inputs (or the function `name`), or None."""
+    if name is None:
+        found = getattr(module, "example_inputs", None)
+        return found if callable(found) else None
+    found = getattr(module, name, None)
+    if found is None or not callable(found):
+        raise ExampleInputsError(f"{module.__file__} has no function {name!r} (--example)")
+    return found
+
+
+def _infer_signature(obj, examples):
+    """Runs the model on its example inputs, then on one more row, and describes its
+    inputs and outputs: {inputs, outputs, batch} with dim 0 -1 where the batch varies."""
+    import torch
+
+    inputs = examples()
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise ExampleInputsError(f"{examples.__name__}() must return a tensor or a tuple of tensors, got {_kind(inputs)}")
+    inputs = tuple(inputs)
+    with torch.no_grad():
+        try:
+            first = _named_outputs(obj(*inputs))
+        except Exception as error:
+            raise ExampleInputsError(f"the model failed on {examples.__name__}(): {type(error).__name__}: {error}") from error
+        batch = inputs[0].shape[0] if inputs[0].dim() > 0 else None
+        varied = [t.dim() > 0 and t.shape[0] == batch for t in inputs]
+        second = None
+        if batch is not None:
+            grown = tuple(torch.cat([t, t[:1]]) if v else t for t, v in zip(inputs, varied))
+            try:
+                second = _named_outputs(obj(*grown))
+            except Exception:
+                second = None  # the model takes only this batch size
+    dynamic = second is not None and [n for n, _ in second] == [n for n, _ in first]
+    names = _parameter_names(obj, len(inputs))
+    input_specs = [_spec(name, t, dynamic and v) for name, t, v in zip(names, inputs, varied)]
+    output_specs = []
+    for (name, t), (_, u) in zip(first, second if dynamic else first):
+        grows = dynamic and t.dim() > 0 and u.dim() == t.dim() and t.shape[0] == batch and u.shape[0] == batch + 1
+        output_specs.append(_spec(name, t, grows))
+    return {"inputs": input_specs, "outputs": output_specs, "dynamicBatch": dynamic}
+
+
+def _kind(value):
+    return type(value).__name__ if not isinstance(value, (tuple, list)) else f"a {type(value).__name__} of {', '.join(type(v).__name__ for v in value)}"
+
+
+def _named_outputs(result):
+    """[(name, tensor)] as Coil names a result: a dict's keys, else output__0, output__1, ..."""
+    import torch
+
+    if isinstance(result, torch.Tensor):
+        items = [("output__0", result)]
+    elif isinstance(result, dict):
+        items = [(str(k), v) for k, v in result.items()]
+    elif isinstance(result, (tuple, list)):
+        items = [(f"output__{i}", v) for i, v in enumerate(result)]
+    else:
+        raise ExampleInputsError(f"the model returned {_kind(result)}: a signature describes tensors")
+    bad = [name for name, value in items if not isinstance(value, torch.Tensor)]
+    if bad:
+        raise ExampleInputsError(
+            f"outputs {', '.join(bad)} are not tensors: a signature describes tensors (return tensors, "
+            "or a dict or tuple of them; give --output-spec to describe them yourself)"
+        )
+    return items
+
+
+def _parameter_names(obj, count):
+    """Names for `count` positional inputs: forward's parameters (or the callable's)."""
+    target = getattr(obj, "forward", obj)
+    names = []
+    try:
+        for parameter in inspect.signature(target).parameters.values():
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+                names.append(parameter.name)
+    except (TypeError, ValueError):
+        pass
+    return [names[i] if i < len(names) else f"input__{i}" for i in range(count)]
+
+
+def _spec(name, tensor, dynamic_batch):
+    dtype = str(tensor.dtype).replace("torch.", "")
+    shape = list(tensor.shape)
+    if dynamic_batch:
+        shape[0] = -1
+    return {"name": name, "dtype": dtype, "shape": shape}
+
+
+# --- loading -------------------------------------------------------------------------
 
 
 class _MappedReader:
@@ -111,11 +464,41 @@ class _MappedReader:
         return getattr(self._reader, name)
 
 
+def check_distributions(path, reader):
+    """Checks the distributions the manifest records against this Python: a missing
+    one raises MissingDistributionError, another version warns. Archives without a
+    manifest, or from before distributions were recorded, pass."""
+    import importlib.metadata
+
+    if not reader.has_record(MANIFEST_RECORD):
+        return
+    manifest = json.loads(bytes(reader.get_record(MANIFEST_RECORD)).decode("utf-8"))
+    python = sys.executable or "the loading Python"
+    for entry in manifest.get("distributions") or []:
+        name, version = entry["name"], entry["version"]
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            modules = ", ".join(entry.get("modules") or [name])
+            raise MissingDistributionError(
+                f"{path} needs the distribution {name} (packed with {name} {version}, for the modules {modules}), "
+                f"which this Python ({python}) does not have: install it into that Python, e.g. "
+                f'`{python} -m pip install "{name}=={version}"`'
+            ) from None
+        if installed != version:
+            warnings.warn(
+                f"{path} was packed with {name} {version}; this Python ({python}) has {name} {installed}",
+                DistributionVersionWarning,
+                stacklevel=2,
+            )
+
+
 def load(path, mapping, offsets, package, resource):
     """Unpickles the archive's entry object, its modules imported from the archive
     under names private to this archive, its tensors over `mapping`."""
     from torch.package import PackageImporter
 
     importer = PackageImporter(path)
+    check_distributions(path, importer.zip_reader)
     importer.zip_reader = _MappedReader(importer.zip_reader, mapping, offsets)
     return importer.load_pickle(package, resource, map_location="cpu")

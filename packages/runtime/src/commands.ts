@@ -1,8 +1,8 @@
 /**
  * The `coil` command's subcommands.
  *
- *   coil pack <file.py:factory> -o model.coil [--intern/--extern/--mock/--deny GLOB]...
- *             [--sign KEY.pem] [--arg JSON]... [--kwargs JSON] [--input name:dtype:shape]...
+ *   coil pack <file.py:factory> -o model.coil [--intern/--extern/--mock/--deny GLOB]... [--root DIR]
+ *             [--sign KEY.pem] [--arg JSON]... [--kwargs JSON] [--example NAME] [--input name:dtype:shape]...
  *             [--output-spec name:dtype:shape]... [--python PATH]
  *   coil inspect model.coil [--public-key KEY.pem] [--json]
  *   coil keygen -o name      writes name.pem (private) and name.pub.pem (public)
@@ -19,14 +19,19 @@ import { pino } from "pino";
 import { formatReport, inspectArchive } from "./inspect.js";
 import type { PluginEntry } from "./plugins.js";
 import { serve } from "./serve.js";
-import { packModel } from "./pack.js";
+import { formatDecisions, packModel } from "./pack.js";
 import { formatBytes, Progress } from "./progress.js";
 
 /** Each command's usage; `coil <command> --help` prints one, `coil --help` all. */
 const USAGES = {
   pack: `  coil pack <file.py:factory> -o <model.coil> [options]
-      --intern GLOB / --extern GLOB / --mock GLOB / --deny GLOB   (repeatable; torch.package patterns)
+      modules under the file's folder (or --root DIR) are packed; installed distributions,
+      the standard library and torch are taken from the loading Python (checked when loading)
+      --intern GLOB / --extern GLOB / --mock GLOB / --deny GLOB   (repeatable; torch.package
+                                                                    patterns, before the automatic ones)
       --arg JSON (repeatable)   --kwargs JSON   positional / keyword arguments of the factory
+      --example NAME   function returning example inputs (default: example_inputs, if defined):
+                       the model runs on them and the signature is inferred
       --input name:dtype:d0,d1,...  --output-spec name:dtype:d0,...   signature (-1 = dynamic)
       --sign KEY.pem   sign with an ed25519 private key     --python PATH   --quiet`,
   inspect: `  coil inspect <model.coil> [--public-key KEY.pem] [--no-verify] [--json]`,
@@ -82,6 +87,8 @@ async function pack(argv: string[]): Promise<number> {
       extern: { type: "string", multiple: true, default: [] },
       mock: { type: "string", multiple: true, default: [] },
       deny: { type: "string", multiple: true, default: [] },
+      root: { type: "string" },
+      example: { type: "string" },
       arg: { type: "string", multiple: true, default: [] },
       kwargs: { type: "string" },
       input: { type: "string", multiple: true, default: [] },
@@ -101,12 +108,22 @@ async function pack(argv: string[]): Promise<number> {
     extern: values.extern,
     mock: values.mock,
     deny: values.deny,
+    ...(values.root && { root: values.root }),
+    ...(values.example && { example: values.example }),
     inputs: values.input.map(parseSpec),
     outputs: values["output-spec"].map(parseSpec),
     ...(values.sign && { signingKey: readFileSync(values.sign, "utf8") }),
     ...(values.python && { python: values.python }),
     progress: new Progress({ quiet: values.quiet }),
   });
+  if (!values.quiet) {
+    console.log(formatDecisions(result.decisions));
+    for (const [label, specs] of [["inputs", result.inputs], ["outputs", result.outputs]] as const) {
+      const source = result.signature[label];
+      if (source !== "none") console.log(`${label} (${source}): ${specs.map((s) => `${s.name} ${s.dtype}[${s.shape.join(", ")}]`).join("; ")}`);
+    }
+  }
+  for (const warning of result.warnings) console.error(`coil pack: warning: ${warning}`);
   console.log(
     `packed ${result.type} into ${result.output}: ${result.records} records, ${formatBytes(result.bytes)}${result.signed ? ", signed" : ""}`,
   );

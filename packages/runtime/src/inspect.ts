@@ -59,6 +59,10 @@ export function formatReport(r: InspectReport): string {
     for (const [label, specs] of [["inputs", r.manifest.inputs], ["outputs", r.manifest.outputs]] as const) {
       if (specs?.length) lines.push(`${label}: ${specs.map((s) => `${s.name} ${s.dtype}[${s.shape.join(", ")}]`).join("; ")}`);
     }
+    const needs = r.manifest.distributions ?? [];
+    if (needs.length > 0) {
+      lines.push(`needs (checked when loading): ${needs.map((d) => `${d.name} ${d.version}${d.modules.join() === d.name ? "" : ` (${d.modules.join(", ")})`}`).join(", ")}`);
+    }
   } else {
     lines.push("no Coil manifest (a plain torch.package archive): hashes unchecked");
   }

@@ -8,6 +8,7 @@ import {
   openArchive,
   PYTHON_VERSION_RECORD,
   VERSION_RECORD,
+  type Manifest,
   type TensorSpec,
 } from "@coil/format-reader";
 import { ArchiveWriter } from "@coil/format-writer";
@@ -22,13 +23,19 @@ export interface PackOptions {
   output: string;
   args?: unknown[];
   kwargs?: Record<string, unknown>;
-  /** torch.package patterns (globs over module names). stdlib, torch and numpy are
-   * extern by default; the factory's own module is interned. */
+  /** torch.package patterns (globs over module names), applied before the automatic
+   * ones: modules under `root` are interned; installed distributions, the standard
+   * library, torch and numpy are extern. */
   intern?: string[];
   extern?: string[];
   mock?: string[];
   deny?: string[];
-  /** Input/output signature for the manifest. */
+  /** The folder whose modules are the model's own, packed as source (default: the model file's). */
+  root?: string;
+  /** The function in the model's file that returns example inputs (a tuple of tensors);
+   * default `example_inputs` when the file defines it. The signature is inferred from them. */
+  example?: string;
+  /** Input/output signature for the manifest; each, when given, replaces the inferred one. */
   inputs?: TensorSpec[];
   outputs?: TensorSpec[];
   metadata?: Record<string, string>;
@@ -39,12 +46,43 @@ export interface PackOptions {
   progress?: Progress;
 }
 
+/** What packing did with one group of modules, and why. */
+export interface PackDecision {
+  group: string;
+  action: "intern" | "extern" | "mock";
+  why: string;
+  modules: string[];
+}
+
+export type RequiredDistribution = NonNullable<Manifest["distributions"]>[number];
+
 export interface PackResult {
   output: string;
   type: string;
   records: number;
   bytes: number;
   signed: boolean;
+  decisions: PackDecision[];
+  distributions: RequiredDistribution[];
+  /** The signature written to the manifest. */
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** Where each came from. */
+  signature: { inputs: SignatureSource; outputs: SignatureSource };
+  /** What the user should know (e.g. that the served metadata will be empty). */
+  warnings: string[];
+}
+
+export type SignatureSource = "given" | "inferred" | "none";
+
+/** What the Python side returns (coil_package.export). */
+interface Exported {
+  package: string;
+  resource: string;
+  type: string;
+  decisions: PackDecision[];
+  distributions: RequiredDistribution[];
+  signature: { inputs: TensorSpec[]; outputs: TensorSpec[]; dynamicBatch: boolean } | null;
 }
 
 /** Parses "file.py:factory". */
@@ -71,14 +109,22 @@ export async function packModel(options: PackOptions): Promise<PackResult> {
   const [interpreter] = await acquireInterpreters(1, python);
   try {
     progress?.step(`building ${basename(file)}:${factory} and finding what it needs`);
-    const packed = await interpreter!.call<{ package: string; resource: string; type: string }>("export_package", [
+    const packed = await interpreter!.call<Exported>("export_package", [
       exported,
       file,
       factory,
       options.args ?? [],
       options.kwargs ?? {},
-      { intern: options.intern ?? [], extern: options.extern ?? [], mock: options.mock ?? [], deny: options.deny ?? [] },
+      {
+        intern: options.intern ?? [],
+        extern: options.extern ?? [],
+        mock: options.mock ?? [],
+        deny: options.deny ?? [],
+        root: options.root === undefined ? null : resolve(options.root),
+        example: options.example ?? null,
+      },
     ]);
+    const signature = chooseSignature(options, packed.signature, basename(file));
     const source = await openArchive(exported, { verifyHashes: false });
     try {
       const copied = source.records.filter((r) => ![VERSION_RECORD, EXTERN_MODULES_RECORD, PYTHON_VERSION_RECORD].includes(r.name));
@@ -95,9 +141,10 @@ export async function packModel(options: PackOptions): Promise<PackResult> {
           externModules: source.externs,
           ...(source.pythonVersion !== undefined && { pythonVersion: source.pythonVersion }),
           fileFormatVersion: source.version,
-          ...(options.inputs && { inputs: options.inputs }),
-          ...(options.outputs && { outputs: options.outputs }),
+          ...(signature.inputs.length > 0 && { inputs: signature.inputs }),
+          ...(signature.outputs.length > 0 && { outputs: signature.outputs }),
           metadata: { type: packed.type, python: python.version, ...options.metadata },
+          ...(packed.distributions.length > 0 && { distributions: packed.distributions }),
           ...(options.signingKey !== undefined && { signingKey: options.signingKey }),
         });
         progress?.done();
@@ -107,6 +154,9 @@ export async function packModel(options: PackOptions): Promise<PackResult> {
           records: summary.records.length,
           bytes: summary.size,
           signed: options.signingKey !== undefined,
+          decisions: packed.decisions,
+          distributions: packed.distributions,
+          ...signature,
         };
       } catch (error) {
         await writer.abort();
@@ -119,6 +169,40 @@ export async function packModel(options: PackOptions): Promise<PackResult> {
     await releaseInterpreters([interpreter!]);
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** The given signature where there is one, else the inferred one; and what to tell the user. */
+function chooseSignature(
+  options: PackOptions,
+  inferred: Exported["signature"],
+  file: string,
+): Pick<PackResult, "inputs" | "outputs" | "signature" | "warnings"> {
+  const pick = (given: TensorSpec[] | undefined, found: TensorSpec[] | undefined) =>
+    given?.length ? { specs: given, source: "given" as const } : found ? { specs: found, source: "inferred" as const } : { specs: [], source: "none" as const };
+  const inputs = pick(options.inputs, inferred?.inputs);
+  const outputs = pick(options.outputs, inferred?.outputs);
+  const missing = [inputs.source === "none" && "inputs", outputs.source === "none" && "outputs"].filter(Boolean);
+  const warnings =
+    missing.length === 0
+      ? []
+      : [
+          `no signature for the model's ${missing.join(" and ")}: servers will list ${missing.map((m) => `"${m}": []`).join(" and ")} in its metadata, ` +
+            `so Triton/KServe clients cannot build a request from it. Define example_inputs() in ${file} ` +
+            "(returning a tuple of tensors the model takes), name such a function with --example NAME, " +
+            "or give --input name:dtype:d0,d1,... and --output-spec name:dtype:d0,...",
+        ];
+  return { inputs: inputs.specs, outputs: outputs.specs, signature: { inputs: inputs.source, outputs: outputs.source }, warnings };
+}
+
+/** The decisions as a table people read: module group, action, why. */
+export function formatDecisions(decisions: readonly PackDecision[]): string {
+  const order = { intern: 0, mock: 1, extern: 2 };
+  const rows = [...decisions]
+    .sort((a, b) => order[a.action] - order[b.action] || a.group.localeCompare(b.group))
+    .map((d) => [d.modules.length > 1 ? `${d.group} (${d.modules.length} modules)` : d.group, d.action, d.why]);
+  const table = [["modules", "action", "why"], ...rows];
+  const widths = [0, 1].map((i) => Math.max(...table.map((r) => r[i]!.length)));
+  return table.map((r) => `  ${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padEnd(widths[1]!)}  ${r[2]}`).join("\n");
 }
 
 async function* counted(chunks: AsyncIterable<Buffer>, progress: Progress | undefined): AsyncGenerator<Buffer> {
