@@ -267,7 +267,7 @@ describe("zero-config packing and inferred signatures", () => {
 });
 
 describe("the distributions an archive needs", () => {
-  const file = join(ZERO, "dist", "model", "model.py");
+  const file = join(ZERO, "installed", "model", "model.py");
   let archive: string;
   let pool: InterpreterPool | undefined;
   beforeAll(async () => {
@@ -290,7 +290,7 @@ describe("the distributions an archive needs", () => {
     const [interpreter] = pool.interpreters;
     // This interpreter has version 2.0; the warning becomes an error here so the test can read it.
     await interpreter!.call("exec_source", [
-      `import sys, warnings\nsys.path.insert(0, ${JSON.stringify(join(ZERO, "dist", "site-v2"))})\n` +
+      `import sys, warnings\nsys.path.insert(0, ${JSON.stringify(join(ZERO, "installed", "site-v2"))})\n` +
         "warnings.simplefilter('error', UserWarning)",
     ]);
     await expect(pool.loadArchive(archive, { eager: true })).rejects.toMatchObject({
