@@ -3,7 +3,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 
 import { CoilError } from "@coil/errors";
 
@@ -11,6 +11,7 @@ import { explainTlsExhaustion, interpreterBudget, MAX_INTERPRETERS } from "./cap
 import { discoverPython } from "./python.js";
 import { acquireInterpreters, interpreterStats, releaseInterpreters } from "./registry.js";
 
+const PYTHON = inject("testPython");
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 describe("the namespace budget", () => {
@@ -41,7 +42,7 @@ describe("the namespace budget", () => {
     // A real process started without GLIBC_TUNABLES (uses the built package).
     const script = `
       import { acquireInterpreters, discoverPython } from "@coil/native";
-      const python = await discoverPython({ python: "/usr/bin/python3" });
+      const python = await discoverPython({ python: ${JSON.stringify(PYTHON)} });
       try { await acquireInterpreters(6, python); console.log("started"); }
       catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
       process.exit(0);`;
@@ -60,7 +61,7 @@ describe("the namespace budget", () => {
 describe("a full process", () => {
   it("starts 15 interpreters that import torch, and refuses a 16th", async () => {
     expect(interpreterBudget()).toBe(15); // the test command starts processes with the tunable
-    const python = await discoverPython({ python: "/usr/bin/python3", requiredModules: ["torch"] });
+    const python = await discoverPython({ python: PYTHON, requiredModules: ["torch"] });
     const all = await acquireInterpreters(15, python);
     const sums = await Promise.all(all.map((i) => i.exec("import torch").then(() => i.eval("float(torch.ones(3).sum())"))));
     expect(sums).toEqual(Array(15).fill(3));

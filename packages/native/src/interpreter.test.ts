@@ -3,18 +3,19 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 
 import { nextJobId, type Interpreter } from "./interpreter.js";
 import { discoverPython } from "./python.js";
 import { acquireInterpreters, interpreterStats, releaseInterpreters } from "./registry.js";
 import { DTYPES, Tensor, type TypedArrayOf } from "./tensor.js";
 
+const PYTHON = inject("testPython");
 let a: Interpreter;
 let b: Interpreter;
 
 beforeAll(async () => {
-  const python = await discoverPython({ python: "/usr/bin/python3", requiredModules: ["torch"] });
+  const python = await discoverPython({ python: PYTHON, requiredModules: ["torch"] });
   [a, b] = (await acquireInterpreters(2, python)) as [Interpreter, Interpreter];
   await a.exec("import torch");
   await b.exec("import torch");

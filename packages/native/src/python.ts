@@ -49,6 +49,8 @@ print(json.dumps({
     "version": ".".join(map(str, sys.version_info[:3])),
     "shared": bool(v("Py_ENABLE_SHARED")),
     "library": library,
+    "libraryNames": names,
+    "libraryDirs": dirs,
     "prefix": sys.prefix,
     "sysPath": [p for p in sys.path if p],
     "modules": found,
@@ -79,19 +81,8 @@ async function probe(python: string, requiredModules: string[]): Promise<PythonI
       details: { python },
     });
   }
-  const info = JSON.parse(stdout.trim().split("\n").pop()!) as Omit<PythonInstallation, "library"> & {
-    shared: boolean;
-    library: string | null;
-  };
-  if (!info.shared || !info.library || !existsSync(info.library)) {
-    throw new CoilError(
-      "NO_SHARED_LIBPYTHON",
-      `Python ${info.version} at ${info.executable} has no shared libpython (built without --enable-shared), ` +
-        "and Coil loads libpython once per interpreter. Use a Python with a shared library: Debian's python3, " +
-        "or pyenv with PYTHON_CONFIGURE_OPTS=--enable-shared.",
-      { details: { python, executable: info.executable, version: info.version } },
-    );
-  }
+  const info = JSON.parse(stdout.trim().split("\n").pop()!) as ProbeAnswer;
+  if (!info.shared || !info.library || !existsSync(info.library)) throw noSharedLibpython(python, info);
   return {
     executable: info.executable,
     version: info.version,
@@ -100,6 +91,34 @@ async function probe(python: string, requiredModules: string[]): Promise<PythonI
     sysPath: info.sysPath,
     modules: info.modules,
   };
+}
+
+interface ProbeAnswer extends Omit<PythonInstallation, "library"> {
+  shared: boolean;
+  library: string | null;
+  libraryNames: string[];
+  libraryDirs: string[];
+}
+
+/** NO_SHARED_LIBPYTHON, naming the fix for the two ways it happens. */
+function noSharedLibpython(
+  python: string,
+  info: Pick<ProbeAnswer, "executable" | "version" | "shared" | "libraryNames" | "libraryDirs">,
+): CoilError {
+  const minor = info.version.split(".").slice(0, 2).join(".");
+  const why = info.shared
+    ? // Built shared, but the library is a separate package (Debian's python3.X
+      // works without libpython3.X installed: its executable is linked statically).
+      `was built with a shared libpython, but ${info.libraryNames[0] ?? `libpython${minor}.so`} is in none of ` +
+      `${[...new Set(info.libraryDirs)].join(", ") || "its LIBDIR"}. Install it (Debian/Ubuntu: apt-get install libpython${minor})`
+    : "has no shared libpython (it was built without --enable-shared). Use one that has: rebuild it with " +
+      `./configure --enable-shared (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install ${info.version}), ` +
+      `Debian's python3 with libpython${minor}, or a conda Python (conda ships libpython)`;
+  return new CoilError(
+    "NO_SHARED_LIBPYTHON",
+    `Python ${info.version} at ${info.executable} ${why}. Coil loads libpython once per interpreter.`,
+    { details: { python, executable: info.executable, version: info.version, shared: info.shared } },
+  );
 }
 
 /** Finds a Python that can import `requiredModules`, or explains why none could. */
