@@ -86,10 +86,11 @@ describe("values across the boundary", () => {
   });
 
   it("hands uint16/32/64 to Python as numpy arrays where torch lacks the dtype, over Node's memory", async () => {
+    // .item(), not int(): torch 2.x's int() of a uint64 above 2^63 overflows int64.
     const t = Tensor.from("uint64", [2], [2n ** 64n - 1n, 1n]);
     const cls = writeModule(
       "import torch\nclass Describe:\n    def __call__(self, x):\n        x[1] = 7\n" +
-        "        return [type(x).__module__, str(x.dtype), str(int(x[0])), hasattr(torch, 'uint64')]\n",
+        "        return [type(x).__module__, str(x.dtype), str(x[0].item()), hasattr(torch, 'uint64')]\n",
     );
     await a.call("create_object", [4, cls, "Describe", [], {}]);
     const [module, dtype, first, torchHasIt] = await a.call<[string, string, string, boolean]>("call_object", [4, null, [t], {}]);
