@@ -64,3 +64,8 @@ if [ ! -e node_modules/.bin/coil ]; then
   log "linking the coil command (node_modules/.bin/coil)"
   npm rebuild @coil/runtime --ignore-scripts >/dev/null
 fi
+
+# (e) The second Python stack: pip's torch 2.x in a project-local venv (.venv-torch2)
+# on a CPython 3.11 with a shared libpython (docs/python.md). Not fatal: without it
+# the tests on that stack are skipped, and tools/python-envs.sh says why.
+bash tools/python-envs.sh || log "the torch 2.x venv is not ready (see above); the tests on it are skipped"
