@@ -16,6 +16,7 @@ mapping of the archive file, made once in Node, so the weights are in memory onc
 however many interpreters load the model.
 """
 
+import contextlib
 import importlib.util
 import inspect
 import json
@@ -257,10 +258,19 @@ def _export_resolving(output, obj, module_name, explicit, origins, package, reso
     raise UnresolvedModulesError(f"could not resolve the modules {output} needs in {MAX_ROUNDS} rounds")
 
 
+@contextlib.contextmanager
+def _torch_package_quietly():
+    """torch 2.x's torch.package warns about its own use of TypedStorage on every
+    tensor; that says nothing to the user, so it is silenced while it runs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+        yield
+
+
 def _export_once(output, obj, module_name, explicit, auto, package, resource):
     from torch.package import PackageExporter
 
-    with PackageExporter(output) as exporter:
+    with _torch_package_quietly(), PackageExporter(output) as exporter:
         # First match wins: explicit patterns, then the factory's module, then the defaults.
         for pattern in explicit["deny"]:
             exporter.deny(pattern)
@@ -501,4 +511,5 @@ def load(path, mapping, offsets, package, resource):
     importer = PackageImporter(path)
     check_distributions(path, importer.zip_reader)
     importer.zip_reader = _MappedReader(importer.zip_reader, mapping, offsets)
-    return importer.load_pickle(package, resource, map_location="cpu")
+    with _torch_package_quietly():
+        return importer.load_pickle(package, resource, map_location="cpu")
