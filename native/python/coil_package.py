@@ -476,12 +476,14 @@ class _MappedReader:
 
 def check_distributions(path, reader):
     """Checks the distributions the manifest records against this Python: a missing
-    one raises MissingDistributionError, another version warns. Archives without a
+    one raises MissingDistributionError, another version warns (and its message is
+    returned, for a caller that reports warnings its own way). Archives without a
     manifest, or from before distributions were recorded, pass."""
     import importlib.metadata
 
+    differences, missing = [], []
     if not reader.has_record(MANIFEST_RECORD):
-        return
+        return differences
     manifest = json.loads(bytes(reader.get_record(MANIFEST_RECORD)).decode("utf-8"))
     python = sys.executable or "the loading Python"
     for entry in manifest.get("distributions") or []:
@@ -489,18 +491,23 @@ def check_distributions(path, reader):
         try:
             installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            modules = ", ".join(entry.get("modules") or [name])
-            raise MissingDistributionError(
-                f"{path} needs the distribution {name} (packed with {name} {version}, for the modules {modules}), "
-                f"which this Python ({python}) does not have: install it into that Python, e.g. "
-                f'`{python} -m pip install "{name}=={version}"`'
-            ) from None
+            missing.append(entry)
+            continue
         if installed != version:
-            warnings.warn(
-                f"{path} was packed with {name} {version}; this Python ({python}) has {name} {installed}",
-                DistributionVersionWarning,
-                stacklevel=2,
-            )
+            differences.append(f"{path} was packed with {name} {version}; this Python ({python}) has {name} {installed}")
+            warnings.warn(differences[-1], DistributionVersionWarning, stacklevel=2)
+    if missing:
+        needs = "; ".join(
+            f"the distribution {e['name']} (packed with {e['name']} {e['version']}, for the modules "
+            f"{', '.join(e.get('modules') or [e['name']])})"
+            for e in missing
+        )
+        pins = " ".join(f'"{e["name"]}=={e["version"]}"' for e in missing)
+        raise MissingDistributionError(
+            f"{path} needs {needs}, which this Python ({python}) does not have: install it into that Python, "
+            f"e.g. `{python} -m pip install {pins}`"
+        )
+    return differences
 
 
 def load(path, mapping, offsets, package, resource):
