@@ -122,7 +122,7 @@ class _Origins:
 
     @staticmethod
     def _locations(name):
-        """Files and folders the module `name` comes from ([] when it is not found)."""
+        """Files and folders the module `name` comes from (None when it is not found)."""
         module = sys.modules.get(name)
         spec = getattr(module, "__spec__", None) if module is not None else None
         if spec is None:
@@ -238,7 +238,7 @@ def export(
 def _export_resolving(output, obj, module_name, explicit, origins, package, resource):
     from torch.package import PackagingError
 
-    auto = {}  # module group -> (action, why), grown each round
+    auto = {}  # top-level module -> (action, group, why), grown each round
     for _ in range(MAX_ROUNDS):
         try:
             exporter = _export_once(output, obj, module_name, explicit, auto, package, resource)
@@ -367,7 +367,7 @@ def _example_function(module, name):
 
 def _infer_signature(obj, examples):
     """Runs the model on its example inputs, then on one more row, and describes its
-    inputs and outputs: {inputs, outputs, batch} with dim 0 -1 where the batch varies."""
+    inputs and outputs: {inputs, outputs, dynamicBatch}, dim 0 -1 where the batch varies."""
     import torch
 
     inputs = examples()
@@ -401,7 +401,10 @@ def _infer_signature(obj, examples):
 
 
 def _kind(value):
-    return type(value).__name__ if not isinstance(value, (tuple, list)) else f"a {type(value).__name__} of {', '.join(type(v).__name__ for v in value)}"
+    """What a value is, for messages: "Tensor", "a tuple of Tensor, int"."""
+    if not isinstance(value, (tuple, list)):
+        return type(value).__name__
+    return f"a {type(value).__name__} of {', '.join(type(v).__name__ for v in value)}"
 
 
 def _named_outputs(result):
