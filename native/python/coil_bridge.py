@@ -311,9 +311,10 @@ def export_package(output, file, factory, args, kwargs, patterns):
 
 
 def load_package(object_id, path, mapping, offsets, package, resource):
-    """Instantiates an archive's entry object as a replicated object of this interpreter."""
-    _objects[object_id] = _package().load(path, mapping, offsets, package, resource)
-    return None
+    """Instantiates an archive's entry object as a replicated object of this interpreter;
+    returns what Node should warn about (a distribution of another version)."""
+    _objects[object_id], warnings = _package().load(path, mapping, offsets, package, resource)
+    return {"warnings": warnings}
 
 
 def run_hook(path, function, kwargs):

@@ -33,10 +33,6 @@ class MissingDistributionError(ImportError):
     """The archive needs a distribution the loading Python does not have."""
 
 
-class DistributionVersionWarning(UserWarning):
-    """The loading Python has another version of a distribution than the archive was packed with."""
-
-
 class ExampleInputsError(Exception):
     """example_inputs() is missing, returns something else than tensors, or the model fails on them."""
 
@@ -479,9 +475,9 @@ class _MappedReader:
 
 def check_distributions(path, reader):
     """Checks the distributions the manifest records against this Python: a missing
-    one raises MissingDistributionError, another version warns (and its message is
-    returned, for a caller that reports warnings its own way). Archives without a
-    manifest, or from before distributions were recorded, pass."""
+    one raises MissingDistributionError; another version is returned as a warning's
+    message, for Node to report once (not once per interpreter on stderr). Archives
+    without a manifest, or from before distributions were recorded, pass."""
     import importlib.metadata
 
     differences, missing = [], []
@@ -498,7 +494,6 @@ def check_distributions(path, reader):
             continue
         if installed != version:
             differences.append(f"{path} was packed with {name} {version}; this Python ({python}) has {name} {installed}")
-            warnings.warn(differences[-1], DistributionVersionWarning, stacklevel=2)
     if missing:
         needs = "; ".join(
             f"the distribution {e['name']} (packed with {e['name']} {e['version']}, for the modules "
@@ -515,11 +510,12 @@ def check_distributions(path, reader):
 
 def load(path, mapping, offsets, package, resource):
     """Unpickles the archive's entry object, its modules imported from the archive
-    under names private to this archive, its tensors over `mapping`."""
+    under names private to this archive, its tensors over `mapping`. Returns it with
+    the warnings of check_distributions."""
     from torch.package import PackageImporter
 
     importer = PackageImporter(path)
-    check_distributions(path, importer.zip_reader)
+    differences = check_distributions(path, importer.zip_reader)
     importer.zip_reader = _MappedReader(importer.zip_reader, mapping, offsets)
     with _torch_package_quietly():
-        return importer.load_pickle(package, resource, map_location="cpu")
+        return importer.load_pickle(package, resource, map_location="cpu"), differences

@@ -1,4 +1,4 @@
-import { CoilError } from "@coil/errors";
+import { CoilError, isCoilError } from "@coil/errors";
 import { openArchive, type Archive, type KeyInput, type Manifest, type SignatureStatus } from "@coil/format-reader";
 import { mapFile, Tensor } from "@coil/native";
 
@@ -41,6 +41,7 @@ export class LoadedModel {
   readonly fileSize: number;
   /** The model's Python object, one instance per interpreter that uses it. */
   readonly object: ReplicatedObject;
+  readonly #warnings = new Set<string>();
 
   private constructor(archive: Archive, entryPoint: { package: string; resource: string }, replicate: ReplicateCreation) {
     const offsets = Object.fromEntries(archive.storages.map((s) => [s.record, s.offset]));
@@ -51,7 +52,14 @@ export class LoadedModel {
       if (bytes.length !== fileSize) throw new CoilError("ARCHIVE_INVALID", `${path} changed after it was validated`);
       return new Tensor("uint8", [bytes.length], bytes);
     };
-    this.object = replicate({ fn: "load_package", args: () => [path, mapping(), offsets, entryPoint.package, entryPoint.resource] });
+    this.object = replicate({
+      fn: "load_package",
+      args: () => [path, mapping(), offsets, entryPoint.package, entryPoint.resource],
+      onCreated: (result) => {
+        for (const warning of (result as { warnings?: string[] } | null)?.warnings ?? []) this.#warnings.add(warning);
+      },
+      mapError: dependencyMissing,
+    });
     this.path = path;
     this.fileSize = fileSize;
     this.manifest = archive.manifest;
@@ -75,6 +83,12 @@ export class LoadedModel {
     }
   }
 
+  /** What loading found worth a warning, each once: a Python distribution the archive
+   * was packed with, installed here in another version. */
+  get warnings(): string[] {
+    return [...this.#warnings];
+  }
+
   /** Calls the model: model(*args). See ReplicatedObject.call. */
   call<T = unknown>(args: unknown[] = [], options?: ReplicatedCallOptions): Promise<T> {
     return this.object.call<T>(args, options);
@@ -89,6 +103,12 @@ export class LoadedModel {
   unload(): Promise<void> {
     return this.object.dispose();
   }
+}
+
+/** A distribution the archive needs and this Python lacks, as its own code. */
+function dependencyMissing(error: unknown): unknown {
+  if (!isCoilError(error, "PYTHON_ERROR") || error.pythonType !== "coil_package.MissingDistributionError") return error;
+  return new CoilError("DEPENDENCY_MISSING", error.message, { cause: error, details: { pythonType: error.pythonType } });
 }
 
 function soleEntryPoint(archive: Archive): { package: string; resource: string } {

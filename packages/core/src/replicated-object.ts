@@ -21,6 +21,10 @@ export interface ReplicatedObjectSpec {
 export interface Creation {
   fn: Extract<BridgeFunction, "create_object" | "load_package">;
   args: unknown[] | ((interpreter: Interpreter) => unknown[]);
+  /** Told what each interpreter's instantiation returned. */
+  onCreated?: (result: unknown) => void;
+  /** Turns an instantiation's error into the one to report. */
+  mapError?: (error: unknown) => unknown;
 }
 
 export interface ReplicatedCallOptions extends CallOptions {
@@ -110,8 +114,13 @@ export class ReplicatedObject {
   #instantiate(interpreter: Interpreter): Promise<unknown> {
     let created = this.#instances.get(interpreter);
     if (!created) {
-      const { fn, args } = this.#creation;
+      const { fn, args, onCreated, mapError } = this.#creation;
       created = this.#host.runOn(interpreter, fn, [this.id, ...(typeof args === "function" ? args(interpreter) : args)]);
+      if (onCreated || mapError) {
+        created = created.then(onCreated, (error: unknown) => {
+          throw mapError ? mapError(error) : error;
+        });
+      }
       this.#instances.set(interpreter, created);
       // A failed instantiation is retried by the next call, not cached.
       created.catch(() => {

@@ -28,6 +28,7 @@ export const COIL_ERROR_CODES = [
   "MODEL_NOT_FOUND",
   "MODEL_NOT_READY",
   "PLUGIN_FAILED",
+  "DEPENDENCY_MISSING",
 ] as const;
 
 export type CoilErrorCode = (typeof COIL_ERROR_CODES)[number];

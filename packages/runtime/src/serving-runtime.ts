@@ -305,6 +305,7 @@ export class ServingRuntime implements InferenceService {
       const model = await this.#options.pool.loadArchive(entry.path, { ...this.#options.archive, eager: true });
       const signature = (specs: readonly TensorSignature[] = []) => specs.map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
       v.binding = new SignatureBinding(signature(model.manifest?.inputs), signature(model.manifest?.outputs));
+      for (const warning of model.warnings) this.#options.logger?.warn({ model: entry.name, version: entry.version, warning }, "model: loaded with a warning");
       v.model = model;
       v.queue = new ModelQueue(model.object, { ...this.#options.queue, binding: v.binding });
       v.state = "READY";
