@@ -1,15 +1,14 @@
 """Example: torchvision's ResNet-18 with random weights (weights=None: nothing is
 downloaded), in eval mode, batch 1 at 224x224.
 
-    npx coil pack examples/models/resnet18.py:build -o resnet18.coil --extern 'torchvision.**' \
+    npx coil pack examples/models/resnet18.py:build -o resnet18.coil \
         --input image:float32:-1,3,224,224 --output-spec logits:float32:-1,1000
 
-`--extern 'torchvision.**'`: the pickle refers to torchvision.models.resnet.ResNet,
-which torch.package will not take implicitly (only the standard library and torch
-are). It cannot be interned either: torchvision imports PIL and has compiled
-operators (torchvision._C), which an archive cannot carry. Externed, it is imported
-from the loading interpreter's own torchvision, which must therefore be installed
-where the archive is loaded (Debian: python3-torchvision).
+torchvision is an installed distribution, so coil pack externs it (it could not be
+interned: it imports PIL and has compiled operators, torchvision._C, which an archive
+cannot carry) and records its version: the loading interpreter imports its own
+torchvision, which must therefore be installed where the archive is loaded (Debian:
+python3-torchvision).
 """
 
 import torch
