@@ -10,6 +10,10 @@ import { promisify } from "node:util";
 
 import { describe, expect, it } from "vitest";
 
+import type { CoilError } from "@coil/errors";
+
+import { inspectPython } from "./python.js";
+
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CHILD = join(packageRoot, "src", "cpython-check.child.mjs");
 const MINORS = ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"];
@@ -23,7 +27,7 @@ interface Found {
 /** Candidates: pyenv's versions (`pyenv root`), then pythonX.Y in every PATH folder
  * (not only the first: pyenv's shims shadow /usr/bin). Deduplicated by the real path of
  * the executable each reports. */
-function findCPythons(): { found: Found[]; notes: string[]; silent: string[] } {
+async function findCPythons(): Promise<{ found: Found[]; notes: string[]; silent: string[] }> {
   const candidates: string[] = [];
   try {
     const root = execFileSync("pyenv", ["root"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
@@ -43,14 +47,14 @@ function findCPythons(): { found: Found[]; notes: string[]; silent: string[] } {
     if (!existsSync(candidate)) continue;
     let answer: { executable: string; version: string; shared: boolean };
     try {
-      const probe =
-        "import json, os, sys, sysconfig; print(json.dumps({'executable': os.path.realpath(sys.executable), 'version': '.'.join(map(str, sys.version_info[:3])), 'shared': bool(sysconfig.get_config_var('Py_ENABLE_SHARED'))}))";
-      answer = JSON.parse(
-        execFileSync(candidate, ["-c", probe], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 30_000 }),
-      );
-    } catch {
-      silent.push(candidate);
-      continue;
+      answer = { ...(await inspectPython(candidate)), shared: true }; // discovery's own probe
+    } catch (error) {
+      const refusal = error as CoilError;
+      if (refusal.code !== "NO_SHARED_LIBPYTHON") {
+        silent.push(candidate);
+        continue;
+      }
+      answer = { ...(refusal.details as { executable: string; version: string }), shared: false };
     }
     const real = realpathSync(answer.executable);
     if (seen.has(real)) continue;
@@ -99,7 +103,7 @@ async function runChild(python: string): Promise<{ report?: Report; stdout: stri
   return { report: last.startsWith("{") ? (JSON.parse(last) as Report) : undefined, stdout, stderr };
 }
 
-const { found, notes, silent } = findCPythons();
+const { found, notes, silent } = await findCPythons();
 const missing = MINORS.filter((m) => !found.some((f) => f.version.startsWith(`${m}.`)));
 for (const note of notes) console.log(`[cpython-versions] ${note}`);
 for (const minor of missing) {
@@ -146,15 +150,15 @@ describe("the engine on each CPython", () => {
     200_000,
   );
 
-  // A Python found without a shared libpython is a real one to check the refusal on.
+  // A Python found without a usable shared libpython is a real one to check that the
+  // refusal names the fix on (a rebuild, or the missing package).
   const staticBuilds = found.filter((f) => !f.shared);
   it.each(staticBuilds.map((f) => [f.version, f.executable] as const))(
     "CPython %s (%s) without a shared libpython is refused",
     async (_v, executable) => {
-      const { inspectPython } = await import("./python.js");
       await expect(inspectPython(executable)).rejects.toMatchObject({
         code: "NO_SHARED_LIBPYTHON",
-        message: expect.stringContaining("--enable-shared"),
+        message: expect.stringMatching(/--enable-shared|apt-get install libpython3/),
       });
     },
   );
