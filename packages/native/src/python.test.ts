@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 import { describe, expect, inject, it } from "vitest";
 
@@ -31,6 +31,13 @@ function pythonReporting(overrides: string): string {
   return script;
 }
 
+/** A new virtual environment of the test Python (no pip: nothing to download); its python. */
+function makeVenv(): string {
+  const venv = join(mkdtempSync(join(tmpdir(), "coil-venv-")), "env");
+  execFileSync(PYTHON, ["-m", "venv", "--without-pip", venv]);
+  return join(venv, "bin", "python");
+}
+
 describe("Python discovery", () => {
   it("finds the test Python with a shared libpython and torch", async () => {
     const python = await discoverPython({ python: PYTHON, requiredModules: ["torch"] });
@@ -42,9 +49,11 @@ describe("Python discovery", () => {
 
   it("gives a virtual environment its own sys.path and its base's libpython", async () => {
     const base = await inspectPython(PYTHON);
-    const venv = join(mkdtempSync(join(tmpdir(), "coil-venv-")), "env");
-    execFileSync(PYTHON, ["-m", "venv", "--without-pip", venv]);
-    const inVenv = await inspectPython(join(venv, "bin", "python"));
+    const python = makeVenv();
+    const venv = dirname(dirname(python));
+    const inVenv = await inspectPython(python);
+    expect(inVenv.prefix).toBe(venv);
+    expect(inVenv.basePrefix).toBe(base.basePrefix);
     expect(inVenv.sysPath).toContain(join(venv, "lib", `python${base.version.split(".").slice(0, 2).join(".")}`, "site-packages"));
     expect(inVenv.library).toBe(base.library);
     expect(inVenv.version).toBe(base.version);
@@ -57,11 +66,15 @@ describe("Python discovery", () => {
     });
   });
 
-  it("says which module is missing", async () => {
+  it("says which module is missing, and how to install it there", async () => {
     await expect(discoverPython({ python: PYTHON, requiredModules: ["coil_no_such_module"] })).rejects.toMatchObject({
       code: "BACKEND_UNAVAILABLE",
       message: expect.stringContaining("coil_no_such_module"),
     });
+    const venv = makeVenv();
+    await expect(discoverPython({ python: venv, requiredModules: ["coil_no_such_module"] })).rejects.toThrow(
+      `${venv} -m pip install coil_no_such_module`,
+    );
   });
 
   it("refuses a Python built without a shared libpython, naming --enable-shared", async () => {

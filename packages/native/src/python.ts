@@ -11,6 +11,8 @@ export interface PythonInstallation {
   /** The shared libpython each interpreter loads into its own namespace. */
   library: string;
   prefix: string;
+  /** sys.base_prefix: differs from prefix in a virtual environment. */
+  basePrefix: string;
   /** sys.path as that executable sees it (virtual environments included). */
   sysPath: string[];
   /** For each module asked about: can this Python import it? */
@@ -52,6 +54,7 @@ print(json.dumps({
     "libraryNames": names,
     "libraryDirs": dirs,
     "prefix": sys.prefix,
+    "basePrefix": sys.base_prefix,
     "sysPath": [p for p in sys.path if p],
     "modules": found,
 }))
@@ -88,6 +91,7 @@ async function probe(python: string, requiredModules: string[]): Promise<PythonI
     version: info.version,
     library: info.library,
     prefix: info.prefix,
+    basePrefix: info.basePrefix,
     sysPath: info.sysPath,
     modules: info.modules,
   };
@@ -121,6 +125,15 @@ function noSharedLibpython(
   );
 }
 
+/** How to get `missing` into this Python: the distribution's packages for the system
+ * Python, pip for a Python of its own (a venv, conda, pyenv). */
+function installHint(python: PythonInstallation, missing: string[]): string {
+  if (python.prefix === "/usr" && python.basePrefix === "/usr") {
+    return `install ${missing.map((m) => `python3-${m}`).join(" ")} (Debian/Ubuntu)`;
+  }
+  return `install ${missing.length > 1 ? "them" : "it"} there: ${python.executable} -m pip install ${missing.join(" ")}`;
+}
+
 /** Finds a Python that can import `requiredModules`, or explains why none could. */
 export async function discoverPython(options: DiscoverOptions = {}): Promise<PythonInstallation> {
   const required = options.requiredModules ?? [];
@@ -137,7 +150,7 @@ export async function discoverPython(options: DiscoverOptions = {}): Promise<Pyt
       if (named) {
         throw new CoilError(
           "BACKEND_UNAVAILABLE",
-          `Python ${found.executable} cannot import ${missing.join(", ")}; install ${missing.map((m) => `python3-${m}`).join(" ")} (Debian) or pick another Python`,
+          `Python ${found.executable} cannot import ${missing.join(", ")}; ${installHint(found, missing)}, or pick another Python`,
           { details: { python: found.executable, missing } },
         );
       }
