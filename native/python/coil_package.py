@@ -188,6 +188,7 @@ def export(
     deny=(),
     root=None,
     example=None,
+    infer=True,
     package="coil_entry",
     resource="model.pkl",
 ):
@@ -198,7 +199,10 @@ def export(
     retried with patterns for them; the explicit patterns come first, so they win.
     Returns what was packed: the entry point, the decisions per module group, the
     distributions the archive's externs come from, and the signature inferred from
-    the example inputs (None without them).
+    the example inputs (None without them, or with `infer` false: the caller has one).
+    A module's own example_inputs() that cannot describe the model (not tensors: text as
+    lists of bytes) leaves the signature to the caller, with a note saying why; one named
+    with `example` must work.
 
     The pickle goes into a package of its own (`coil_entry`): torch.package cannot
     load a pickle from a package whose name is also a module (model.py -> "model")."""
@@ -218,7 +222,14 @@ def export(
         origins = _Origins(root, label)
         distributions, decisions = _export_resolving(output, obj, module.__name__, explicit, origins, package, resource)
         # After pickling: running the model must not change what was packed.
-        signature = _infer_signature(obj, examples) if examples is not None else None
+        signature, note = None, None
+        if examples is not None and (infer or example is not None):
+            try:
+                signature = _infer_signature(obj, examples)
+            except ExampleInputsError as error:
+                if example is not None:
+                    raise
+                note = f"no signature inferred: {error}"
     finally:
         state.restore(root)
     return {
@@ -228,6 +239,7 @@ def export(
         "decisions": decisions,
         "distributions": distributions,
         "signature": signature,
+        "signatureNote": note,
     }
 
 
@@ -366,7 +378,10 @@ def _infer_signature(obj, examples):
     inputs and outputs: {inputs, outputs, dynamicBatch}, dim 0 -1 where the batch varies."""
     import torch
 
-    inputs = examples()
+    try:
+        inputs = examples()
+    except Exception as error:
+        raise ExampleInputsError(f"{examples.__name__}() raised {type(error).__name__}: {error}") from error
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
     if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):

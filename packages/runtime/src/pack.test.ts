@@ -259,6 +259,32 @@ describe("zero-config packing and inferred signatures", () => {
     expect(result.outputs).toEqual([float("output__0", batch([3]))]);
   });
 
+  it("packs a model whose own example_inputs() are not tensors, saying why it infers nothing", async () => {
+    const file = join(ZERO, "zoo", "text_lengths.py");
+    const result = await packModel({ target: `${file}:build`, output: join(dir, "text.coil"), python });
+    expect(result.signature).toEqual({ inputs: "none", outputs: "none" });
+    expect(result.warnings).toEqual([
+      expect.stringMatching(/^no signature inferred: example_inputs\(\) must return a tensor or a tuple of tensors, got a list of list/),
+      expect.stringContaining('"inputs": []'),
+    ]);
+    // Named with --example, the same function must work.
+    await expect(packModel({ target: `${file}:build`, output: join(dir, "text2.coil"), python, example: "example_inputs" })).rejects.toMatchObject({
+      pythonType: "coil_package.ExampleInputsError",
+    });
+  });
+
+  it("does not run the examples when the signature is given in full", async () => {
+    const file = join(ZERO, "zoo", "text_lengths.py");
+    const inputs: TensorSpec[] = [{ name: "texts", dtype: "bytes", shape: [-1] }];
+    const outputs: TensorSpec[] = [float("lengths", [-1])];
+    const result = await packModel({ target: `${file}:build`, output: join(dir, "text3.coil"), python, inputs, outputs });
+    expect(result).toMatchObject({ inputs, outputs, signature: { inputs: "given", outputs: "given" }, warnings: [] });
+    // A broken example function named with --example is still run, and reported.
+    await expect(
+      packModel({ target: `${file}:build`, output: join(dir, "text4.coil"), python, example: "broken_examples", inputs, outputs }),
+    ).rejects.toMatchObject({ pythonType: "coil_package.ExampleInputsError", message: expect.stringContaining("broken_examples() raised RuntimeError") });
+  });
+
   it("refuses to infer from an example function that is not there", async () => {
     await expect(
       packModel({ target: `${join(ZERO, "zoo", "token_ids.py")}:build`, output: join(dir, "no-example.coil"), python, example: "nope" }),

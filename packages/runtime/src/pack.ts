@@ -83,6 +83,8 @@ interface Exported {
   decisions: PackDecision[];
   distributions: RequiredDistribution[];
   signature: { inputs: TensorSpec[]; outputs: TensorSpec[]; dynamicBatch: boolean } | null;
+  /** Why the module's own example_inputs() gave no signature. */
+  signatureNote: string | null;
 }
 
 /** Parses "file.py:factory". */
@@ -122,9 +124,11 @@ export async function packModel(options: PackOptions): Promise<PackResult> {
         deny: options.deny ?? [],
         root: options.root === undefined ? null : resolve(options.root),
         example: options.example ?? null,
+        // Given in full, the signature needs no run of the model.
+        infer: !(options.inputs?.length && options.outputs?.length),
       },
     ]);
-    const signature = chooseSignature(options, packed.signature, basename(file));
+    const signature = chooseSignature(options, packed, basename(file));
     const source = await openArchive(exported, { verifyHashes: false });
     try {
       const copied = source.records.filter((r) => ![VERSION_RECORD, EXTERN_MODULES_RECORD, PYTHON_VERSION_RECORD].includes(r.name));
@@ -174,7 +178,7 @@ export async function packModel(options: PackOptions): Promise<PackResult> {
 /** The given signature where there is one, else the inferred one; and what to tell the user. */
 function chooseSignature(
   options: PackOptions,
-  inferred: Exported["signature"],
+  { signature: inferred, signatureNote }: Pick<Exported, "signature" | "signatureNote">,
   file: string,
 ): Pick<PackResult, "inputs" | "outputs" | "signature" | "warnings"> {
   const pick = (given: TensorSpec[] | undefined, found: TensorSpec[] | undefined) =>
@@ -182,15 +186,15 @@ function chooseSignature(
   const inputs = pick(options.inputs, inferred?.inputs);
   const outputs = pick(options.outputs, inferred?.outputs);
   const missing = [inputs.source === "none" && "inputs", outputs.source === "none" && "outputs"].filter(Boolean);
-  const warnings =
-    missing.length === 0
-      ? []
-      : [
-          `no signature for the model's ${missing.join(" and ")}: servers will list ${missing.map((m) => `"${m}": []`).join(" and ")} in its metadata, ` +
-            `so Triton/KServe clients cannot build a request from it. Define example_inputs() in ${file} ` +
-            "(returning a tuple of tensors the model takes), name such a function with --example NAME, " +
-            "or give --input name:dtype:d0,d1,... and --output-spec name:dtype:d0,...",
-        ];
+  const warnings = signatureNote ? [signatureNote] : [];
+  if (missing.length > 0) {
+    warnings.push(
+      `no signature for the model's ${missing.join(" and ")}: servers will list ${missing.map((m) => `"${m}": []`).join(" and ")} in its metadata, ` +
+        `so Triton/KServe clients cannot build a request from it. Define example_inputs() in ${file} ` +
+        "(returning a tuple of tensors the model takes), name such a function with --example NAME, " +
+        "or give --input name:dtype:d0,d1,... and --output-spec name:dtype:d0,...",
+    );
+  }
   return { inputs: inputs.specs, outputs: outputs.specs, signature: { inputs: inputs.source, outputs: outputs.source }, warnings };
 }
 
