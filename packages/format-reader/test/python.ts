@@ -1,7 +1,9 @@
-/** Runs the Python that has torch (COIL_PYTHON, default /usr/bin/python3) for tests that need it. */
+/** Runs the test Python (vitest.shared.ts: $COIL_TEST_PYTHON, default /usr/bin/python3) for tests that need torch. */
 import { spawnSync } from "node:child_process";
 
-export const PYTHON = process.env["COIL_PYTHON"] ?? "/usr/bin/python3";
+import { inject } from "vitest";
+
+export const PYTHON = inject("testPython");
 
 let torchAvailable: boolean | undefined;
 
@@ -29,7 +31,7 @@ export function runPython(script: string, args: string[] = []): string {
  * class lives in an interned package `mymodels` (so the archive holds sources,
  * a package __init__, pickles and storages). Prints a JSON summary read with
  * Python's zipfile: each record's name, local header offset, data offset, size
- * and CRC, plus the model's output for a fixed input.
+ * and CRC, plus the model's output for a fixed input and the torch version that wrote it.
  */
 export const EXPORT_MLP = String.raw`
 import sys, os, json, zipfile, struct
@@ -62,5 +64,5 @@ with open(out, "rb") as f, zipfile.ZipFile(out) as z:
         n, m = struct.unpack("<HH", h[26:30])
         records.append({"name": i.filename, "headerOffset": i.header_offset, "offset": i.header_offset + 30 + n + m,
                         "size": i.file_size, "crc32": i.CRC, "method": i.compress_type, "extra": f.read(n + m)[n:n+4].hex()})
-print(json.dumps({"records": records, "output": y.flatten().tolist(), "input": x.flatten().tolist()}))
+print(json.dumps({"torch": torch.__version__, "records": records, "output": y.flatten().tolist(), "input": x.flatten().tolist()}))
 `;
