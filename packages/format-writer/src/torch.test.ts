@@ -1,6 +1,6 @@
 /**
  * Compatibility with torch.package in both directions, against the torch in
- * COIL_PYTHON (default /usr/bin/python3; Debian's torch 1.13 here).
+ * the test Python (inject("testPython"): Debian's torch 1.13 by default, torch 2.13 on .venv-torch2).
  */
 import { readFileSync, statSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";

@@ -1,7 +1,9 @@
-/** Runs the Python that has torch (COIL_PYTHON, default /usr/bin/python3) for tests that need it. */
+/** Runs the test Python (vitest.shared.ts: $COIL_TEST_PYTHON, default /usr/bin/python3) for tests that need torch. */
 import { spawnSync } from "node:child_process";
 
-export const PYTHON = process.env["COIL_PYTHON"] ?? "/usr/bin/python3";
+import { inject } from "vitest";
+
+export const PYTHON = inject("testPython");
 
 let torchAvailable: boolean | undefined;
 
