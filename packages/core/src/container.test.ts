@@ -1,7 +1,7 @@
 import "reflect-metadata";
 
 import { container as root } from "tsyringe";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 
 import { PlainPythonBackend } from "../test/plain-backend.js";
 import { createCoilContainer, createPoolFromContainer } from "./container.js";
@@ -9,9 +9,11 @@ import type { Scheduler } from "./contracts.js";
 import { LeastLoadedScheduler } from "./scheduler.js";
 import { TOKENS } from "./tokens.js";
 
+const PYTHON = inject("testPython");
+
 describe("dependency injection", () => {
   it("assembles a pool from the backend, scheduler and options a container holds", async () => {
-    const container = createCoilContainer({ size: 2, python: "/usr/bin/python3" });
+    const container = createCoilContainer({ size: 2, python: PYTHON });
     const backend = new PlainPythonBackend();
     container.register(TOKENS.Backend, { useValue: backend });
     const picks: number[] = [];

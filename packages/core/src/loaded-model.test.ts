@@ -5,11 +5,12 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { fileMappings, Tensor, type Interpreter } from "@coil/native";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
 import { PlainPythonBackend } from "../test/plain-backend.js";
 import { InterpreterPool } from "./pool.js";
 
+const PYTHON = inject("testPython");
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures");
 const ENTRY = { package: "artifacts", resource: "model.pkl" };
 let dir: string;
@@ -22,8 +23,8 @@ beforeAll(() => {
   archiveA = join(dir, "a.pt");
   archiveB = join(dir, "b.pt");
   const make = join(FIXTURES, "make_archive.py");
-  execFileSync("/usr/bin/python3", [make, join(FIXTURES, "archive_a"), archiveA]);
-  execFileSync("/usr/bin/python3", [make, join(FIXTURES, "archive_b"), archiveB]);
+  execFileSync(PYTHON, [make, join(FIXTURES, "archive_a"), archiveA]);
+  execFileSync(PYTHON, [make, join(FIXTURES, "archive_b"), archiveB]);
 });
 
 let pool: InterpreterPool | undefined;
@@ -36,7 +37,7 @@ const ones = () => Tensor.from("float32", [4], [1, 1, 1, 1]);
 
 describe("loading archives", () => {
   it("loads an archive written by torch.package's PackageExporter", async () => {
-    pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
     const model = await pool.loadArchive(archiveA);
     expect(model.entryPoint).toEqual(ENTRY); // found: the archive's only pickle
     expect(model.manifest).toBeUndefined();
@@ -44,7 +45,7 @@ describe("loading archives", () => {
   });
 
   it("is lazy per interpreter by default, eager on request", async () => {
-    pool = await InterpreterPool.create({ size: 2, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+    pool = await InterpreterPool.create({ size: 2, python: PYTHON, backend: new PlainPythonBackend() });
     const lazy = await pool.loadArchive(archiveA);
     expect(lazy.object.instances).toBe(0);
     const eager = await pool.loadArchive(archiveA, { eager: true });
@@ -52,7 +53,7 @@ describe("loading archives", () => {
   });
 
   it("maps the archive once per interpreter: pages shared, writes kept apart", async () => {
-    pool = await InterpreterPool.create({ size: 2, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+    pool = await InterpreterPool.create({ size: 2, python: PYTHON, backend: new PlainPythonBackend() });
     const copy = join(dir, "shared.pt");
     copyFileSync(archiveA, copy);
     const model = await pool.loadArchive(copy, { eager: true });
@@ -77,7 +78,7 @@ describe("loading archives", () => {
   });
 
   it("keeps modules of the same name from two archives apart", async () => {
-    pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
     const a = await pool.loadArchive(archiveA);
     const b = await pool.loadArchive(archiveB);
     expect(await a.object.callMethod("origin")).toBe("a");
@@ -87,7 +88,7 @@ describe("loading archives", () => {
   });
 
   it("refuses a tampered archive before any interpreter sees it", async () => {
-    pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
     const broken = join(dir, "truncated.pt");
     writeFileSync(broken, readFileSync(archiveA).subarray(0, 300));
     await expect(pool.loadArchive(broken)).rejects.toMatchObject({ code: "ARCHIVE_INVALID" });
@@ -95,14 +96,14 @@ describe("loading archives", () => {
   });
 
   it("requires a signature when asked", async () => {
-    pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
     await expect(pool.loadArchive(archiveA, { requireSignature: true })).rejects.toMatchObject({ code: "ARCHIVE_UNSIGNED" });
   });
 
   it("names the entry point it needs when an archive has several pickles", async () => {
-    pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
     const two = join(dir, "two.pt");
-    execFileSync("/usr/bin/python3", [
+    execFileSync(PYTHON, [
       "-c",
       "import sys; sys.path.insert(0, sys.argv[1]); import model\n" +
         "from torch.package import PackageExporter\n" +
@@ -118,7 +119,7 @@ describe("loading archives", () => {
   });
 
   it("unloads: later calls are refused and the instances are gone", async () => {
-    pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
     const copy = join(dir, "copy.pt");
     copyFileSync(archiveA, copy);
     const model = await pool.loadArchive(copy, { eager: true });

@@ -2,7 +2,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { Tensor } from "@coil/native";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 
 import { PlainPythonBackend } from "../test/plain-backend.js";
 import { concatRows, splitRows } from "./batch-tensors.js";
@@ -10,6 +10,7 @@ import { ModelQueue } from "./model-queue.js";
 import { InterpreterPool } from "./pool.js";
 import { SignatureBinding } from "./signature-binding.js";
 
+const PYTHON = inject("testPython");
 const BATCHED = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/batched.py");
 
 let pool: InterpreterPool | undefined;
@@ -19,7 +20,7 @@ afterEach(async () => {
 });
 
 async function doubler(delay = 0) {
-  pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new PlainPythonBackend() });
+  pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
   const model = pool.replicate({ file: BATCHED, factory: "Doubler", kwargs: { delay } });
   await model.materialize();
   return model;

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 
 import { interpreterStats } from "@coil/native";
 
@@ -11,7 +11,7 @@ import { PlainPythonBackend } from "../test/plain-backend.js";
 import { InterpreterPool } from "./pool.js";
 
 const COUNTER = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/counter.py");
-const PYTHON = "/usr/bin/python3";
+const PYTHON = inject("testPython");
 
 let pool: InterpreterPool | undefined;
 afterEach(async () => {
