@@ -1,8 +1,8 @@
 // curl, the HTTP client of the checks: what a user types, run as a process.
 import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+import { e2eContext } from "./context.js";
 import { runOk } from "./process.js";
 
 export interface CurlRequest {
@@ -30,7 +30,8 @@ let count = 0;
 
 /** One request with curl; the status, the headers and the body come back. */
 export async function curl(url: string, request: CurlRequest = {}): Promise<CurlResponse> {
-  scratch ??= mkdtempSync(join(tmpdir(), "coil-e2e-curl."));
+  // Bodies are kept in the run's work dir: removed with it, kept with it after a failure.
+  scratch ??= mkdtempSync(join(e2eContext().work, "curl-"));
   const bodyFile = join(scratch, `response-${++count}`);
   const args = ["-s", "-o", bodyFile, "-w", "%{http_code}\n%{header_json}"];
   if (request.method) args.push("-X", request.method);
