@@ -5,11 +5,12 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { createCoilContainer, createPoolFromContainer, InterpreterPool, Tensor } from "@coil/core";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 
 import { CpuBackend } from "./cpu-backend.js";
 import { registerCpuBackend } from "./register.js";
 
+const PYTHON = inject("testPython");
 const MLP = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/mlp.py");
 
 let pool: InterpreterPool | undefined;
@@ -24,7 +25,7 @@ function input(): Tensor<"float32"> {
 
 describe("CpuBackend", () => {
   it("reports what it found, and gives each interpreter its share of the cores", async () => {
-    pool = await InterpreterPool.create({ size: 2, python: "/usr/bin/python3", backend: new CpuBackend() });
+    pool = await InterpreterPool.create({ size: 2, python: PYTHON, backend: new CpuBackend() });
     const [info] = pool.backendInfo;
     expect(info).toMatchObject({ backend: "cpu", python: expect.stringMatching(/^3\./), torch: expect.any(String) });
     expect(info!.cores).toBeGreaterThanOrEqual(1);
@@ -35,7 +36,7 @@ describe("CpuBackend", () => {
   it("takes an explicit thread count", async () => {
     pool = await InterpreterPool.create({
       size: 1,
-      python: "/usr/bin/python3",
+      python: PYTHON,
       backend: new CpuBackend({ threadsPerInterpreter: 3 }),
     });
     expect(pool.backendInfo[0]!.threads).toBe(3);
@@ -49,7 +50,7 @@ describe("CpuBackend", () => {
     for (const threads of [1, 2, 1]) {
       const p = await InterpreterPool.create({
         size: 1,
-        python: "/usr/bin/python3",
+        python: PYTHON,
         backend: new CpuBackend({ threadsPerInterpreter: threads }),
       });
       expect(p.backendInfo[0]!.threads).toBe(threads);
@@ -63,11 +64,11 @@ describe("CpuBackend", () => {
   });
 
   it("computes what eager PyTorch computes in a plain Python process", async () => {
-    pool = await InterpreterPool.create({ size: 2, python: "/usr/bin/python3", backend: new CpuBackend() });
+    pool = await InterpreterPool.create({ size: 2, python: PYTHON, backend: new CpuBackend() });
     const model = pool.replicate({ file: MLP, factory: "build" });
     const x = input();
     const outputs = await Promise.all([model.call<Tensor<"float32">>([x]), model.call<Tensor<"float32">>([x])]);
-    const reference = execFileSync("/usr/bin/python3", [MLP], { input: Buffer.from(x.data.buffer) });
+    const reference = execFileSync(PYTHON, [MLP], { input: Buffer.from(x.data.buffer) });
     const expected = new Float32Array(reference.buffer, reference.byteOffset, reference.byteLength / 4);
     for (const y of outputs) {
       expect(y.shape).toEqual([8, 10]);
@@ -76,7 +77,7 @@ describe("CpuBackend", () => {
   });
 
   it("registers into a container as the backend", async () => {
-    const container = registerCpuBackend(createCoilContainer({ size: 1, python: "/usr/bin/python3" }));
+    const container = registerCpuBackend(createCoilContainer({ size: 1, python: PYTHON }));
     pool = await createPoolFromContainer(container);
     expect(pool.backend.name).toBe("cpu");
     const y = await pool.replicate({ file: MLP, factory: "build", kwargs: { seed: 1 } }).call<Tensor>([input()]);
