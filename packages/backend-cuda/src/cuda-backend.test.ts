@@ -6,13 +6,13 @@ import { fileURLToPath } from "node:url";
 
 import { createCoilContainer, createPoolFromContainer, InterpreterPool, TOKENS } from "@coil/core";
 import { CoilError } from "@coil/errors";
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 
 import { CUDA_OUT_OF_MEMORY_TYPE, CudaBackend, isCudaOutOfMemory } from "./cuda-backend.js";
 import { registerCudaBackend } from "./register.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PYTHON = "/usr/bin/python3";
+const PYTHON = inject("testPython");
 
 /** What this machine's torch says about CUDA, asked of a plain Python process. */
 function torchCuda(): { version: string; cuda: string | null; available: boolean } {
