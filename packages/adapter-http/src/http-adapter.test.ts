@@ -9,13 +9,14 @@ import { promisify } from "node:util";
 
 import { CpuBackend } from "@coil/backend-cpu";
 import { createCoilContainer, encodeBytesElements, BytesTensor, InterpreterPool, Tensor, TOKENS, type DType } from "@coil/core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
 import { MemoryService } from "../test/memory-service.js";
 import { HEADER_LENGTH_HEADER } from "./codec.js";
 import { HttpAdapter } from "./http-adapter.js";
 import { registerHttpAdapter } from "./register.js";
 
+const PYTHON = inject("testPython");
 const run = promisify(execFile);
 const MODELS = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/models.py");
 
@@ -44,7 +45,7 @@ let url: string;
 beforeAll(async () => {
   pool = await InterpreterPool.create({
     size: 1,
-    python: "/usr/bin/python3",
+    python: PYTHON,
     backend: new CpuBackend({ threadsPerInterpreter: 1 }),
   });
   const object = pool.replicate({ file: MODELS, factory: "build" });
