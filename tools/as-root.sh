@@ -1,4 +1,4 @@
-# Sourced by tools/bootstrap.sh and e2e/run.sh. as_root CMD...: runs CMD as root,
+# Sourced by tools/bootstrap.sh; run by the e2e harness (e2e/harness/tools.ts). as_root CMD...: runs CMD as root,
 # directly when this is root, else with sudo; without either it says what it needed
 # and exits 1.
 as_root() {
