@@ -4,12 +4,13 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { Tensor, TOKENS, type Adapter, type CoilPlugin, type InferenceService } from "@coil/core";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 
 import { createRuntime } from "./create-runtime.js";
 import { packModel } from "./pack.js";
 import { DEFAULT_PLUGINS, type PluginEntry } from "./plugins.js";
 
+const PYTHON = inject("testPython");
 const NET = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/split/net.py");
 let repo: string;
 
@@ -19,7 +20,7 @@ beforeAll(async () => {
     target: `${NET}:build`,
     output: join(repo, "net.coil"),
     intern: ["helper_*"],
-    python: "/usr/bin/python3",
+    python: PYTHON,
     inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
     outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
   });
@@ -39,7 +40,7 @@ class RecordingAdapter implements Adapter {
 }
 
 const PLUGINS = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/plugins");
-const base = { repository: "", interpreters: 1, python: "/usr/bin/python3" };
+const base = { repository: "", interpreters: 1, python: PYTHON };
 
 describe("createRuntime", () => {
   it("assembles pool, models and adapters from plugins, and closes them in order", async () => {

@@ -11,7 +11,7 @@ import { CpuBackend } from "@coil/backend-cpu";
 import { BytesTensor, encodeBytesElements, InterpreterPool } from "@coil/core";
 
 import { credentials, status, type Client, type ServiceError } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 
 import { GrpcAdapter, inferenceService, PROTO_PATH, type ModelInferRequest, type ModelInferResponse } from "@coil/adapter-grpc";
 
@@ -19,7 +19,9 @@ import { packModel } from "./pack.js";
 import { ServingRuntime } from "./serving-runtime.js";
 
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/grpc");
-const PYTHON = "/usr/bin/python3";
+const PYTHON = inject("testPython");
+// The grpcio client stays on Debian's Python: grpcio is not in the venv stack (docs/python.md).
+const GRPC_CLIENT_PYTHON = "/usr/bin/python3";
 
 let repo: string;
 let runtime: ServingRuntime;
@@ -265,14 +267,14 @@ describe("GrpcAdapter over a ServingRuntime", () => {
 
   it("answers a Python grpcio client using stubs generated from the same .proto", async () => {
     try {
-      execFileSync(PYTHON, ["-c", "import grpc, grpc_tools"], { stdio: "pipe" });
+      execFileSync(GRPC_CLIENT_PYTHON, ["-c", "import grpc, grpc_tools"], { stdio: "pipe" });
     } catch {
-      throw new Error("this test needs grpcio and grpc_tools for /usr/bin/python3: apt-get install -y --no-install-recommends python3-grpcio python3-grpc-tools");
+      throw new Error(`this test needs grpcio and grpc_tools for ${GRPC_CLIENT_PYTHON}: apt-get install -y --no-install-recommends python3-grpcio python3-grpc-tools`);
     }
     const stubs = mkdtempSync(join(tmpdir(), "coil-grpc-stubs-"));
     try {
-      execFileSync(PYTHON, ["-m", "grpc_tools.protoc", `-I${dirname(PROTO_PATH)}`, `--python_out=${stubs}`, `--grpc_python_out=${stubs}`, PROTO_PATH], { stdio: "pipe" });
-      const { stdout } = await promisify(execFile)(PYTHON, [join(FIXTURES, "client.py"), stubs, adapter.address!], { timeout: 30_000 });
+      execFileSync(GRPC_CLIENT_PYTHON, ["-m", "grpc_tools.protoc", `-I${dirname(PROTO_PATH)}`, `--python_out=${stubs}`, `--grpc_python_out=${stubs}`, PROTO_PATH], { stdio: "pipe" });
+      const { stdout } = await promisify(execFile)(GRPC_CLIENT_PYTHON, [join(FIXTURES, "client.py"), stubs, adapter.address!], { timeout: 30_000 });
       expect(JSON.parse(stdout)).toEqual({
         live: true,
         id: "py-1",

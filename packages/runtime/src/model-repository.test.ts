@@ -6,11 +6,12 @@ import { fileURLToPath } from "node:url";
 
 import { CpuBackend } from "@coil/backend-cpu";
 import { InterpreterPool, Tensor } from "@coil/core";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 
 import { scanRepository } from "./model-repository.js";
 import { ServingRuntime } from "./serving-runtime.js";
 
+const PYTHON = inject("testPython");
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures");
 let repo: string;
 
@@ -18,7 +19,7 @@ beforeAll(() => {
   // A repository as a user fills it: a stock torch.package archive named as
   // torch.package's docs name it, and things that are not models.
   repo = mkdtempSync(join(tmpdir(), "coil-stock-repo-"));
-  execFileSync("/usr/bin/python3", [join(FIXTURES, "stock", "write_stock.py"), join(repo, "model.pt"), join(repo, "weights.pt")]);
+  execFileSync(PYTHON, [join(FIXTURES, "stock", "write_stock.py"), join(repo, "model.pt"), join(repo, "weights.pt")]);
   copyFileSync(join(repo, "model.pt"), join(repo, "copy.zip"));
   copyFileSync(join(repo, "model.pt"), join(repo, "bad name!.pt"));
   mkdirSync(join(repo, "versioned", "3"), { recursive: true });
@@ -54,13 +55,13 @@ describe("the model repository", () => {
 
   it("serves model.pt written by stock torch.package, and logs each skipped file once", async () => {
     const warnings: Record<string, unknown>[] = [];
-    const pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new CpuBackend() });
+    const pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new CpuBackend() });
     const runtime = new ServingRuntime({ pool, repository: repo, logger: { warn: (fields) => warnings.push(fields) } });
     try {
       await runtime.start();
       expect(runtime.modelIndex().find((m) => m.name === "model")).toEqual({ name: "model", version: "1", state: "READY" });
       const eager = JSON.parse(
-        execFileSync("/usr/bin/python3", [
+        execFileSync(PYTHON, [
           "-c",
           "import sys, json, torch; from torch.package import PackageImporter\n" +
             "m = PackageImporter(sys.argv[1]).load_pickle('model', 'model.pkl')\n" +

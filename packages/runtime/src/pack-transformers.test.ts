@@ -21,7 +21,7 @@ const VENV_PYTHON = resolve(here, "../../../.venv-torch2/bin/python");
 const MODELS_FILE = resolve(here, "../test/fixtures/zero-config/transformers/models.py");
 const available = existsSync(VENV_PYTHON);
 if (!available) {
-  console.log(`pack-transformers: SKIPPED: no ${VENV_PYTHON} (create it: python3.11 -m venv .venv-torch2 && .venv-torch2/bin/pip install torch transformers numpy)`);
+  console.log(`pack-transformers: SKIPPED: no ${VENV_PYTHON} (make it: bash tools/python-envs.sh; is it ready: bash tools/python-envs.sh --check)`);
 }
 
 const ARCHITECTURES = [

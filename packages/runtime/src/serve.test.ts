@@ -6,12 +6,13 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 import { GLIBC_TUNABLE } from "@coil/native";
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, inject, it, vi } from "vitest";
 
 import { main } from "./commands.js";
 import { packModel } from "./pack.js";
 import { SERVE_NODE_FLAGS } from "./reexec.js";
 
+const PYTHON = inject("testPython");
 const here = dirname(fileURLToPath(import.meta.url));
 const NET = resolve(here, "../test/fixtures/split/net.py");
 const CLI = resolve(here, "../dist/cli.js");
@@ -24,7 +25,7 @@ beforeAll(async () => {
     target: `${NET}:build`,
     output: join(repo, "net.coil"),
     intern: ["helper_*"],
-    python: "/usr/bin/python3",
+    python: PYTHON,
     inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
     outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
   });
@@ -45,7 +46,7 @@ describe("coil serve", () => {
         repository: repo,
         host: "127.0.0.1",
         interpreters: 1,
-        python: "/usr/bin/python3",
+        python: PYTHON,
         httpPort: 8000,
         plugins: [{ module: join(PLUGINS, "rest-adapter.mjs"), options: { tag: "from-config" } }],
       }),

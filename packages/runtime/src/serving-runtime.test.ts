@@ -6,11 +6,12 @@ import { fileURLToPath } from "node:url";
 
 import { CpuBackend } from "@coil/backend-cpu";
 import { BytesTensor, InterpreterPool, Tensor } from "@coil/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 
 import { packModel } from "./pack.js";
 import { ServingRuntime } from "./serving-runtime.js";
 
+const PYTHON = inject("testPython");
 const NET = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/split/net.py");
 const TOKENS = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/grpc/models.py");
 let repo: string;
@@ -24,7 +25,7 @@ beforeAll(async () => {
     target: `${NET}:build`,
     output: net,
     intern: ["helper_*"],
-    python: "/usr/bin/python3",
+    python: PYTHON,
     inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
     outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
   });
@@ -36,7 +37,7 @@ beforeAll(async () => {
   await packModel({
     target: `${TOKENS}:tokens`,
     output: join(repo, "tokens.coil"),
-    python: "/usr/bin/python3",
+    python: PYTHON,
     inputs: [{ name: "text", dtype: "bytes", shape: [-1] }],
     outputs: [
       { name: "upper", dtype: "bytes", shape: [-1] },
@@ -44,14 +45,14 @@ beforeAll(async () => {
     ],
   });
   expected = JSON.parse(
-    execFileSync("/usr/bin/python3", [
+    execFileSync(PYTHON, [
       "-c",
       "import sys, json, torch; sys.path.insert(0, sys.argv[1]); import net\n" +
         "with torch.inference_mode(): print(json.dumps(net.build()(torch.ones(1, 4)).flatten().tolist()))",
       dirname(NET),
     ]).toString(),
   ) as number[];
-  const pool = await InterpreterPool.create({ size: 2, python: "/usr/bin/python3", backend: new CpuBackend() });
+  const pool = await InterpreterPool.create({ size: 2, python: PYTHON, backend: new CpuBackend() });
   runtime = new ServingRuntime({ pool, repository: repo, queue: { batching: { maxBatchSize: 8, maxQueueDelayMicros: 2000 } } });
   await runtime.start();
 }, 120_000);
@@ -232,7 +233,7 @@ describe("ServingRuntime readiness", () => {
   it("stays ready when a model is unloaded on purpose, not when one fails to load; refuses loads once closed", async () => {
     const single = mkdtempSync(join(tmpdir(), "coil-ready-"));
     copyFileSync(join(repo, "net.coil"), join(single, "net.coil"));
-    const pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new CpuBackend() });
+    const pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new CpuBackend() });
     const own = new ServingRuntime({ pool, repository: single });
     try {
       await own.start();
@@ -253,7 +254,7 @@ describe("ServingRuntime readiness", () => {
     // there, and loadModel("a1") asks for a1 while start() loads it.
     const many = mkdtempSync(join(tmpdir(), "coil-start-race-"));
     for (const name of ["a1", "a2", "a3", "z"]) copyFileSync(join(repo, "net.coil"), join(many, `${name}.coil`));
-    const pool = await InterpreterPool.create({ size: 1, python: "/usr/bin/python3", backend: new CpuBackend() });
+    const pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new CpuBackend() });
     const own = new ServingRuntime({ pool, repository: many });
     try {
       const starting = own.start();
