@@ -5,12 +5,12 @@ import { fileURLToPath } from "node:url";
 
 import { registerCpuBackend } from "@coil/backend-cpu";
 import { Tensor, TOKENS } from "@coil/core";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 
 import { createCustomRuntime, TracingBackend, type CustomRuntime } from "../src/index.js";
 
 const MODEL = resolve(dirname(fileURLToPath(import.meta.url)), "../python/model.py");
-const PYTHON = "/usr/bin/python3";
+const PYTHON = inject("testPython");
 
 let runtime: CustomRuntime | undefined;
 afterEach(async () => {
