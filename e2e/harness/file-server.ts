@@ -4,7 +4,7 @@ import { afterAll, beforeAll } from "vitest";
 
 import { installedContext, type E2eContext } from "./context.js";
 import { reference, type Reference } from "./reference.js";
-import { ensureRepository, type ExampleName } from "./repository.js";
+import { ensureRepository, type ExampleName, type RepositoryNeeds } from "./repository.js";
 import { CoilServer, type ServeOptions } from "./server.js";
 
 export interface FileServer {
@@ -13,8 +13,9 @@ export interface FileServer {
   readonly reference: Reference;
 }
 
-/** `name` names its logs; `needs`, the example models its tests use. */
-export function serveForThisFile(name: string, needs: readonly ExampleName[], options: Omit<ServeOptions, "name" | "repository"> = {}): FileServer {
+/** `name` names its logs; `needs`, the example models its tests use (or the models of
+ * another repository). */
+export function serveForThisFile(name: string, needs: readonly ExampleName[] | RepositoryNeeds, options: Omit<ServeOptions, "name" | "repository"> = {}): FileServer {
   let state: FileServer | undefined;
   beforeAll(async () => {
     const context = installedContext();

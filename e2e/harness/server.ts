@@ -34,6 +34,8 @@ export interface ServeOptions {
   cwd?: string;
   /** Serve HTTP and gRPC on free ports (default); false turns both off. */
   builtInAdapters?: boolean;
+  /** The interpreters' Python (--python): Debian's python3 by default. */
+  python?: string;
 }
 
 export interface LogLine {
@@ -95,7 +97,7 @@ export class CoilServer {
       "--http-port", String(httpPort ?? -1),
       "--grpc-port", String(grpcPort ?? -1),
       "--interpreters", String(KNOBS.interpreters),
-      "--python", PYTHON,
+      "--python", options.python ?? PYTHON,
       ...(options.args ?? []),
     ];
     const logs = join(context.work, "logs");

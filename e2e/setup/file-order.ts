@@ -3,7 +3,7 @@
 // the scratch project) last. Files not listed run after these, by name.
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
-const ORDER = ["install", "pack", "http", "grpc", "load-soak", "signals", "plugin"];
+const ORDER = ["install", "pack", "http", "grpc", "metadata-clients", "transformers", "load-soak", "signals", "plugin"];
 
 function rank(spec: TestSpecification): number {
   const name = spec.moduleId.split("/").pop()!.replace(/\.test\.ts$/, "");
