@@ -1,29 +1,18 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Tensor, TOKENS, type Adapter, type CoilPlugin, type InferenceService } from "@coil/core";
+import { LeastLoadedScheduler, Tensor, TOKENS, type Adapter, type CoilPlugin, type InferenceService, type Interpreter } from "@coil/core";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 
+import { netRepository } from "../test/net-repository.js";
 import { createRuntime } from "./create-runtime.js";
-import { packModel } from "./pack.js";
 import { DEFAULT_PLUGINS, type PluginEntry } from "./plugins.js";
 
 const PYTHON = inject("testPython");
-const NET = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/split/net.py");
 let repo: string;
 
 beforeAll(async () => {
-  repo = mkdtempSync(join(tmpdir(), "coil-runtime-"));
-  await packModel({
-    target: `${NET}:build`,
-    output: join(repo, "net.coil"),
-    intern: ["helper_*"],
-    python: PYTHON,
-    inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
-    outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
-  });
+  repo = await netRepository(PYTHON);
 }, 60_000);
 
 /** A real (if tiny) adapter: records its lifecycle and serves through the service. */
@@ -95,6 +84,27 @@ describe("createRuntime", () => {
       const body = (await answer.json()) as Record<string, unknown>;
       const direct = await runtime.service.infer("net", undefined, { inputs: [{ name: "x", tensor: Tensor.zeros("float32", [1, 4]) }] });
       expect(body).toEqual({ "third-party": true, y: [Array.from(direct.outputs[0]!.tensor.data as Float32Array)] });
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it("takes the scheduler a plugin registers", async () => {
+    const picks: number[] = [];
+    class CountingScheduler extends LeastLoadedScheduler {
+      override pick(interpreters: readonly Interpreter[]): Interpreter {
+        const chosen = super.pick(interpreters);
+        picks.push(chosen.index);
+        return chosen;
+      }
+    }
+    const counting: CoilPlugin = (container) => container.register(TOKENS.Scheduler, { useValue: new CountingScheduler() });
+    const runtime = await createRuntime({ ...base, repository: repo, plugins: ["@coil/backend-cpu", counting] });
+    try {
+      const before = picks.length;
+      await runtime.service.infer("net", undefined, { inputs: [{ name: "x", tensor: Tensor.zeros("float32", [1, 4]) }] });
+      expect(picks.length).toBe(before + 1);
+      expect(picks.at(-1)).toBe(runtime.pool.interpreters[0]!.index);
     } finally {
       await runtime.close();
     }

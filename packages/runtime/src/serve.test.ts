@@ -1,6 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -8,27 +7,18 @@ import { promisify } from "node:util";
 import { GLIBC_TUNABLE } from "@coil/native";
 import { beforeAll, describe, expect, inject, it, vi } from "vitest";
 
+import { netRepository } from "../test/net-repository.js";
 import { main } from "./commands.js";
-import { packModel } from "./pack.js";
 import { SERVE_NODE_FLAGS } from "./reexec.js";
 
 const PYTHON = inject("testPython");
 const here = dirname(fileURLToPath(import.meta.url));
-const NET = resolve(here, "../test/fixtures/split/net.py");
 const CLI = resolve(here, "../dist/cli.js");
 const PLUGINS = resolve(here, "../test/fixtures/plugins");
 let repo: string;
 
 beforeAll(async () => {
-  repo = mkdtempSync(join(tmpdir(), "coil-serve-"));
-  await packModel({
-    target: `${NET}:build`,
-    output: join(repo, "net.coil"),
-    intern: ["helper_*"],
-    python: PYTHON,
-    inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
-    outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
-  });
+  repo = await netRepository(PYTHON);
 }, 60_000);
 
 describe("coil serve", () => {
