@@ -1,0 +1,93 @@
+"""One zoo model in plain Python, a child process of the zoo benchmark (one torch thread):
+
+    python driver.py check <model.py> <factory> <example> <seconds> <warmup>
+        eager calls/s; whether torch.jit.script, torch.jit.trace and (torch 2.x)
+        torch.export take the model; TorchScript's calls/s where one of them did.
+    python driver.py eager <model.py> <factory> <example> <seconds> <warmup> <start-at>
+        one of N plain processes: eager calls/s in the window that opens at
+        <start-at> (time.time(), the same for all N), and this process's memory.
+
+Prints one JSON line. A step that fails is reported as {"ok": false, "error": ...}."""
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import torch
+
+# The closed loop is the one the scaling benchmark's Python side uses.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+from driver import measure  # noqa: E402
+
+
+def load(file, factory, example):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(file)))
+    spec = importlib.util.spec_from_file_location("zoo_model", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inputs = getattr(module, example)()
+    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    return getattr(module, factory)(), inputs
+
+
+def why(error):
+    """An exception as one short line: the column that says why a step failed."""
+    text = f"{type(error).__name__}: {error}".strip().split("\n")[0]
+    return text[:300]
+
+
+def attempt(step):
+    try:
+        return {"ok": True, "value": step()}
+    except Exception as error:  # a failure is data, not the end of the run
+        return {"ok": False, "error": why(error)}
+
+
+def memory_mb():
+    """Private memory and Pss of this process, in MB (/proc/self/smaps_rollup)."""
+    kb = {}
+    with open("/proc/self/smaps_rollup") as rollup:
+        for line in rollup:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                kb[parts[0].rstrip(":")] = int(parts[1])
+    return {"privateMb": (kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)) / 1024, "pssMb": kb.get("Pss", 0) / 1024}
+
+
+def check(model, inputs, seconds, warmup):
+    result = {"torch": torch.__version__}
+    result["eager"] = attempt(lambda: measure(model, inputs, 1, seconds, warmup))
+    with torch.no_grad():
+        scripted = attempt(lambda: torch.jit.script(model))
+        traced = attempt(lambda: torch.jit.trace(model, inputs, strict=False, check_trace=False))
+        if hasattr(torch, "export") and hasattr(torch.export, "export"):
+            exported = attempt(lambda: torch.export.export(model, inputs) and True)
+            result["export"] = {k: v for k, v in exported.items() if k != "value"}
+    result["script"] = {k: v for k, v in scripted.items() if k != "value"}
+    result["trace"] = {k: v for k, v in traced.items() if k != "value"}
+    # TorchScript's rate: the scripted module where scripting worked, else the traced one.
+    compiled, how = (scripted, "script") if scripted["ok"] else (traced, "trace")
+    if compiled["ok"]:
+        rate = attempt(lambda: measure(compiled["value"], inputs, 1, seconds, warmup))
+        result["torchscript"] = {**rate, "via": how}
+    return result
+
+
+def eager_process(model, inputs, seconds, warmup, start_at):
+    time.sleep(max(0.0, start_at - time.time()))
+    return {**measure(model, inputs, 1, seconds, warmup), **memory_mb()}
+
+
+def main(mode, file, factory, example, seconds, warmup, start_at=None):
+    torch.set_num_threads(1)
+    model, inputs = load(file, factory, example)
+    if mode == "check":
+        result = check(model, inputs, float(seconds), float(warmup))
+    else:
+        result = eager_process(model, inputs, float(seconds), float(warmup), float(start_at))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// One zoo model, in a process of its own (a child of zoo.mjs; a crash or a stuck model
+// costs that model only, and the process's interpreter budget is the model's alone):
+//   node tools/bench/zoo/measure.mjs '<JSON: model, python, seconds, warmup, interpreters, startDelayS, scratch>'
+// Plain Python (driver.py check): eager, torch.jit.script/trace, torch.export and
+// TorchScript's rate; zero-config packing (packModel); equality with eager (the
+// zero-config fixtures' run_model.py runs the model eagerly on its example inputs);
+// Coil with 1 and N interpreters; N plain processes (driver.py eager). Prints one JSON
+// line: per step { ok, error } or its numbers.
+import { join } from "node:path";
+
+import { InterpreterPool, LeastLoadedScheduler, Tensor } from "@coil/core";
+import { CpuBackend } from "@coil/backend-cpu";
+
+import { runJsonChild } from "../lib/child.mjs";
+import { closedLoop } from "../lib/closed-loop.mjs";
+import { describeError } from "../lib/log.mjs";
+import { BENCH_DIR, REPO_ROOT } from "../lib/paths.mjs";
+import { memoryMiB } from "../lib/proc.mjs";
+import { relaunchWithTunable } from "../lib/tunable.mjs";
+
+await relaunchWithTunable();
+
+const DRIVER = join(BENCH_DIR, "zoo", "driver.py");
+const RUN_MODEL = join(REPO_ROOT, "packages", "runtime", "test", "fixtures", "zero-config", "run_model.py");
+const TOLERANCE = 1e-4;
+
+const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch } = JSON.parse(process.argv[2]);
+const { file, factory, example } = model;
+const window = { warmupMs: warmup * 1e3, durationMs: seconds * 1e3 };
+const childTimeoutMs = 300_000 + 4 * (seconds + warmup) * 1e3;
+const result = { name: model.name };
+
+/** Runs one step; its failure is recorded under `key` as data, and returns undefined. */
+async function step(key, body) {
+  try {
+    const value = await body();
+    result[key] = { ok: true, ...value };
+    return value;
+  } catch (error) {
+    result[key] = { ok: false, error: describeError(error).slice(0, 300) };
+    return undefined;
+  }
+}
+
+const driverArgs = (mode) => [DRIVER, mode, file, factory, example, String(seconds), String(warmup)];
+
+// Plain Python: eager, the compilers, TorchScript's rate.
+await step("python", () => runJsonChild(python, driverArgs("check"), { cwd: REPO_ROOT, timeoutMs: childTimeoutMs }));
+
+// Zero-config packing: no rules, the signature from the example inputs.
+const archive = join(scratch, `${model.name}.pt`);
+const packed = await step("pack", async () => {
+  const { packModel } = await import("@coil/runtime");
+  const r = await packModel({ target: `${file}:${factory}`, output: archive, example, python });
+  return { bytes: r.bytes, inputs: r.inputs.length, outputs: r.outputs.length, signature: r.signature, warnings: r.warnings };
+});
+
+if (packed) {
+  // Coil, 1 interpreter: equal to eager, then its rate with one caller.
+  await step("coil1", () =>
+    withPool(1, async (pool) => {
+      const reference = await runJsonChild(python, [RUN_MODEL, file, factory, example, archive], { cwd: REPO_ROOT, timeoutMs: childTimeoutMs });
+      const inputs = reference.inputs.map((t) => Tensor.from(t.dtype, t.shape, t.data));
+      const loaded = await pool.loadArchive(archive, { eager: true });
+      const outputs = named(await loaded.call(inputs));
+      const eager = new Map(reference.eager);
+      const maxError = maxAbsError(outputs.map(([name, t]) => [t.toArray().map(Number), eager.get(name)?.data]));
+      const equal = outputs.length === eager.size && maxError <= TOLERANCE;
+      const stats = await closedLoop(() => loaded.call(inputs), { concurrency: 1, tids: await interpreterThreads(pool), ...window });
+      return { equal, maxError, outputs: outputs.map(([name]) => name), ...stats };
+    }),
+  );
+  // Coil, N interpreters, 2 callers each.
+  await step("coilN", () =>
+    withPool(N, async (pool) => {
+      const reference = await runJsonChild(python, [RUN_MODEL, file, factory, example, archive], { cwd: REPO_ROOT, timeoutMs: childTimeoutMs });
+      const inputs = reference.inputs.map((t) => Tensor.from(t.dtype, t.shape, t.data));
+      const loaded = await pool.loadArchive(archive, { eager: true });
+      const stats = await closedLoop(() => loaded.call(inputs), { concurrency: 2 * N, tids: await interpreterThreads(pool), ...window });
+      // This whole process (Node included) holding N interpreters with the model loaded.
+      const memory = memoryMiB();
+      return { interpreters: N, ...stats, privateMb: memory.private, pssMb: memory.pss };
+    }),
+  );
+}
+
+// N plain Python processes, each measuring the same window.
+await step("processes", async () => {
+  const startAt = String(Date.now() / 1e3 + startDelayS);
+  const each = await Promise.all(
+    Array.from({ length: N }, () => runJsonChild(python, [...driverArgs("eager"), startAt], { cwd: REPO_ROOT, timeoutMs: childTimeoutMs })),
+  );
+  const sum = (key) => each.reduce((total, r) => total + r[key], 0);
+  return { processes: N, callsPerSecond: sum("callsPerSecond"), privateMb: sum("privateMb"), pssMb: sum("pssMb"), otherCpu: Math.max(...each.map((r) => r.otherCpu)) };
+});
+
+console.log(JSON.stringify(result));
+process.exit(0);
+
+async function withPool(size, body) {
+  // One torch thread per interpreter: like for like with the plain Python columns.
+  const pool = await InterpreterPool.create({
+    size,
+    python,
+    backend: new CpuBackend({ threadsPerInterpreter: 1 }),
+    scheduler: new LeastLoadedScheduler(),
+  });
+  try {
+    return await body(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+function interpreterThreads(pool) {
+  return Promise.all(pool.interpreters.map((i) => i.eval("__import__('threading').get_native_id()")));
+}
+
+/** Outputs named as Coil and run_model.py name them: a dict's keys, else output__0, ... */
+function named(value) {
+  if (value instanceof Tensor) return [["output__0", value]];
+  if (Array.isArray(value)) return value.map((t, i) => [`output__${i}`, t]);
+  return Object.entries(value);
+}
+
+/** Infinity when an output is missing or differs in length. */
+function maxAbsError(pairs) {
+  let worst = 0;
+  for (const [got, want] of pairs) {
+    if (!want || want.length !== got.length) return Infinity;
+    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  }
+  return worst;
+}
