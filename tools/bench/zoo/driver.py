@@ -33,8 +33,9 @@ def load(file, factory, example):
 
 def why(error):
     """An exception as one short line: the column that says why a step failed."""
-    text = f"{type(error).__name__}: {error}".strip().split("\n")[0]
-    return text[:300]
+    # TorchScript's messages start on the line after the type: keep the first lines that say something.
+    lines = [line.strip() for line in f"{type(error).__name__}: {error}".split("\n") if line.strip()]
+    return " ".join(lines[:3])[:300]
 
 
 def attempt(step):

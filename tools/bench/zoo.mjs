@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+// The model zoo (`npm run bench:zoo`, issue 13): popular models packed with zero
+// config and run in Coil against plain eager Python, TorchScript and plain processes.
+//
+// The suite (zoo/models.mjs): on Debian's stack (torch 1.13 + torchvision 0.14),
+// torchvision models of every family -- classification, detection, segmentation,
+// video, optical flow; on the venv's (.venv-torch2: torch 2.x + transformers),
+// transformers architectures from small random configs -- encoders, decoders,
+// encoder-decoders, vision, audio. Random weights; nothing downloads.
+//
+// Per model, in a child process of its own (zoo/measure.mjs; a failure is a cell
+// saying why, never the end of the run), at batch 1 with one torch thread:
+//   pack       zero-config `coil pack` (packModel: no rules, signature inferred);
+//   == eager   the archive in Coil gives eager's outputs (max abs error <= 1e-4);
+//   script, trace, export   torch.jit.script / torch.jit.trace / torch.export (2.x);
+//   calls/s    plain eager, TorchScript (where it worked), Coil with 1 interpreter,
+//              Coil with N interpreters (2 callers each), N plain processes
+//              (zoo/driver.py), in closed loops of --seconds; and the Pss of N
+//              interpreters (the whole Node process) vs N processes.
+// Prints the table and the failures, writes bench-results/zoo.json; --write-docs
+// also writes docs/zoo.md (table + SVG chart) and docs/zoo.json.
+import { existsSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+
+import { interpreterBudget } from "@coil/native";
+
+import { fail, parseFlags } from "./lib/args.mjs";
+import { runJsonChild } from "./lib/child.mjs";
+import { describeError, progress } from "./lib/log.mjs";
+import { BENCH_DIR, REPO_ROOT } from "./lib/paths.mjs";
+import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
+import { scratchDir } from "./lib/scratch.mjs";
+import { printTable } from "./lib/table.mjs";
+import { relaunchWithTunable } from "./lib/tunable.mjs";
+import { MODELS, STACKS } from "./zoo/models.mjs";
+import { COLUMNS, FAILURE_COLUMNS, failedRow, failureRows, markdown, modelRow, summary, summaryLine } from "./zoo/report.mjs";
+
+await relaunchWithTunable();
+
+const flags = parseFlags(import.meta.url, {
+  quick: { type: "boolean", default: false, help: "a handful of models (those marked quick in zoo/models.mjs)" },
+  models: { type: "list", default: [], defaultHelp: "all; the quick ones with --quick", help: "which models, by name" },
+  seconds: { type: "number", positive: true, default: 3, help: "measured seconds per closed loop" },
+  warmup: { type: "number", default: (f) => Math.min(1, f.seconds / 3), defaultHelp: "a third of --seconds, at most 1", help: "warm-up seconds before each" },
+  interpreters: {
+    type: "integer",
+    default: Math.min(availableParallelism(), interpreterBudget()),
+    defaultHelp: "the cores, within a process's interpreter budget",
+    max: interpreterBudget(),
+    help: "N: Coil's interpreters and the plain processes",
+  },
+  "start-delay": { type: "number", positive: true, default: 15, help: "seconds the N plain processes get to start before their common window opens" },
+  "model-timeout": { type: "number", positive: true, default: 900, help: "seconds one model's child may take" },
+  "debian-python": { type: "path", default: STACKS.debian.python, help: "the Debian stack's Python" },
+  "venv-python": { type: "path", default: STACKS.venv.python, defaultHelp: ".venv-torch2/bin/python", help: "the venv stack's Python" },
+  "write-docs": { type: "boolean", default: false, help: "also write docs/zoo.md and docs/zoo.json" },
+  "busy-threshold": { type: "number", default: 0.2, help: "docs/zoo.md says BUSY when other processes took more cores than this" },
+  out: outFlag("zoo"),
+});
+
+const known = new Map(MODELS.map((m) => [m.name, m]));
+for (const name of flags.models) if (!known.has(name)) fail(`unknown model ${name}; known: ${[...known.keys()].join(", ")}`);
+const selected = flags.models.length ? flags.models.map((n) => known.get(n)) : MODELS.filter((m) => !flags.quick || m.quick);
+const pythons = { debian: flags.debianPython, venv: flags.venvPython };
+const stacks = Object.fromEntries(Object.entries(STACKS).map(([name, s]) => [name, { python: pythons[name], what: s.what }]));
+
+const options = {
+  quick: flags.quick,
+  models: selected.map((m) => m.name),
+  secondsPerMeasurement: flags.seconds,
+  warmupS: flags.warmup,
+  interpreters: flags.interpreters,
+  out: repoRelative(flags.out),
+};
+const results = startResults({ options, stacks, summary: null, rows: [], raw: {} });
+const scratch = scratchDir("coil-zoo");
+
+for (const [i, model] of selected.entries()) {
+  const python = pythons[model.stack];
+  progress(`[${i + 1}/${selected.length}] ${model.name} (${model.stack}, ${model.family})`);
+  if (!existsSync(python)) {
+    const why = model.stack === "venv" ? `no ${python} (tools/python-envs.sh makes it)` : `no ${python}`;
+    results.rows.push(failedRow(model, why));
+    continue;
+  }
+  const spec = { model, python, seconds: flags.seconds, warmup: flags.warmup, interpreters: flags.interpreters, startDelayS: flags.startDelay, scratch };
+  try {
+    const measured = await runJsonChild(process.execPath, [join(BENCH_DIR, "zoo", "measure.mjs"), JSON.stringify(spec)], {
+      cwd: REPO_ROOT,
+      timeoutMs: flags.modelTimeout * 1e3,
+    });
+    results.raw[model.name] = measured;
+    results.rows.push(modelRow(model, measured));
+  } catch (error) {
+    results.rows.push(failedRow(model, describeError(error).slice(0, 300)));
+  }
+}
+results.summary = summary(results.rows);
+
+console.log(`\nModel zoo: batch 1, 1 torch thread, N = ${flags.interpreters}, ${flags.seconds} s per closed loop`);
+printTable(COLUMNS, results.rows);
+console.log(`\n${summaryLine(results.summary)}`);
+const failures = failureRows(results.rows);
+if (failures.length) {
+  console.log("\nFailures:");
+  printTable(FAILURE_COLUMNS, failures);
+}
+writeResults(flags.out, results);
+if (flags.writeDocs) {
+  writeFileSync(join(REPO_ROOT, "docs", "zoo.md"), markdown(results, { busyThreshold: flags.busyThreshold }));
+  writeResults(join(REPO_ROOT, "docs", "zoo.json"), results);
+  console.log("docs/zoo.md written");
+}

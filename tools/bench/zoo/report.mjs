@@ -1,0 +1,164 @@
+// The zoo's report: one row per model from what its child measured, the table's
+// columns (printed by lib/table.mjs and written as Markdown from the same list), the
+// failures with why, and docs/zoo.md.
+import { formatMachine } from "../lib/machine.mjs";
+import { formatRate, formatRatio } from "../lib/format.mjs";
+import { ratioChart } from "./chart.mjs";
+
+/** A step as a cell: "ok", "no" (why: in the failures), or "" when it did not run. */
+const okCell = (s) => (s === undefined ? "" : s.ok ? "ok" : "no");
+const rate = (s) => (s?.ok ? s.callsPerSecond : null);
+const ratio = (a, b) => (a != null && b ? a / b : null);
+
+/** One flat row per model: what the table, the chart and docs/zoo.json show. */
+export function modelRow(model, measured) {
+  const py = measured.python ?? {};
+  const coil1 = measured.coil1;
+  const row = {
+    name: model.name,
+    stack: model.stack,
+    family: model.family,
+    torch: py.torch ?? null,
+    pack: measured.pack ? { ok: measured.pack.ok } : undefined,
+    equal: coil1?.ok ? { ok: coil1.equal, maxError: coil1.maxError } : coil1,
+    script: py.script,
+    trace: py.trace,
+    export: py.export,
+    eager: py.eager?.ok ? py.eager.value.callsPerSecond : null,
+    torchscript: py.torchscript?.ok ? py.torchscript.value.callsPerSecond : null,
+    torchscriptVia: py.torchscript?.via ?? null,
+    coil1: rate(coil1),
+    coilN: rate(measured.coilN),
+    processes: rate(measured.processes),
+    interpreters: measured.coilN?.interpreters ?? measured.processes?.processes ?? null,
+    pssMbInterpreters: measured.coilN?.ok ? measured.coilN.pssMb : null,
+    pssMbProcesses: measured.processes?.ok ? measured.processes.pssMb : null,
+    otherCpu: Math.max(0, ...[py.eager?.value, coil1, measured.coilN, measured.processes].map((s) => s?.otherCpu ?? 0)),
+    failures: failuresOf(measured),
+  };
+  row.coil1VsEager = ratio(row.coil1, row.eager);
+  row.coil1VsTorchscript = ratio(row.coil1, row.torchscript);
+  row.coilNVsProcesses = ratio(row.coilN, row.processes);
+  return row;
+}
+
+/** A model whose child did not answer at all. */
+export function failedRow(model, error) {
+  return { ...modelRow(model, {}), failures: [["run", error]] };
+}
+
+function failuresOf(measured) {
+  const out = [];
+  const add = (step, s) => s && !s.ok && out.push([step, s.error]);
+  add("python", measured.python);
+  const py = measured.python ?? {};
+  for (const step of ["eager", "script", "trace", "export", "torchscript"]) add(step, py[step]);
+  add("pack", measured.pack);
+  add("coil 1", measured.coil1);
+  if (measured.coil1?.ok && !measured.coil1.equal) out.push(["== eager", `max abs error ${measured.coil1.maxError} > 1e-4`]);
+  add("coil N", measured.coilN);
+  add("N processes", measured.processes);
+  return out;
+}
+
+/** The table's columns: [title, cell, "l" for left-aligned]. */
+export const COLUMNS = [
+  ["model", (r) => r.name, "l"],
+  ["stack", (r) => r.stack, "l"],
+  ["family", (r) => r.family, "l"],
+  ["pack", (r) => okCell(r.pack)],
+  ["== eager", (r) => (r.equal?.ok ? `ok ${r.equal.maxError.toExponential(0)}` : okCell(r.equal))],
+  ["script", (r) => okCell(r.script)],
+  ["trace", (r) => okCell(r.trace)],
+  ["export", (r) => okCell(r.export)],
+  ["eager/s", (r) => formatRate(r.eager)],
+  ["TS/s", (r) => formatRate(r.torchscript)],
+  ["coil 1/s", (r) => formatRate(r.coil1)],
+  ["coil N/s", (r) => formatRate(r.coilN)],
+  ["N procs/s", (r) => formatRate(r.processes)],
+  ["coil1/eager", (r) => formatRatio(r.coil1VsEager)],
+  ["coil1/TS", (r) => formatRatio(r.coil1VsTorchscript)],
+  ["coilN/procs", (r) => formatRatio(r.coilNVsProcesses)],
+  ["Pss N interp MB", (r) => (r.pssMbInterpreters == null ? "" : Math.round(r.pssMbInterpreters))],
+  ["Pss N procs MB", (r) => (r.pssMbProcesses == null ? "" : Math.round(r.pssMbProcesses))],
+];
+
+/** [model, step, why] for every step that failed. */
+export const failureRows = (rows) => rows.flatMap((r) => r.failures.map(([step, why]) => ({ name: r.name, step, why })));
+
+export const FAILURE_COLUMNS = [
+  ["model", (f) => f.name, "l"],
+  ["step", (f) => f.step, "l"],
+  ["why", (f) => f.why, "l"],
+];
+
+/** Counts over the models that ran eagerly: how many packed, equalled eager, scripted, traced, exported. */
+export function summary(rows) {
+  const ran = rows.filter((r) => r.eager != null);
+  const count = (pick) => ran.filter((r) => pick(r)?.ok).length;
+  return {
+    models: rows.length,
+    ranEagerly: ran.length,
+    packed: count((r) => r.pack),
+    equalToEager: count((r) => r.equal),
+    scripted: count((r) => r.script),
+    traced: count((r) => r.trace),
+    exported: count((r) => r.export),
+    exportTried: ran.filter((r) => r.export).length,
+  };
+}
+
+export function summaryLine(s) {
+  return (
+    `${s.models} models, ${s.ranEagerly} ran eagerly; of those: packed ${s.packed}, equal to eager ${s.equalToEager}, ` +
+    `torch.jit.script ${s.scripted}, torch.jit.trace ${s.traced}, torch.export ${s.exported} of ${s.exportTried} (torch 2.x)`
+  );
+}
+
+/** The most CPU other processes took during any measurement of the run, in cores. */
+export const busiest = (rows) => Math.max(0, ...rows.map((r) => r.otherCpu));
+
+const cell = (text) => String(text ?? "").replaceAll("|", "\\|");
+const markdownTable = (columns, rows) =>
+  [
+    `| ${columns.map(([title]) => title).join(" | ")} |`,
+    `| ${columns.map(([, , align]) => (align === "l" ? "---" : "---:")).join(" | ")} |`,
+    ...rows.map((r) => `| ${columns.map(([, get]) => cell(get(r))).join(" | ")} |`),
+  ].join("\n");
+
+/** docs/zoo.md: how it was run, the summary, the chart, the table and the failures. */
+export function markdown(results, { busyThreshold }) {
+  const { rows, options, machine } = results;
+  const busy = busiest(rows);
+  const warning =
+    busy > busyThreshold
+      ? `> **Measured on a BUSY machine**: other processes took up to ${busy.toFixed(2)} cores during the measurements ` +
+        `(load average ${machine.loadAverageAtStart.map((x) => x.toFixed(2)).join(", ")} at the start). The rates and ratios below are noise; ` +
+        "only the ok/no columns (packing, equality, the compilers) mean something.\n\n"
+      : "";
+  return `# The model zoo
+
+<!-- Written by \`npm run bench:zoo -- --write-docs\` (tools/bench/zoo.mjs); do not edit by hand. -->
+
+${warning}Run of ${results.startedAt}${options.quick ? " (--quick: a subset)" : ""}: ${formatMachine(machine)}; ` +
+    `${options.secondsPerMeasurement} s closed loops at batch 1, one torch thread everywhere, N = ${options.interpreters}. ` +
+    `Stacks: ${Object.entries(results.stacks).map(([name, s]) => `${name} = \`${s.python}\` (${s.what})`).join("; ")}.
+
+${summaryLine(results.summary)}.
+
+Columns: \`pack\` zero-config \`coil pack\` (no rules, signature from \`example_inputs()\`); \`== eager\` the
+archive loaded in Coil gives eager's outputs (max abs error ≤ 1e-4, shown); \`script\`/\`trace\`/\`export\`
+whether \`torch.jit.script\`, \`torch.jit.trace\`, \`torch.export\` (torch 2.x) take the model; calls/s of plain
+eager Python, TorchScript (scripted where that worked, else traced), Coil with 1 interpreter (1 caller), Coil
+with N interpreters (2 callers each) and N plain processes; Pss of the Coil process holding N interpreters
+(Node included) vs the N processes together. Failures, with why, under the table.
+
+${ratioChart(rows) || "(no model has a Coil rate to chart)"}
+
+${markdownTable(COLUMNS, rows)}
+
+## Failures
+
+${failureRows(rows).length ? markdownTable(FAILURE_COLUMNS, failureRows(rows)) : "None."}
+`;
+}
