@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// Where a Coil call's extra time goes (issue 13): the same model, like for like, in
+//   plain       plain CPython (the same --python), a closed loop on one thread;
+//   coil loop   ONE Coil interpreter running that same loop itself (overhead/loop.py):
+//               no Node crossing, so what differs from plain is what the interpreter's
+//               namespace costs per op;
+//   coil node   the same interpreter called from Node's closed loop (1 and 2 callers):
+//               the whole crossing (conversion, queue, thread hand-offs, completion).
+// Each with 1 torch thread, for each candidate fix (--variants: base; gc-freeze,
+// gc.freeze() after the model is built; mallopt, M_TRIM/M_MMAP thresholds raised on
+// the interpreter's libc; gc-off, a diagnostic). Reports calls/s, µs a call, the ratio
+// to plain Python, and per call the minor page faults and context switches of the
+// thread that ran the model (and of the whole process, and Node's main thread).
+//
+// Prints a table and writes bench-results/overhead.json. docs/engine.md ("Where a
+// call's time goes") records a run and the profile beside it.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadavg } from "node:os";
+
+import { CpuBackend } from "@coil/backend-cpu";
+import { InterpreterPool } from "@coil/core";
+
+import { fail, parseFlags } from "./lib/args.mjs";
+import { runJsonChild } from "./lib/child.mjs";
+import { closedLoop } from "./lib/closed-loop.mjs";
+import { describeError, progress } from "./lib/log.mjs";
+import { formatMachine } from "./lib/machine.mjs";
+import { BENCH_DIR, REPO_ROOT } from "./lib/paths.mjs";
+import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
+import { printTable } from "./lib/table.mjs";
+import { deterministicTensor } from "./lib/tensor.mjs";
+import { relaunchWithTunable } from "./lib/tunable.mjs";
+
+await relaunchWithTunable();
+
+const LOOP = join(BENCH_DIR, "overhead", "loop.py");
+const MODELS = ["mlp", "deep"];
+const VARIANTS = ["base", "gc-freeze", "gc-off", "mallopt"];
+
+const flags = parseFlags(import.meta.url, {
+  duration: { type: "number", positive: true, default: 3, help: "measured seconds per configuration" },
+  warmup: { type: "number", default: 1, help: "warm-up seconds before each measurement" },
+  models: { type: "list", default: MODELS, defaultHelp: MODELS.join(","), help: "which models (overhead/loop.py)" },
+  // mallopt stays set on the interpreter's libc once applied: keep it last.
+  variants: { type: "list", default: ["base", "gc-freeze", "mallopt"], defaultHelp: "base,gc-freeze,mallopt", help: `candidate fixes, in order (${VARIANTS.join(", ")})` },
+  callers: { type: "integers", default: [1, 2], defaultHelp: "1,2", help: "Node callers for the coil node rows" },
+  python: {
+    type: "path",
+    default: join(REPO_ROOT, ".venv-torch2", "bin", "python"),
+    defaultHelp: ".venv-torch2/bin/python",
+    help: "the Python that Coil embeds and the baseline runs",
+  },
+  out: outFlag("overhead"),
+});
+for (const m of flags.models) if (!MODELS.includes(m)) fail(`unknown model ${m}; known: ${MODELS.join(", ")}`);
+for (const v of flags.variants) if (!VARIANTS.includes(v)) fail(`unknown variant ${v}; known: ${VARIANTS.join(", ")}`);
+if (flags.variants.includes("mallopt") && flags.variants.at(-1) !== "mallopt") fail("mallopt stays set: list it last");
+
+const results = startResults({ options: { ...flags, out: repoRelative(flags.out) }, rows: [] });
+const loadBefore = loadavg();
+
+// --- /proc counters of one thread of this process -------------------------------------
+
+function threadCounters(tid) {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+  const minflt = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+  const status = readFileSync(`/proc/self/task/${tid}/status`, "utf8");
+  const switches = [...status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  return { minflt, switches };
+}
+
+function processMinflt() {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+}
+
+// --- the configurations -------------------------------------------------------------------
+
+async function plain(model, variant) {
+  const argv = [LOOP, "--model", model, "--variant", variant, "--duration", String(flags.duration), "--warmup", String(flags.warmup)];
+  return runJsonChild(flags.python, argv, { cwd: REPO_ROOT, timeoutMs: 120_000 + (flags.duration + flags.warmup) * 4e3 });
+}
+
+async function coil(model, variant) {
+  const rows = [];
+  let pool;
+  try {
+    pool = await InterpreterPool.create({ size: 1, backend: new CpuBackend(), python: flags.python });
+    results.machine.backend ??= pool.backendInfo[0];
+    const bench = pool.replicate({ file: LOOP, factory: "Bench", args: [model, variant, 1] });
+    await bench.materialize();
+    const info = await bench.callMethod("info");
+    const [tid] = await Promise.all(pool.interpreters.map((i) => i.eval("__import__('threading').get_native_id()")));
+
+    rows.push({ method: "coil loop", info, ...(await bench.callMethod("measure", [flags.duration, flags.warmup])) });
+
+    const x = deterministicTensor([8, 64], 1);
+    for (const callers of flags.callers) {
+      const before = { thread: threadCounters(tid), main: threadCounters(process.pid), process: processMinflt() };
+      const window = { warmupMs: flags.warmup * 1e3, durationMs: flags.duration * 1e3 };
+      // Counters over warm-up + window: the warm-up's calls are counted too.
+      let total = 0;
+      const stats = await closedLoop(
+        () => {
+          total += 1;
+          return bench.call([x]);
+        },
+        { concurrency: callers, tids: [tid], ...window },
+      );
+      const after = { thread: threadCounters(tid), main: threadCounters(process.pid), process: processMinflt() };
+      rows.push({
+        method: `coil node ×${callers}`,
+        callsPerSecond: stats.callsPerSecond,
+        usPerCall: 1e6 / stats.callsPerSecond,
+        threadCpu: stats.interpreterBusy,
+        mainThreadCpu: stats.mainThreadBusy,
+        minorFaultsPerCall: (after.thread.minflt - before.thread.minflt) / total,
+        contextSwitchesPerCall: (after.thread.switches - before.thread.switches) / total,
+        mainContextSwitchesPerCall: (after.main.switches - before.main.switches) / total,
+        processMinorFaultsPerCall: (after.process - before.process) / total,
+        otherCpu: stats.otherCpu,
+      });
+    }
+    await bench.callMethod("close");
+    await bench.dispose?.();
+  } catch (error) {
+    rows.push({ method: "coil", error: describeError(error) });
+  } finally {
+    await pool?.close();
+  }
+  return rows;
+}
+
+// --- run ---------------------------------------------------------------------------
+
+console.log(formatMachine(results.machine));
+console.log(`python: ${flags.python}; load average at start ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`);
+for (const model of flags.models) {
+  for (const variant of flags.variants) {
+    progress(`${model}, ${variant}: plain`);
+    let base;
+    try {
+      base = { method: "plain", ...(await plain(model, variant)) };
+    } catch (error) {
+      base = { method: "plain", error: describeError(error) };
+    }
+    progress(`${model}, ${variant}: coil`);
+    const rows = [base, ...(await coil(model, variant))];
+    for (const r of rows) {
+      r.model = model;
+      r.variant = variant;
+      r.ratio = base.callsPerSecond && r.callsPerSecond ? r.callsPerSecond / base.callsPerSecond : null;
+      r.extraUs = base.usPerCall && r.usPerCall ? r.usPerCall - base.usPerCall : null;
+      results.rows.push(r);
+    }
+  }
+}
+results.loadAverageAtEnd = loadavg();
+
+const n = (digits) => (v) => (v === undefined || v === null ? "" : v.toFixed(digits));
+const cell = (get, fmt) => (r) => fmt(get(r));
+printTable(
+  [
+    ["model", (r) => r.model, "l"],
+    ["variant", (r) => r.variant, "l"],
+    ["method", (r) => r.method, "l"],
+    ["calls/s", cell((r) => r.callsPerSecond, n(0))],
+    ["µs/call", cell((r) => r.usPerCall, n(1))],
+    ["× plain", cell((r) => r.ratio, n(2))],
+    ["+µs", cell((r) => r.extraUs, n(1))],
+    ["thread cpu", cell((r) => r.threadCpu, n(2))],
+    ["minflt/call", cell((r) => r.minorFaultsPerCall, n(3))],
+    ["proc minflt/call", cell((r) => r.processMinorFaultsPerCall, n(3))],
+    ["ctxsw/call", cell((r) => r.contextSwitchesPerCall, n(3))],
+    ["main ctxsw/call", cell((r) => r.mainContextSwitchesPerCall, n(3))],
+  ],
+  results.rows.map((r) => (r.error ? { ...r, label: `${r.model} ${r.variant} ${r.method}` } : r)),
+  { rule: true },
+);
+console.log(`load average at end ${results.loadAverageAtEnd.map((l) => l.toFixed(2)).join(" ")}`);
+writeResults(flags.out, results);
