@@ -56,12 +56,21 @@ const packed = await step("pack", async () => {
   return { bytes: r.bytes, inputs: r.inputs.length, outputs: r.outputs.length, signature: r.signature, warnings: r.warnings };
 });
 
+let referenceOnce;
+/** The example inputs and eager's outputs on them (run_model.py, once), the inputs as Coil tensors. */
+function eagerReference() {
+  referenceOnce ??= runJsonChild(python, [RUN_MODEL, file, factory, example, archive], { cwd: REPO_ROOT, timeoutMs: childTimeoutMs }).then((r) => ({
+    reference: r,
+    inputs: r.inputs.map((t) => Tensor.from(t.dtype, t.shape, t.data)),
+  }));
+  return referenceOnce;
+}
+
 if (packed) {
   // Coil, 1 interpreter: equal to eager, then its rate with one caller.
   await step("coil1", () =>
     withPool(1, async (pool) => {
-      const reference = await runJsonChild(python, [RUN_MODEL, file, factory, example, archive], { cwd: REPO_ROOT, timeoutMs: childTimeoutMs });
-      const inputs = reference.inputs.map((t) => Tensor.from(t.dtype, t.shape, t.data));
+      const { reference, inputs } = await eagerReference();
       const loaded = await pool.loadArchive(archive, { eager: true });
       const outputs = named(await loaded.call(inputs));
       const eager = new Map(reference.eager);
@@ -74,8 +83,7 @@ if (packed) {
   // Coil, N interpreters, 2 callers each.
   await step("coilN", () =>
     withPool(N, async (pool) => {
-      const reference = await runJsonChild(python, [RUN_MODEL, file, factory, example, archive], { cwd: REPO_ROOT, timeoutMs: childTimeoutMs });
-      const inputs = reference.inputs.map((t) => Tensor.from(t.dtype, t.shape, t.data));
+      const { inputs } = await eagerReference();
       const loaded = await pool.loadArchive(archive, { eager: true });
       const stats = await closedLoop(() => loaded.call(inputs), { concurrency: 2 * N, tids: await interpreterThreads(pool), ...window });
       // This whole process (Node included) holding N interpreters with the model loaded.
