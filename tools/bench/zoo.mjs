@@ -63,7 +63,9 @@ const known = new Map(MODELS.map((m) => [m.name, m]));
 for (const name of flags.models) if (!known.has(name)) fail(`unknown model ${name}; known: ${[...known.keys()].join(", ")}`);
 const selected = flags.models.length ? flags.models.map((n) => known.get(n)) : MODELS.filter((m) => !flags.quick || m.quick);
 const pythons = { debian: flags.debianPython, venv: flags.venvPython };
-const stacks = Object.fromEntries(Object.entries(STACKS).map(([name, s]) => [name, { python: pythons[name], what: s.what }]));
+// Paths inside the repository are recorded relative to it.
+const shownPath = (path) => (path.startsWith(REPO_ROOT) ? repoRelative(path) : path);
+const stacks = Object.fromEntries(Object.entries(STACKS).map(([name, s]) => [name, { python: shownPath(pythons[name]), what: s.what }]));
 
 const options = {
   quick: flags.quick,

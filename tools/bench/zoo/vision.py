@@ -2,8 +2,9 @@
 weights (weights=None, weights_backbone=None: nothing downloads), one factory per model
 and one example-inputs function per input kind, batch 1, for `coil pack --example NAME`.
 
-Detection models return a list of dicts, one per image; `FirstImage` returns the
-first image's dict, so a call returns tensors only, as served models do."""
+Detection models take a list of images and return a list of dicts, one per image;
+`FirstImage` takes a batch tensor and returns the first image's dict, so a call takes
+and returns tensors only, as served models do."""
 import torch
 import torchvision
 from torchvision import models
@@ -22,7 +23,11 @@ class FirstImage(torch.nn.Module):
         self.detector = detector
 
     def forward(self, images):
-        return self.detector(images)[0]
+        # A list of images, as the detectors take them; scripted, they return (losses, detections).
+        result = self.detector([image for image in images.unbind(0)])
+        if torch.jit.is_scripting():
+            return result[1][0]
+        return result[0]
 
 
 # --- classification (224x224) ----------------------------------------------------------
