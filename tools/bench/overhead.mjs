@@ -5,14 +5,18 @@
 //               no Node crossing, so what differs from plain is what the interpreter's
 //               namespace costs per op;
 //   coil node   the same interpreter called from Node's closed loop (1 and 2 callers):
-//               the whole crossing (conversion, queue, thread hand-offs, completion).
+//               the whole crossing (conversion, queue, thread hand-offs, completion);
+//               and "empty call", the same crossing with the same input but no model.
 // Each with 1 torch thread, for each candidate fix (--variants: base; gc-freeze,
 // gc.freeze() after the model is built; mallopt, M_TRIM/M_MMAP thresholds raised on
 // the interpreter's libc; gc-off, a diagnostic). Reports calls/s, µs a call, the ratio
 // to plain Python, and per call the minor page faults and context switches of the
-// thread that ran the model (and of the whole process, and Node's main thread).
+// thread that ran the model -- voluntary (it slept) and involuntary (preempted) -- and
+// of the whole process and Node's main thread.
 //
-// Prints a table and writes bench-results/overhead.json. docs/engine.md ("Where a
+// Each configuration runs --rounds times, plain and Coil interleaved, and each method's
+// median round is shown with the range. Prints a table and writes
+// bench-results/overhead.json. docs/engine.md ("Where a
 // call's time goes") records a run and the profile beside it.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -44,6 +48,7 @@ const flags = parseFlags(import.meta.url, {
   models: { type: "list", default: MODELS, defaultHelp: MODELS.join(","), help: "which models (overhead/loop.py)" },
   // mallopt stays set on the interpreter's libc once applied: keep it last.
   variants: { type: "list", default: ["base", "gc-freeze", "mallopt"], defaultHelp: "base,gc-freeze,mallopt", help: `candidate fixes, in order (${VARIANTS.join(", ")})` },
+  rounds: { type: "integer", default: 3, help: "rounds per configuration (the median is reported)" },
   callers: { type: "integers", default: [1, 2], defaultHelp: "1,2", help: "Node callers for the coil node rows" },
   python: {
     type: "path",
@@ -66,8 +71,9 @@ function threadCounters(tid) {
   const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
   const minflt = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
   const status = readFileSync(`/proc/self/task/${tid}/status`, "utf8");
-  const switches = [...status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
-  return { minflt, switches };
+  const count = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)[1]);
+  // Voluntary: it slept (waited for work, a lock, a wake-up); involuntary: it was preempted.
+  return { minflt, voluntary: count("voluntary_ctxt_switches"), involuntary: count("nonvoluntary_ctxt_switches") };
 }
 
 function processMinflt() {
@@ -82,54 +88,80 @@ async function plain(model, variant) {
   return runJsonChild(flags.python, argv, { cwd: REPO_ROOT, timeoutMs: 120_000 + (flags.duration + flags.warmup) * 4e3 });
 }
 
-async function coil(model, variant) {
-  const rows = [];
+/** One Coil interpreter holding overhead/loop.py's Bench for `model` under `variant`;
+ * `body(bench, tid)` measures it. */
+async function withBench(model, variant, body) {
   let pool;
   try {
     pool = await InterpreterPool.create({ size: 1, backend: new CpuBackend(), python: flags.python });
     results.machine.backend ??= pool.backendInfo[0];
     const bench = pool.replicate({ file: LOOP, factory: "Bench", args: [model, variant, 1] });
     await bench.materialize();
-    const info = await bench.callMethod("info");
+    results.benchInfo ??= await bench.callMethod("info");
     const [tid] = await Promise.all(pool.interpreters.map((i) => i.eval("__import__('threading').get_native_id()")));
-
-    rows.push({ method: "coil loop", info, ...(await bench.callMethod("measure", [flags.duration, flags.warmup])) });
-
-    const x = deterministicTensor([8, 64], 1);
-    for (const callers of flags.callers) {
-      const before = { thread: threadCounters(tid), main: threadCounters(process.pid), process: processMinflt() };
-      const window = { warmupMs: flags.warmup * 1e3, durationMs: flags.duration * 1e3 };
-      // Counters over warm-up + window: the warm-up's calls are counted too.
-      let total = 0;
-      const stats = await closedLoop(
-        () => {
-          total += 1;
-          return bench.call([x]);
-        },
-        { concurrency: callers, tids: [tid], ...window },
-      );
-      const after = { thread: threadCounters(tid), main: threadCounters(process.pid), process: processMinflt() };
-      rows.push({
-        method: `coil node ×${callers}`,
-        callsPerSecond: stats.callsPerSecond,
-        usPerCall: 1e6 / stats.callsPerSecond,
-        threadCpu: stats.interpreterBusy,
-        mainThreadCpu: stats.mainThreadBusy,
-        minorFaultsPerCall: (after.thread.minflt - before.thread.minflt) / total,
-        contextSwitchesPerCall: (after.thread.switches - before.thread.switches) / total,
-        mainContextSwitchesPerCall: (after.main.switches - before.main.switches) / total,
-        processMinorFaultsPerCall: (after.process - before.process) / total,
-        otherCpu: stats.otherCpu,
-      });
-    }
+    const rows = await body(bench, tid);
     await bench.callMethod("close");
-    await bench.dispose?.();
+    return rows;
   } catch (error) {
-    rows.push({ method: "coil", error: describeError(error) });
+    return [{ method: "coil", error: describeError(error) }];
   } finally {
     await pool?.close();
   }
+}
+
+/** One round: the loop inside the interpreter, then Node's loops. */
+async function coilRound(bench, tid) {
+  const rows = [{ method: "coil loop", ...(await bench.callMethod("measure", [flags.duration, flags.warmup])) }];
+  const x = deterministicTensor([8, 64], 1);
+  for (const callers of flags.callers) {
+    rows.push(await nodeLoop(`coil node ×${callers}`, () => bench.call([x]), callers, tid));
+    // The same crossing with the same input and no model: what the hand-offs cost.
+    rows.push(await nodeLoop(`  empty call ×${callers}`, () => bench.callMethod("nothing", [x]), callers, tid));
+  }
   return rows;
+}
+
+/** Per method, the round with the median calls/s, and the range over rounds. */
+function medianRows(rounds) {
+  const byMethod = new Map();
+  for (const r of rounds.flat()) byMethod.set(r.method, [...(byMethod.get(r.method) ?? []), r]);
+  return [...byMethod.values()].map((rows) => {
+    if (rows.some((r) => r.error)) return rows.find((r) => r.error);
+    const sorted = [...rows].sort((p, q) => p.callsPerSecond - q.callsPerSecond);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)];
+    return { ...median, rounds: rows.length, minCallsPerSecond: sorted[0].callsPerSecond, maxCallsPerSecond: sorted.at(-1).callsPerSecond };
+  });
+}
+
+/** Node's closed loop over `call` with `callers` callers, and the /proc counters of
+ * the interpreter's thread `tid`, Node's main thread and the process, per call. */
+async function nodeLoop(method, call, callers, tid) {
+  const before = { thread: threadCounters(tid), main: threadCounters(process.pid), process: processMinflt() };
+  const window = { warmupMs: flags.warmup * 1e3, durationMs: flags.duration * 1e3 };
+  // Counters over warm-up + window: the warm-up's calls are counted too.
+  let total = 0;
+  const stats = await closedLoop(
+    () => {
+      total += 1;
+      return call();
+    },
+    { concurrency: callers, tids: [tid], ...window },
+  );
+  const after = { thread: threadCounters(tid), main: threadCounters(process.pid), process: processMinflt() };
+  return {
+    method,
+    callsPerSecond: stats.callsPerSecond,
+    usPerCall: 1e6 / stats.callsPerSecond,
+    threadCpu: stats.interpreterBusy,
+    mainThreadCpu: stats.mainThreadBusy,
+    minorFaultsPerCall: (after.thread.minflt - before.thread.minflt) / total,
+    voluntarySwitchesPerCall: (after.thread.voluntary - before.thread.voluntary) / total,
+    involuntarySwitchesPerCall: (after.thread.involuntary - before.thread.involuntary) / total,
+    mainVoluntarySwitchesPerCall: (after.main.voluntary - before.main.voluntary) / total,
+    mainInvoluntarySwitchesPerCall: (after.main.involuntary - before.main.involuntary) / total,
+    processMinorFaultsPerCall: (after.process - before.process) / total,
+    otherCpu: stats.otherCpu,
+  };
 }
 
 // --- run ---------------------------------------------------------------------------
@@ -138,20 +170,30 @@ console.log(formatMachine(results.machine));
 console.log(`python: ${flags.python}; load average at start ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`);
 for (const model of flags.models) {
   for (const variant of flags.variants) {
-    progress(`${model}, ${variant}: plain`);
-    let base;
-    try {
-      base = { method: "plain", ...(await plain(model, variant)) };
-    } catch (error) {
-      base = { method: "plain", error: describeError(error) };
-    }
-    progress(`${model}, ${variant}: coil`);
-    const rows = [base, ...(await coil(model, variant))];
+    // Rounds interleave plain and Coil, so that a burst of other work on the shared
+    // machine lands on both; each method's median round is reported.
+    const rounds = await withBench(model, variant, async (bench, tid) => {
+      const all = [];
+      for (let round = 1; round <= flags.rounds; round++) {
+        progress(`${model}, ${variant}, round ${round}/${flags.rounds}`);
+        let plainRow;
+        try {
+          plainRow = { method: "plain", ...(await plain(model, variant)) };
+        } catch (error) {
+          plainRow = { method: "plain", error: describeError(error) };
+        }
+        all.push([plainRow, ...(await coilRound(bench, tid))]);
+      }
+      return all;
+    });
+    const rows = medianRows(rounds);
+    const base = rows.find((r) => r.method === "plain") ?? {};
     for (const r of rows) {
       r.model = model;
       r.variant = variant;
-      r.ratio = base.callsPerSecond && r.callsPerSecond ? r.callsPerSecond / base.callsPerSecond : null;
-      r.extraUs = base.usPerCall && r.usPerCall ? r.usPerCall - base.usPerCall : null;
+      const empty = r.method.includes("empty");
+      r.ratio = !empty && base.callsPerSecond && r.callsPerSecond ? r.callsPerSecond / base.callsPerSecond : null;
+      r.extraUs = !empty && base.usPerCall && r.usPerCall ? r.usPerCall - base.usPerCall : null;
       results.rows.push(r);
     }
   }
@@ -166,14 +208,18 @@ printTable(
     ["variant", (r) => r.variant, "l"],
     ["method", (r) => r.method, "l"],
     ["calls/s", cell((r) => r.callsPerSecond, n(0))],
+    ["range", (r) => (r.rounds > 1 ? `${r.minCallsPerSecond.toFixed(0)}–${r.maxCallsPerSecond.toFixed(0)}` : ""), "l"],
     ["µs/call", cell((r) => r.usPerCall, n(1))],
     ["× plain", cell((r) => r.ratio, n(2))],
     ["+µs", cell((r) => r.extraUs, n(1))],
     ["thread cpu", cell((r) => r.threadCpu, n(2))],
+    ["main cpu", cell((r) => r.mainThreadCpu, n(2))],
     ["minflt/call", cell((r) => r.minorFaultsPerCall, n(3))],
     ["proc minflt/call", cell((r) => r.processMinorFaultsPerCall, n(3))],
-    ["ctxsw/call", cell((r) => r.contextSwitchesPerCall, n(3))],
-    ["main ctxsw/call", cell((r) => r.mainContextSwitchesPerCall, n(3))],
+    ["vol/call", cell((r) => r.voluntarySwitchesPerCall, n(2))],
+    ["invol/call", cell((r) => r.involuntarySwitchesPerCall, n(2))],
+    ["main vol", cell((r) => r.mainVoluntarySwitchesPerCall, n(2))],
+    ["main invol", cell((r) => r.mainInvoluntarySwitchesPerCall, n(2))],
   ],
   results.rows.map((r) => (r.error ? { ...r, label: `${r.model} ${r.variant} ${r.method}` } : r)),
   { rule: true },
