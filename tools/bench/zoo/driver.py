@@ -87,7 +87,16 @@ def main(mode, file, factory, example, seconds, warmup, start_at=None):
         result = check(model, inputs, float(seconds), float(warmup))
     else:
         result = eager_process(model, inputs, float(seconds), float(warmup), float(start_at))
-    print(json.dumps(result))
+    print(json.dumps(finite(result)))
+
+
+def finite(value):
+    """NaN (the percentiles of a window with no call completed) as null: JSON has no NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    return value
 
 
 if __name__ == "__main__":
