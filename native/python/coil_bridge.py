@@ -16,7 +16,7 @@ import traceback
 
 # Must equal kBridgeVersion in native/src/engine/bootstrap.cc; bump both together
 # whenever the functions one calls on the other, or the dtype codes, change.
-BRIDGE_VERSION = 2
+BRIDGE_VERSION = 3
 
 # Each interpreter lives in its own link-map namespace, where glibc crashes on
 # RTLD_GLOBAL (docs/engine.md, fact 5) -- and `import torch` asks for it. Strip the flag
@@ -47,7 +47,21 @@ class CoilInterrupt(BaseException):
     """
 
 
-current_job = 0  # id of the job running on the interpreter's thread; set by the engine
+_job_slot = ctypes.c_uint64(0)  # replaced by the engine's own slot (attach_job_slot)
+
+
+def attach_job_slot(address):
+    """The engine keeps the id of the job running on the interpreter's thread in
+    memory at `address`, written with the GIL held (a plain store: cheaper than
+    setting an attribute twice a call)."""
+    global _job_slot
+    _job_slot = ctypes.c_uint64.from_address(address)
+
+
+def current_job():
+    """Id of the job running on the interpreter's thread (0: none). Read it with the
+    GIL held, as every Python code does."""
+    return _job_slot.value
 
 
 def start_watchdog(wake_fd, library):
@@ -77,7 +91,7 @@ def start_watchdog(wake_fd, library):
             if len(data) < 8:
                 return
             job = int.from_bytes(data, sys.byteorder)
-            if job and job == current_job:
+            if job and job == _job_slot.value:
                 set_async_exc(target, CoilInterrupt)
 
     threading.Thread(target=watch, name="coil-watchdog", daemon=True).start()
@@ -129,7 +143,8 @@ def set_backend_hooks(to_device=None, from_device=None, call_context=None):
 def make_tensor(code, shape, address, nbytes):
     """A torch tensor over Node's memory at `address` (no copy), and the object that
     owns that memory on the Python side: a ctypes array everything that uses the
-    memory references, which tells the engine when Python has let go of it."""
+    memory references, which tells the engine when Python has let go of it. (Not a
+    bare memoryview: numpy's views of one reference its buffer, not the memoryview.)"""
     torch = _load_torch()
     dtype = _dtypes[code]
     owner = (ctypes.c_char * nbytes).from_address(address)
@@ -142,7 +157,9 @@ def make_tensor(code, shape, address, nbytes):
     if nbytes == 0:
         tensor = torch.empty(shape, dtype=dtype)
     else:
-        tensor = torch.frombuffer(owner, dtype=dtype).reshape(shape)
+        flat = torch.frombuffer(owner, dtype=dtype)
+        # view(*shape) parses faster than reshape(shape); the buffer is contiguous.
+        tensor = flat.view(*shape) if shape else flat.view(())
     if _to_device is not None:
         tensor = _to_device(tensor)
     return (tensor, owner)
@@ -193,15 +210,16 @@ def export(value):
 def _export_tensor(tensor):
     if _from_device is not None:
         tensor = _from_device(tensor)
-    tensor = tensor.detach()
+    if tensor.requires_grad:
+        tensor = tensor.detach()
     if tensor.device.type != "cpu":
         tensor = tensor.cpu()
-    tensor = tensor.contiguous()
+    if not tensor.is_contiguous():
+        tensor = tensor.contiguous()
     code = _codes.get(tensor.dtype)
     if code is None:
         raise TypeError(f"tensor dtype {tensor.dtype} cannot cross to Node (supported: {', '.join(DTYPE_NAMES)})")
-    nbytes = tensor.numel() * tensor.element_size()
-    return (TENSOR_MARKER, code, tuple(tensor.shape), tensor.data_ptr(), nbytes, tensor)
+    return (TENSOR_MARKER, code, tuple(tensor.shape), tensor.data_ptr(), tensor.numel() * tensor.element_size(), tensor)
 
 
 def describe_error(exc, tb):

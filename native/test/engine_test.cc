@@ -496,6 +496,12 @@ class Tensor:
             shape = tuple(shape[0])
         return Tensor(self._a.reshape(shape), self.dtype, self._owner)
 
+    view = reshape
+    requires_grad = False
+
+    def is_contiguous(self):
+        return bool(self._a.flags.c_contiguous)
+
     def detach(self):
         return self
 

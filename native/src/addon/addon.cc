@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -48,22 +49,42 @@ class Addon : public CompletionSink {
     // Runs before Node frees the threadsafe function (hooks run in reverse order).
     napi_add_env_cleanup_hook(env, [](void* self) {
       auto* addon = static_cast<Addon*>(self);
-      std::lock_guard<std::mutex> lock(addon->mutex_);
-      addon->closing_ = true;
+      {
+        std::lock_guard<std::mutex> lock(addon->mutex_);
+        addon->closing_ = true;
+      }
+      // A wake-up already past the lock finishes before the function is freed.
+      while (addon->signalling_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     }, this);
   }
 
-  // Interpreter threads: queue the job; wake the main thread once per batch.
+  // Interpreter threads: queue the jobs; wake the main thread once per batch.
   void Complete(std::unique_ptr<Job> job) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (closing_) {  // Node is tearing the environment down; nobody is waiting
-      job.release();   // its buffers belong to a dead environment: leave them be
-      return;
-    }
-    done_.push_back(std::move(job));
-    if (!signalled_) {
+    std::vector<std::unique_ptr<Job>> jobs;
+    jobs.push_back(std::move(job));
+    CompleteAll(&jobs);
+  }
+
+  void CompleteAll(std::vector<std::unique_ptr<Job>>* jobs) override {
+    bool signal = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (closing_) {  // Node is tearing the environment down; nobody is waiting
+        for (auto& job : *jobs) job.release();  // its buffers belong to a dead environment: leave them be
+        jobs->clear();
+        return;
+      }
+      for (auto& job : *jobs) done_.push_back(std::move(job));
+      signal = !signalled_;
       signalled_ = true;
+      if (signal) signalling_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    jobs->clear();
+    // Outside the lock: the wake-up is a system call, and the main thread takes this
+    // lock as soon as it wakes. The cleanup hook waits for it (signalling_).
+    if (signal) {
       napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
+      signalling_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
@@ -188,6 +209,7 @@ class Addon : public CompletionSink {
   std::vector<napi_ref> releases_;
   bool signalled_ = false;
   bool closing_ = false;
+  std::atomic<int> signalling_{0};  // interpreter threads inside napi_call_threadsafe_function
   std::unordered_map<uint64_t, Pending*> pending_;
   size_t in_flight_ = 0;
 };
@@ -423,6 +445,41 @@ Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// handOff({ batchWhileQueued?, batchWindowUs?, spinUs? }?): the process's settings
+// after applying those given (engine/interpreter.h, HandOff).
+Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HandOff hand_off = GetHandOff();
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsObject()) return ThrowCoil(env, "INVALID_ARGUMENT", "handOff(settings?)");
+    Napi::Object settings = info[0].As<Napi::Object>();
+    struct Field {
+      const char* name;
+      int* target;
+      int min;
+    } fields[] = {{"batchWhileQueued", &hand_off.batch_while_queued, 1},
+                  {"batchWindowUs", &hand_off.batch_window_us, 0},
+                  {"spinUs", &hand_off.spin_us, 0}};
+    for (const Field& field : fields) {
+      Napi::Value value = settings.Get(field.name);
+      if (value.IsUndefined()) continue;
+      double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+      if (!(number >= field.min && number <= 1e6) || number != static_cast<double>(static_cast<int>(number))) {
+        return ThrowCoil(env, "INVALID_ARGUMENT",
+                         std::string("handOff's ") + field.name + " must be an integer from " +
+                             std::to_string(field.min) + " to 1000000");
+      }
+      *field.target = static_cast<int>(number);
+    }
+    SetHandOff(hand_off);
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("batchWhileQueued", hand_off.batch_while_queued);
+  result.Set("batchWindowUs", hand_off.batch_window_us);
+  result.Set("spinUs", hand_off.spin_us);
+  return result;
+}
+
 Napi::Value InterpreterCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_created.load());
 }
@@ -433,6 +490,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   g_interpreter_class = new Napi::FunctionReference(Napi::Persistent(InterpreterWrap::Define(env)));
   exports.Set("configure", Napi::Function::New<Configure>(env, "configure"));
   exports.Set("startInterpreter", Napi::Function::New<StartInterpreter>(env, "startInterpreter"));
+  exports.Set("handOff", Napi::Function::New<HandOffSettings>(env, "handOff"));
   exports.Set("interpreterCount", Napi::Function::New<InterpreterCount>(env, "interpreterCount"));
   exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
   exports.Set("scanJsonNumbers", Napi::Function::New<ScanJsonNumbers>(env, "scanJsonNumbers"));

@@ -11,7 +11,7 @@ namespace {
 
 // Must equal BRIDGE_VERSION in native/python/coil_bridge.py; bump both together
 // whenever the functions one calls on the other, or the dtype codes, change.
-constexpr long long kBridgeVersion = 2;
+constexpr long long kBridgeVersion = 3;
 
 // Runs once in each fresh interpreter, with the names below preset in globals.
 constexpr const char* kBootstrap = R"PY(
@@ -73,8 +73,8 @@ bool StartPython(const InterpreterOptions& options, PythonApi* api, JobError* er
   return true;
 }
 
-PyObject* ImportBridge(const PythonApi& api, const InterpreterOptions& options, int watchdog_fd, Marshal* marshal,
-                       JobError* error) {
+PyObject* ImportBridge(const PythonApi& api, const InterpreterOptions& options, int watchdog_fd, void* job_slot_address,
+                       Marshal* marshal, JobError* error) {
   PyRef globals(&api, api.PyDict_New());
   api.PyDict_SetItemString(globals.get(), "__builtins__", api.PyEval_GetBuiltins());
   PyRef path(&api, api.PyList_New(static_cast<ssize_t>(options.sys_path.size())));
@@ -117,6 +117,15 @@ PyObject* ImportBridge(const PythonApi& api, const InterpreterOptions& options, 
          options.bridge_path + " has version " + std::to_string(bridge_version) + ", this native engine needs version " +
              std::to_string(kBridgeVersion) +
              ": rebuild @coil/native (npm run build -w @coil/native) so both come from one source");
+    return nullptr;
+  }
+  PyRef attach(&api, api.PyObject_GetAttrString(bridge.get(), "attach_job_slot"));
+  PyRef args(&api, api.PyTuple_New(1));
+  if (args) api.PyTuple_SetItem(args.get(), 0, api.PyLong_FromUnsignedLongLong(reinterpret_cast<uintptr_t>(job_slot_address)));
+  PyRef attached(&api, attach && args ? api.PyObject_CallObject(attach.get(), args.get()) : nullptr);
+  if (!attached) {
+    api.PyErr_Clear();
+    Fail(error, "PYTHON_INIT_FAILED", "coil_bridge.attach_job_slot failed");
     return nullptr;
   }
   if (!marshal->Attach(bridge.get())) {

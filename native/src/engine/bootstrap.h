@@ -18,10 +18,11 @@ bool StartPython(const InterpreterOptions& options, PythonApi* api, JobError* er
 
 // GIL held: configures sys as `options` say, imports coil_bridge from
 // options.bridge_path, checks that its version is this engine's, starts its
-// watchdog (which reads the ids of jobs to interrupt from `watchdog_fd`) and
-// attaches `marshal` to it. Returns a new reference to the bridge module, or null
+// watchdog (which reads the ids of jobs to interrupt from `watchdog_fd`), tells it
+// where the running job's id is kept (`job_slot_address`, a uint64_t) and attaches
+// `marshal` to it. Returns a new reference to the bridge module, or null
 // with `error` set.
-PyObject* ImportBridge(const PythonApi& api, const InterpreterOptions& options, int watchdog_fd, Marshal* marshal,
-                       JobError* error);
+PyObject* ImportBridge(const PythonApi& api, const InterpreterOptions& options, int watchdog_fd, void* job_slot_address,
+                       Marshal* marshal, JobError* error);
 
 }  // namespace coil

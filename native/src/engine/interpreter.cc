@@ -1,8 +1,10 @@
 #include "interpreter.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -19,7 +21,52 @@ void Fail(Job& job, const std::string& code, const std::string& message) {
   job.error = JobError{code, message, "", ""};
 }
 
+using Clock = std::chrono::steady_clock;
+
+std::atomic<int> g_batch_while_queued{HandOff{}.batch_while_queued};
+std::atomic<int> g_batch_window_us{HandOff{}.batch_window_us};
+std::atomic<int> g_spin_us{HandOff{}.spin_us};
+
+// Interpreter threads of this process running a job or spinning for one: a thread
+// spins only while this count, itself and Node's main thread fit in the CPUs.
+std::atomic<int> g_active_threads{0};
+
+int UsableCpus() {
+  static const int cpus = [] {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<int>(n) : 1;
+  }();
+  return cpus;
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Counts the calling thread as active while it lives.
+class ActiveScope {
+ public:
+  ActiveScope() { g_active_threads.fetch_add(1, std::memory_order_relaxed); }
+  ~ActiveScope() { g_active_threads.fetch_sub(1, std::memory_order_relaxed); }
+  ActiveScope(const ActiveScope&) = delete;
+  ActiveScope& operator=(const ActiveScope&) = delete;
+};
+
 }  // namespace
+
+void SetHandOff(const HandOff& hand_off) {
+  g_batch_while_queued.store(hand_off.batch_while_queued < 1 ? 1 : hand_off.batch_while_queued);
+  g_batch_window_us.store(hand_off.batch_window_us < 0 ? 0 : hand_off.batch_window_us);
+  g_spin_us.store(hand_off.spin_us < 0 ? 0 : hand_off.spin_us);
+}
+
+HandOff GetHandOff() { return HandOff{g_batch_while_queued.load(), g_batch_window_us.load(), g_spin_us.load()}; }
 
 Interpreter::Interpreter(int index, InterpreterOptions options, CompletionSink* sink,
                          std::unique_ptr<Job> init_job)
@@ -44,8 +91,9 @@ void Interpreter::Submit(std::unique_ptr<Job> job) {
     return;
   }
   load_.fetch_add(1, std::memory_order_relaxed);
-  job->submitted_at = std::chrono::steady_clock::now();
+  job->submitted_at = Clock::now();
   queue_.push_back(std::move(job));
+  queued_.store(queue_.size(), std::memory_order_release);
   lock.unlock();
   wake_.notify_one();
 }
@@ -56,6 +104,7 @@ Interpreter::CancelResult Interpreter::Cancel(uint64_t job_id, const std::string
     if ((*it)->id != job_id) continue;
     std::unique_ptr<Job> job = std::move(*it);
     queue_.erase(it);
+    queued_.store(queue_.size(), std::memory_order_release);
     load_.fetch_sub(1, std::memory_order_relaxed);
     lock.unlock();
     Fail(*job, code, code == "DEADLINE_EXCEEDED" ? "deadline exceeded before the call started"
@@ -85,16 +134,6 @@ std::vector<uint64_t> Interpreter::JobIds() {
   return ids;
 }
 
-void Interpreter::SetCurrentJob(uint64_t id) {
-  // What the watchdog compares against; written with the GIL held, like its reads.
-  // Runs right after a call that may have failed: keep that call's exception.
-  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
-  api_->PyErr_Fetch(&type, &value, &tb);
-  PyRef number(api_.get(), api_->PyLong_FromUnsignedLongLong(id));
-  if (!number || api_->PyObject_SetAttrString(bridge_, "current_job", number.get()) != 0) api_->PyErr_Clear();
-  api_->PyErr_Restore(type, value, tb);
-}
-
 void Interpreter::ThreadMain() {
   JobError error;
   bool ok = Initialize(&error);
@@ -114,6 +153,7 @@ void Interpreter::ThreadMain() {
       failed_ = true;
       init_error_ = error;
       orphans.swap(queue_);
+      queued_.store(0);
       load_.store(0);
     }
   }
@@ -124,31 +164,84 @@ void Interpreter::ThreadMain() {
     sink_->Complete(std::move(job));
   }
 
-  if (ok) {
-    for (;;) {
-      std::unique_ptr<Job> job;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [this] { return !queue_.empty(); });
-        job = std::move(queue_.front());
-        queue_.pop_front();
-        running_job_.store(job->id);
-      }
-      const auto started = std::chrono::steady_clock::now();
-      Run(*job);
-      const auto run = std::chrono::steady_clock::now() - started;
-      job->queued_seconds = std::chrono::duration<double>(started - job->submitted_at).count();
-      job->run_seconds = std::chrono::duration<double>(run).count();
-      busy_ns_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(run).count()),
-                         std::memory_order_relaxed);
-      running_job_.store(0);
-      load_.fetch_sub(1, std::memory_order_relaxed);
-      sink_->Complete(std::move(job));
-    }
-  }
+  if (ok) Serve();
   // Park: a thread of a namespace must not exit while the process lives
   // (docs/engine.md, fact 3).
   for (;;) pause();
+}
+
+void Interpreter::Serve() {
+  Batch finished;
+  Clock::time_point first_finished{};
+  Clock::duration longest_run{};
+  for (;;) {
+    std::unique_ptr<Job> job = NextJob(&finished);
+    ActiveScope active;
+    const auto started = Clock::now();
+    Run(*job);
+    const auto ended = Clock::now();
+    job->queued_seconds = std::chrono::duration<double>(started - job->submitted_at).count();
+    job->run_seconds = std::chrono::duration<double>(ended - started).count();
+    busy_ns_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(ended - started).count()),
+                       std::memory_order_relaxed);
+    running_job_.store(0);
+    load_.fetch_sub(1, std::memory_order_relaxed);
+    // The longest job here lately: the longest run, decaying by 1/8 a job, so that
+    // after a long job it takes dozens of short ones before results are held again.
+    longest_run = std::max(ended - started, longest_run - longest_run / 8);
+    if (finished.empty()) first_finished = ended;
+    finished.push_back(std::move(job));
+    // Hold the results back only while enough work is queued that the callers'
+    // thread has nothing to wait for, and only if the next job, if no longer than
+    // the longest lately, ends inside the window: a run of small jobs batches; a held
+    // result waits for a long job only if that one is longer than any in a long while.
+    const int window_us = g_batch_window_us.load(std::memory_order_relaxed);
+    const bool hold = window_us > 0 &&
+                      queued_.load(std::memory_order_acquire) >=
+                          static_cast<size_t>(g_batch_while_queued.load(std::memory_order_relaxed)) &&
+                      ended - first_finished + longest_run < std::chrono::microseconds(window_us);
+    if (!hold) sink_->CompleteAll(&finished);
+  }
+}
+
+std::unique_ptr<Job> Interpreter::NextJob(Batch* finished) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  bool spun = false;
+  while (queue_.empty()) {
+    lock.unlock();
+    if (!finished->empty()) {
+      // Nothing left to run (cancels may have emptied the queue too): deliver what
+      // was held back before waiting.
+      sink_->CompleteAll(finished);
+    } else if (!spun) {
+      spun = true;
+      SpinForWork();
+    } else {
+      lock.lock();
+      wake_.wait(lock, [this] { return !queue_.empty(); });
+      break;
+    }
+    lock.lock();
+  }
+  std::unique_ptr<Job> job = std::move(queue_.front());
+  queue_.pop_front();
+  queued_.store(queue_.size(), std::memory_order_release);
+  running_job_.store(job->id);
+  return job;
+}
+
+bool Interpreter::SpinForWork() {
+  const int spin_us = g_spin_us.load(std::memory_order_relaxed);
+  if (spin_us <= 0) return false;
+  ActiveScope active;
+  // This thread (counted now) and Node's main thread must both fit.
+  if (g_active_threads.load(std::memory_order_relaxed) + 1 > UsableCpus()) return false;
+  const auto until = Clock::now() + std::chrono::microseconds(spin_us);
+  for (unsigned i = 1;; ++i) {
+    if (queued_.load(std::memory_order_acquire) != 0) return true;
+    CpuRelax();
+    if ((i & 63) == 0 && Clock::now() >= until) return false;
+  }
 }
 
 bool Interpreter::Initialize(JobError* error) {
@@ -161,7 +254,7 @@ bool Interpreter::Initialize(JobError* error) {
     error->message = std::string("cannot create the interrupt pipe: ") + std::strerror(errno);
   } else {
     wake_fd_ = fds[1];
-    bridge_ = ImportBridge(*api_, options_, fds[0], marshal_.get(), error);
+    bridge_ = ImportBridge(*api_, options_, fds[0], &python_job_, marshal_.get(), error);
     ok = bridge_ != nullptr;
   }
   thread_ident_ = api_->PyThread_get_thread_ident();

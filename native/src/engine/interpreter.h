@@ -30,7 +30,30 @@ struct InterpreterOptions {
   std::string executable;  // the python executable it belongs to (drives prefix / venv discovery)
   std::vector<std::string> sys_path;  // sys.path exactly as that executable reports it
   std::string bridge_path;            // native/python/coil_bridge.py
+
 };
+
+// How finished jobs reach the sink and new jobs reach an interpreter's thread, for
+// every interpreter of the process. On a VM each wake-up of another thread costs
+// microseconds in the kernel, more than a small model's call (docs/engine.md,
+// "Where a call's time goes"), so:
+// - while at least `batch_while_queued` jobs are still queued, finished jobs are
+//   held back and handed to the sink together, one wake-up for the lot, as long as
+//   the next job, if no longer than the longest this thread ran lately, ends within
+//   `batch_window_us` of the first of them (0: each job alone) -- so runs of small
+//   jobs batch, and a result waits for a long job only if it is the first long one
+//   in dozens;
+// - with its queue empty, a thread spins up to `spin_us` for the next job before it
+//   sleeps, so a caller that answers quickly need not wake it -- only while a CPU is
+//   free for it (counting Node's main thread and every interpreter thread running or
+//   spinning), so spinning never takes a CPU from work.
+struct HandOff {
+  int batch_while_queued = 2;
+  int batch_window_us = 200;
+  int spin_us = 50;
+};
+void SetHandOff(const HandOff& hand_off);  // any thread; applies from each thread's next job
+HandOff GetHandOff();
 
 class Interpreter {
  public:
@@ -62,12 +85,19 @@ class Interpreter {
   int index() const { return index_; }
 
  private:
+  using Batch = std::vector<std::unique_ptr<Job>>;
+
   void ThreadMain();
+  void Serve();
+  std::unique_ptr<Job> NextJob(Batch* finished);
+  bool SpinForWork();
   bool Initialize(JobError* error);
   void Run(Job& job);
   void TakeError(Job& job);
   PyObject* BridgeFunction(const std::string& name);
-  void SetCurrentJob(uint64_t id);
+  // What the bridge's watchdog compares against: written with the GIL held, like
+  // its reads (coil_bridge.current_job()).
+  void SetCurrentJob(uint64_t id) { python_job_.store(id, std::memory_order_relaxed); }
 
   const int index_;
   const InterpreterOptions options_;
@@ -85,11 +115,15 @@ class Interpreter {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Job>> queue_;
+  std::atomic<size_t> queued_{0};  // queue_.size(), readable without the lock (spinning)
   bool failed_ = false;  // initialisation failed: every job fails with init_error_
   JobError init_error_;
   std::atomic<size_t> load_{0};
   std::atomic<uint64_t> busy_ns_{0};
   std::atomic<uint64_t> running_job_{0};
+  std::atomic<uint64_t> python_job_{0};  // read by the bridge through ctypes as a uint64
+  static_assert(sizeof(std::atomic<uint64_t>) == sizeof(uint64_t) && std::atomic<uint64_t>::is_always_lock_free,
+                "the bridge reads the job slot as a plain uint64");
   std::atomic<uint64_t> interrupt_job_{0};
   std::string interrupt_code_;  // guarded by mutex_
   int wake_fd_ = -1;            // write end of the watchdog's pipe: job ids to interrupt

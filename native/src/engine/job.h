@@ -43,6 +43,13 @@ class CompletionSink {
  public:
   virtual ~CompletionSink() = default;
   virtual void Complete(std::unique_ptr<Job> job) = 0;
+  // Several finished jobs at once, so that a sink that must wake another thread
+  // wakes it once for all of them (docs/engine.md, "Where a call's time goes").
+  // Leaves `jobs` empty.
+  virtual void CompleteAll(std::vector<std::unique_ptr<Job>>* jobs) {
+    for (auto& job : *jobs) Complete(std::move(job));
+    jobs->clear();
+  }
 };
 
 }  // namespace coil

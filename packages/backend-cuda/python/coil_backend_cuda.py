@@ -140,7 +140,7 @@ class _Staging:
     def take(self, nbytes):
         import coil_bridge
 
-        job = coil_bridge.current_job
+        job = coil_bridge.current_job()
         best = None
         for entry in self._buffers:
             if entry[0].numel() >= nbytes and self._reusable(entry, job):

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 
 import { CoilError, type CoilErrorCode } from "@coil/errors";
 
+import type { HandOffSettings } from "./hand-off.js";
 import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
 
 /** The native interpreter as the addon exposes it (native/src/addon/addon.cc). */
@@ -34,6 +35,8 @@ export interface NativeAddon {
   }): void;
   startInterpreter(options: NativeStartOptions): { interpreter: NativeInterpreter; ready: Promise<string> };
   interpreterCount(): number;
+  /** The process's hand-off settings after applying those given (see hand-off.ts). */
+  handOff(settings?: Partial<HandOffSettings>): HandOffSettings;
   /** A Uint8Array over a private (copy-on-write) mapping of the whole file. */
   mapFile(path: string): Uint8Array;
   /** [end, count, regular] of the JSON array of numbers at bytes[position], its numbers

@@ -1,0 +1,90 @@
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+
+import { handOff, type HandOffSettings } from "./hand-off.js";
+import type { Interpreter } from "./interpreter.js";
+import { discoverPython } from "./python.js";
+import { acquireInterpreters, releaseInterpreters } from "./registry.js";
+
+const PYTHON = inject("testPython");
+let one: Interpreter;
+let defaults: HandOffSettings;
+
+beforeAll(async () => {
+  defaults = handOff();
+  const python = await discoverPython({ python: PYTHON });
+  [one] = (await acquireInterpreters(1, python)) as [Interpreter];
+  await one.exec("import time");
+});
+
+afterEach(() => {
+  handOff(defaults);
+});
+
+afterAll(async () => {
+  await releaseInterpreters([one]);
+});
+
+describe("hand-off settings", () => {
+  it("has defaults, applies what is given and keeps the rest", () => {
+    expect(defaults).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50 });
+    expect(handOff({ spinUs: 0 })).toEqual({ ...defaults, spinUs: 0 });
+    expect(handOff()).toEqual({ ...defaults, spinUs: 0 });
+    expect(handOff({ batchWindowUs: 0, batchWhileQueued: 5 })).toEqual({ batchWhileQueued: 5, batchWindowUs: 0, spinUs: 0 });
+  });
+
+  it.each([
+    [{ spinUs: -1 }, "spinUs"],
+    [{ batchWindowUs: 1.5 }, "batchWindowUs"],
+    [{ batchWhileQueued: 0 }, "batchWhileQueued"],
+    [{ spinUs: "50" as unknown as number }, "spinUs"],
+    [{ batchWindowUs: 2e6 }, "batchWindowUs"],
+  ])("refuses %j with INVALID_ARGUMENT and changes nothing", (settings, field) => {
+    expect(() => handOff(settings)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", message: expect.stringContaining(field) }));
+    expect(handOff()).toEqual(defaults);
+  });
+});
+
+describe("results held back and delivered in batches", () => {
+  it.each([
+    ["defaults", {}],
+    ["a wide window", { batchWindowUs: 100_000 }],
+    ["no batching, no spinning", { batchWindowUs: 0, spinUs: 0 }],
+  ])("delivers every result of 500 concurrent calls to its own caller (%s)", async (_name, settings) => {
+    handOff(settings);
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => one.call("echo", [i])));
+    expect(results).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  });
+
+  it("delivers held results when cancels empty the queue", async () => {
+    handOff({ batchWindowUs: 1_000_000 });
+    // Quick calls finish with more queued behind them (held back); the calls queued
+    // behind a slow one are then cancelled away: every result and rejection arrives.
+    const quick = Array.from({ length: 4 }, (_, i) => one.call("echo", [i]));
+    const slow = one.eval("time.sleep(0.3)");
+    const abort = new AbortController();
+    const queued = Array.from({ length: 4 }, () => one.eval("time.sleep(10)", { signal: abort.signal }));
+    setTimeout(() => abort.abort(), 100);
+    const outcome = await Promise.race([
+      Promise.allSettled([Promise.all(quick), slow, ...queued]),
+      new Promise((resolve) => setTimeout(() => resolve("timeout"), 5_000)),
+    ]);
+    expect(outcome).not.toBe("timeout");
+    const [results, slept, ...cancelled] = outcome as PromiseSettledResult<unknown>[];
+    expect(results).toEqual({ status: "fulfilled", value: [0, 1, 2, 3] });
+    expect(slept.status).toBe("fulfilled");
+    for (const c of cancelled) expect(c).toMatchObject({ status: "rejected", reason: { code: "CANCELLED" } });
+  }, 20_000);
+
+  it("does not hold a result for a long call once long calls have been seen", async () => {
+    // Recent history has a 200 ms call: a quick result behind it is not held for the next one.
+    await one.eval("time.sleep(0.2)");
+    const started = performance.now();
+    const quick = one.call("echo", [1]).then(() => performance.now() - started);
+    const second = one.call("echo", [2]);
+    const slow = one.eval("time.sleep(0.3)");
+    const tail = one.call("echo", [3]);
+    const quickMs = await quick;
+    expect(quickMs).toBeLessThan(250);
+    await Promise.all([second, slow, tail]);
+  });
+});

@@ -1,0 +1,28 @@
+import { loadAddon } from "./addon.js";
+
+/**
+ * How jobs and results cross between Node's main thread and the interpreters'
+ * threads, for every interpreter of the process (native/src/engine/interpreter.h).
+ * Each wake-up of another thread is a system call and a scheduler round trip --
+ * on a VM, more than a small model's whole call (docs/engine.md, "Where a call's
+ * time goes") -- so the engine avoids them where it can.
+ */
+export interface HandOffSettings {
+  /** Results are held back and delivered together, one wake-up of Node's thread for
+   * the lot, while at least this many jobs are still queued on that interpreter. */
+  batchWhileQueued: number;
+  /** ...as long as the next job, if no longer than the longest that interpreter ran
+   * lately, ends within this many microseconds of the first held result (0: each
+   * result on its own). Runs of small jobs batch; a result waits for a long job only
+   * when it is the first long one in dozens. */
+  batchWindowUs: number;
+  /** With its queue empty, an interpreter's thread spins this long for the next job
+   * before it sleeps -- only while a CPU is free for it (0: never). */
+  spinUs: number;
+}
+
+/** Reads the hand-off settings, applying `settings` first; they take effect from each
+ * interpreter's next job. */
+export function handOff(settings?: Partial<HandOffSettings>): HandOffSettings {
+  return loadAddon().handOff(settings);
+}
