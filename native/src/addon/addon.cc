@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -46,6 +47,8 @@ class Addon : public CompletionSink {
     settle_next_ = Napi::Persistent(Napi::Function::New(
         env, [](const Napi::CallbackInfo& info) { static_cast<Addon*>(info.Data())->SettleBatch(); }, "settleNext",
         this));
+    poll_next_ = Napi::Persistent(Napi::Function::New(
+        env, [](const Napi::CallbackInfo& info) { static_cast<Addon*>(info.Data())->Poll(); }, "pollResults", this));
     // Runs before Node frees the threadsafe function (hooks run in reverse order).
     napi_add_env_cleanup_hook(env, [](void* self) {
       auto* addon = static_cast<Addon*>(self);
@@ -75,9 +78,12 @@ class Addon : public CompletionSink {
         return;
       }
       for (auto& job : *jobs) done_.push_back(std::move(job));
-      signal = !signalled_;
-      signalled_ = true;
-      if (signal) signalling_.fetch_add(1, std::memory_order_acq_rel);
+      // A main thread that is polling (Poll) takes them without being woken.
+      signal = !signalled_ && !main_polling_;
+      if (signal) {
+        signalled_ = true;
+        signalling_.fetch_add(1, std::memory_order_acq_rel);
+      }
     }
     jobs->clear();
     // Outside the lock: the wake-up is a system call, and the main thread takes this
@@ -96,6 +102,8 @@ class Addon : public CompletionSink {
     // In-flight work keeps the event loop (and so the process) alive
     // (docs/engine.md, fact 7).
     if (in_flight_++ == 0) napi_ref_threadsafe_function(env_, tsfn_);
+    last_progress_ = std::chrono::steady_clock::now();
+    StartPolling();
     return pending->deferred.Promise();
   }
 
@@ -146,6 +154,7 @@ class Addon : public CompletionSink {
   napi_threadsafe_function tsfn_ = nullptr;
   Napi::FunctionReference set_immediate_;  // globalThis.setImmediate
   Napi::FunctionReference settle_next_;    // calls SettleBatch()
+  Napi::FunctionReference poll_next_;      // calls Poll()
   Napi::FunctionReference tensor_class_;
   Napi::FunctionReference create_tensor_;
   Napi::FunctionReference create_error_;
@@ -180,6 +189,53 @@ class Addon : public CompletionSink {
     if (more) set_immediate_.Call({settle_next_.Value()});
   }
 
+  // Main thread: while calls are in flight and a CPU is free, look for results from
+  // setImmediate (the event loop keeps serving I/O and timers, without sleeping)
+  // rather than sleep until an interpreter wakes this thread -- on a VM, the wake-up
+  // of an idle CPU costs more than a small model's call (engine/interpreter.h,
+  // HandOff). Stops callerSpinUs after the last result or submission.
+  void StartPolling() {
+    if (polling_ || GetHandOff().caller_spin_us <= 0 || !CpuFreeForCaller()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (closing_) return;
+      main_polling_ = true;
+    }
+    polling_ = true;
+    set_immediate_.Call({poll_next_.Value()});
+  }
+
+  void Poll() {
+    Napi::HandleScope scope(env_);
+    polling_ = false;
+    std::vector<std::unique_ptr<Job>> done;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done.swap(done_);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!done.empty()) {
+      for (auto& job : done) Settle(*job);
+      done.clear();
+      DrainReleases();
+      last_progress_ = now;
+    }
+    if (in_flight_ > 0 && now - last_progress_ < std::chrono::microseconds(GetHandOff().caller_spin_us) &&
+        CpuFreeForCaller()) {
+      polling_ = true;
+      set_immediate_.Call({poll_next_.Value()});
+      return;
+    }
+    bool leftover;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      main_polling_ = false;  // from here on, results wake this thread again
+      leftover = !done_.empty() && !signalled_;
+      if (leftover) signalled_ = true;
+    }
+    if (leftover) set_immediate_.Call({settle_next_.Value()});
+  }
+
   void Settle(Job& job) {
     auto it = pending_.find(job.id);
     if (it == pending_.end()) return;
@@ -209,6 +265,9 @@ class Addon : public CompletionSink {
   std::vector<napi_ref> releases_;
   bool signalled_ = false;
   bool closing_ = false;
+  bool main_polling_ = false;  // the main thread polls for results: don't wake it
+  bool polling_ = false;       // main thread only: a Poll() is scheduled
+  std::chrono::steady_clock::time_point last_progress_;  // main thread only
   std::atomic<int> signalling_{0};  // interpreter threads inside napi_call_threadsafe_function
   std::unordered_map<uint64_t, Pending*> pending_;
   size_t in_flight_ = 0;
@@ -445,7 +504,7 @@ Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// handOff({ batchWhileQueued?, batchWindowUs?, spinUs? }?): the process's settings
+// handOff({ batchWhileQueued?, batchWindowUs?, spinUs?, callerSpinUs? }?): the process's settings
 // after applying those given (engine/interpreter.h, HandOff).
 Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -459,7 +518,8 @@ Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
       int min;
     } fields[] = {{"batchWhileQueued", &hand_off.batch_while_queued, 1},
                   {"batchWindowUs", &hand_off.batch_window_us, 0},
-                  {"spinUs", &hand_off.spin_us, 0}};
+                  {"spinUs", &hand_off.spin_us, 0},
+                  {"callerSpinUs", &hand_off.caller_spin_us, 0}};
     for (const Field& field : fields) {
       Napi::Value value = settings.Get(field.name);
       if (value.IsUndefined()) continue;
@@ -477,6 +537,7 @@ Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
   result.Set("batchWhileQueued", hand_off.batch_while_queued);
   result.Set("batchWindowUs", hand_off.batch_window_us);
   result.Set("spinUs", hand_off.spin_us);
+  result.Set("callerSpinUs", hand_off.caller_spin_us);
   return result;
 }
 

@@ -26,6 +26,7 @@ using Clock = std::chrono::steady_clock;
 std::atomic<int> g_batch_while_queued{HandOff{}.batch_while_queued};
 std::atomic<int> g_batch_window_us{HandOff{}.batch_window_us};
 std::atomic<int> g_spin_us{HandOff{}.spin_us};
+std::atomic<int> g_caller_spin_us{HandOff{}.caller_spin_us};
 
 // Interpreter threads of this process running a job or spinning for one: a thread
 // spins only while this count, itself and Node's main thread fit in the CPUs.
@@ -64,9 +65,14 @@ void SetHandOff(const HandOff& hand_off) {
   g_batch_while_queued.store(hand_off.batch_while_queued < 1 ? 1 : hand_off.batch_while_queued);
   g_batch_window_us.store(hand_off.batch_window_us < 0 ? 0 : hand_off.batch_window_us);
   g_spin_us.store(hand_off.spin_us < 0 ? 0 : hand_off.spin_us);
+  g_caller_spin_us.store(hand_off.caller_spin_us < 0 ? 0 : hand_off.caller_spin_us);
 }
 
-HandOff GetHandOff() { return HandOff{g_batch_while_queued.load(), g_batch_window_us.load(), g_spin_us.load()}; }
+HandOff GetHandOff() {
+  return HandOff{g_batch_while_queued.load(), g_batch_window_us.load(), g_spin_us.load(), g_caller_spin_us.load()};
+}
+
+bool CpuFreeForCaller() { return g_active_threads.load(std::memory_order_relaxed) + 1 <= UsableCpus(); }
 
 Interpreter::Interpreter(int index, InterpreterOptions options, CompletionSink* sink,
                          std::unique_ptr<Job> init_job)

@@ -47,13 +47,21 @@ struct InterpreterOptions {
 //   sleeps, so a caller that answers quickly need not wake it -- only while a CPU is
 //   free for it (counting Node's main thread and every interpreter thread running or
 //   spinning), so spinning never takes a CPU from work.
+// - the thread that submits jobs and takes results (Node's main thread) may poll
+//   for results instead of sleeping until it is woken, for up to `caller_spin_us`
+//   after its last result or submission while jobs are in flight -- only while a
+//   CPU is free for it (CpuFreeForCaller); interpreters then need not wake it.
 struct HandOff {
   int batch_while_queued = 2;
   int batch_window_us = 200;
   int spin_us = 50;
+  int caller_spin_us = 1000;
 };
 void SetHandOff(const HandOff& hand_off);  // any thread; applies from each thread's next job
 HandOff GetHandOff();
+// Whether the caller's thread can poll without taking a CPU from an interpreter
+// thread that is running or spinning.
+bool CpuFreeForCaller();
 
 class Interpreter {
  public:

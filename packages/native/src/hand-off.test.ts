@@ -26,10 +26,10 @@ afterAll(async () => {
 
 describe("hand-off settings", () => {
   it("has defaults, applies what is given and keeps the rest", () => {
-    expect(defaults).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50 });
+    expect(defaults).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, callerSpinUs: 1000 });
     expect(handOff({ spinUs: 0 })).toEqual({ ...defaults, spinUs: 0 });
     expect(handOff()).toEqual({ ...defaults, spinUs: 0 });
-    expect(handOff({ batchWindowUs: 0, batchWhileQueued: 5 })).toEqual({ batchWhileQueued: 5, batchWindowUs: 0, spinUs: 0 });
+    expect(handOff({ batchWindowUs: 0, batchWhileQueued: 5 })).toEqual({ ...defaults, batchWhileQueued: 5, batchWindowUs: 0, spinUs: 0 });
   });
 
   it.each([
@@ -38,6 +38,7 @@ describe("hand-off settings", () => {
     [{ batchWhileQueued: 0 }, "batchWhileQueued"],
     [{ spinUs: "50" as unknown as number }, "spinUs"],
     [{ batchWindowUs: 2e6 }, "batchWindowUs"],
+    [{ callerSpinUs: Number.NaN }, "callerSpinUs"],
   ])("refuses %j with INVALID_ARGUMENT and changes nothing", (settings, field) => {
     expect(() => handOff(settings)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", message: expect.stringContaining(field) }));
     expect(handOff()).toEqual(defaults);
@@ -48,7 +49,8 @@ describe("results held back and delivered in batches", () => {
   it.each([
     ["defaults", {}],
     ["a wide window", { batchWindowUs: 100_000 }],
-    ["no batching, no spinning", { batchWindowUs: 0, spinUs: 0 }],
+    ["no batching, no spinning", { batchWindowUs: 0, spinUs: 0, callerSpinUs: 0 }],
+    ["Node's thread polling long", { callerSpinUs: 100_000 }],
   ])("delivers every result of 500 concurrent calls to its own caller (%s)", async (_name, settings) => {
     handOff(settings);
     const results = await Promise.all(Array.from({ length: 500 }, (_, i) => one.call("echo", [i])));

@@ -19,6 +19,11 @@ export interface HandOffSettings {
   /** With its queue empty, an interpreter's thread spins this long for the next job
    * before it sleeps -- only while a CPU is free for it (0: never). */
   spinUs: number;
+  /** While calls are in flight, Node's main thread looks for results from
+   * setImmediate (still serving I/O and timers) instead of sleeping until woken, for
+   * this long after its last result or call -- only while a CPU is free for it (0:
+   * never). */
+  callerSpinUs: number;
 }
 
 /** Reads the hand-off settings, applying `settings` first; they take effect from each
