@@ -9,7 +9,8 @@
 //               and "empty call", the same crossing with the same input but no model.
 // Each with 1 torch thread, for each candidate fix (--variants: base; gc-freeze,
 // gc.freeze() after the model is built; mallopt, M_TRIM/M_MMAP thresholds raised on
-// the interpreter's libc; gc-off, a diagnostic). Reports calls/s, µs a call, the ratio
+// the interpreter's libc; gc-off, a diagnostic; no-hand-off, the engine's batching of
+// results and spinning off -- what the hand-off between the threads saves). Reports calls/s, µs a call, the ratio
 // to plain Python, and per call the minor page faults and context switches of the
 // thread that ran the model -- voluntary (it slept) and involuntary (preempted) -- and
 // of the whole process and Node's main thread.
@@ -24,6 +25,7 @@ import { loadavg } from "node:os";
 
 import { CpuBackend } from "@coil/backend-cpu";
 import { InterpreterPool } from "@coil/core";
+import { handOff } from "@coil/native";
 
 import { fail, parseFlags } from "./lib/args.mjs";
 import { runJsonChild } from "./lib/child.mjs";
@@ -40,16 +42,20 @@ await relaunchWithTunable();
 
 const LOOP = join(BENCH_DIR, "overhead", "loop.py");
 const MODELS = ["mlp", "deep"];
-const VARIANTS = ["base", "gc-freeze", "gc-off", "mallopt"];
+const VARIANTS = ["base", "no-hand-off", "gc-freeze", "gc-off", "mallopt"];
+// The engine's hand-off between Node's thread and the interpreter's all off: each
+// result wakes Node's thread, nothing spins (@coil/native handOff()).
+const NO_HAND_OFF = { batchWindowUs: 0, spinUs: 0, callerSpinUs: 0 };
+const pythonVariant = (variant) => (variant === "no-hand-off" ? "base" : variant);
 
 const flags = parseFlags(import.meta.url, {
   duration: { type: "number", positive: true, default: 3, help: "measured seconds per configuration" },
   warmup: { type: "number", default: 1, help: "warm-up seconds before each measurement" },
   models: { type: "list", default: MODELS, defaultHelp: MODELS.join(","), help: "which models (overhead/loop.py)" },
   // mallopt stays set on the interpreter's libc once applied: keep it last.
-  variants: { type: "list", default: ["base", "gc-freeze", "mallopt"], defaultHelp: "base,gc-freeze,mallopt", help: `candidate fixes, in order (${VARIANTS.join(", ")})` },
+  variants: { type: "list", default: ["base", "no-hand-off"], defaultHelp: "base,no-hand-off", help: `candidate fixes, in order (${VARIANTS.join(", ")})` },
   rounds: { type: "integer", default: 3, help: "rounds per configuration (the median is reported)" },
-  callers: { type: "integers", default: [1, 2], defaultHelp: "1,2", help: "Node callers for the coil node rows" },
+  callers: { type: "integers", default: [1, 2, 16], defaultHelp: "1,2,16", help: "Node callers for the coil node rows" },
   python: {
     type: "path",
     default: join(REPO_ROOT, ".venv-torch2", "bin", "python"),
@@ -84,7 +90,7 @@ function processMinflt() {
 // --- the configurations -------------------------------------------------------------------
 
 async function plain(model, variant) {
-  const argv = [LOOP, "--model", model, "--variant", variant, "--duration", String(flags.duration), "--warmup", String(flags.warmup)];
+  const argv = [LOOP, "--model", model, "--variant", pythonVariant(variant), "--duration", String(flags.duration), "--warmup", String(flags.warmup)];
   return runJsonChild(flags.python, argv, { cwd: REPO_ROOT, timeoutMs: 120_000 + (flags.duration + flags.warmup) * 4e3 });
 }
 
@@ -95,7 +101,9 @@ async function withBench(model, variant, body) {
   try {
     pool = await InterpreterPool.create({ size: 1, backend: new CpuBackend(), python: flags.python });
     results.machine.backend ??= pool.backendInfo[0];
-    const bench = pool.replicate({ file: LOOP, factory: "Bench", args: [model, variant, 1] });
+    results.handOff ??= handOff();
+    if (variant === "no-hand-off") handOff(NO_HAND_OFF);
+    const bench = pool.replicate({ file: LOOP, factory: "Bench", args: [model, pythonVariant(variant), 1] });
     await bench.materialize();
     results.benchInfo ??= await bench.callMethod("info");
     const [tid] = await Promise.all(pool.interpreters.map((i) => i.eval("__import__('threading').get_native_id()")));
@@ -105,6 +113,7 @@ async function withBench(model, variant, body) {
   } catch (error) {
     return [{ method: "coil", error: describeError(error) }];
   } finally {
+    if (results.handOff) handOff(results.handOff);
     await pool?.close();
   }
 }
