@@ -216,6 +216,7 @@ def export(
             raise AttributeError(f"{file} has no callable {factory!r}")
         examples = _example_function(module, example)
         obj = build(*args, **kwargs)
+        notes = _bake_parametrizations(obj)
         explicit = {"intern": list(intern), "extern": list(extern), "mock": list(mock), "deny": list(deny)}
         whose = "the model file's folder" if root == os.path.dirname(file) else "--root"
         label = f"{os.path.basename(root)}/ ({whose})"
@@ -240,7 +241,49 @@ def export(
         "distributions": distributions,
         "signature": signature,
         "signatureNote": note,
+        "notes": notes,
     }
+
+
+def _drop_parametrization_hooks(module):
+    """The state_dict hooks torch's parametrizations leave behind (weight_norm's
+    _weight_norm_compat_hook, a local function: unpicklable), useless once baked."""
+    for hooks in (module._load_state_dict_pre_hooks, getattr(module, "_state_dict_hooks", {})):
+        for key, hook in list(hooks.items()):
+            function = getattr(hook, "hook", hook)  # torch 2.x wraps them in _WrappedHook
+            if getattr(function, "__module__", "").startswith("torch.nn.utils.parametriz") and "<locals>" in getattr(
+                function, "__qualname__", ""
+            ):
+                del hooks[key]
+
+
+def _bake_parametrizations(obj):
+    """torch.package pickles modules, and a module with parametrizations (weight_norm,
+    spectral_norm, orthogonal: torch.nn.utils.parametrize) cannot be pickled -- torch
+    allows only its state_dict. For inference a parametrized tensor is just its
+    computed value, so each is replaced by that value (remove_parametrizations with
+    leave_parametrized=True): the same outputs, a plain module. Changes `obj` in place
+    (the packing process's own copy). Returns notes saying what was baked."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(obj, torch.nn.Module):
+        return []
+    parametrize = torch.nn.utils.parametrize
+    baked = []
+    with torch.no_grad():
+        for path, module in list(obj.named_modules()):
+            if not parametrize.is_parametrized(module):
+                continue
+            for name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+                baked.append(f"{path}.{name}" if path else name)
+            _drop_parametrization_hooks(module)
+    if not baked:
+        return []
+    shown = ", ".join(baked[:3]) + (f" and {len(baked) - 3} more" if len(baked) > 3 else "")
+    return [
+        f"parametrized tensors baked into plain ones (torch.package cannot pickle parametrizations; "
+        f"inference gives the same outputs): {shown}"
+    ]
 
 
 def _export_resolving(output, obj, module_name, explicit, origins, package, resource):

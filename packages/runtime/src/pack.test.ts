@@ -283,6 +283,18 @@ describe("zero-config packing and inferred signatures", () => {
     });
   });
 
+  it("bakes parametrized weights (weight_norm's kind) into plain ones, says so, and equals eager", async () => {
+    const file = join(ZERO, "zoo", "parametrized.py");
+    const archive = join(dir, "parametrized.coil");
+    const result = await packModel({ target: `${file}:build`, output: archive, python });
+    expect(result.warnings).toEqual([expect.stringMatching(/^parametrized tensors baked into plain ones .*: square\.weight/)]);
+    expect(result.signature).toEqual({ inputs: "inferred", outputs: "inferred" });
+    const equivalence = await compareWithEager({ python, file, factory: "build", example: "example_inputs", archive, pool });
+    expect(equivalence.sameShapes).toBe(true);
+    expect(equivalence.coilError).toBeLessThanOrEqual(1e-5);
+    expect(equivalence.packageImporterError).toBeLessThanOrEqual(1e-5);
+  });
+
   it("does not run the examples when the signature is given in full", async () => {
     const file = join(ZERO, "zoo", "text_lengths.py");
     const inputs: TensorSpec[] = [{ name: "texts", dtype: "bytes", shape: [-1] }];

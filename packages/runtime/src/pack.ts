@@ -85,6 +85,8 @@ interface Exported {
   signature: { inputs: TensorSpec[]; outputs: TensorSpec[]; dynamicBatch: boolean } | null;
   /** Why the module's own example_inputs() gave no signature. */
   signatureNote: string | null;
+  /** What packing changed in the model, for the user (parametrizations baked in). */
+  notes: string[];
 }
 
 /** Parses "file.py:factory". */
@@ -129,6 +131,7 @@ export async function packModel(options: PackOptions): Promise<PackResult> {
       },
     ]);
     const signature = chooseSignature(options, packed, basename(file));
+    signature.warnings.unshift(...(packed.notes ?? []));
     const source = await openArchive(exported, { verifyHashes: false });
     try {
       const copied = source.records.filter((r) => ![VERSION_RECORD, EXTERN_MODULES_RECORD, PYTHON_VERSION_RECORD].includes(r.name));
