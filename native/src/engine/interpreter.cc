@@ -28,9 +28,11 @@ std::atomic<int> g_batch_window_us{HandOff{}.batch_window_us};
 std::atomic<int> g_spin_us{HandOff{}.spin_us};
 std::atomic<int> g_caller_spin_us{HandOff{}.caller_spin_us};
 
-// Interpreter threads of this process running a job or spinning for one: a thread
-// spins only while this count, itself and Node's main thread fit in the CPUs.
-std::atomic<int> g_active_threads{0};
+// Interpreters of this process with work (a job queued or running), and interpreter
+// threads spinning for a job: a thread spins, and Node's thread polls, only while
+// these and Node's thread fit in the CPUs -- a thread with work will want its CPU.
+std::atomic<int> g_busy_interpreters{0};
+std::atomic<int> g_spinning_threads{0};
 
 int UsableCpus() {
   static const int cpus = [] {
@@ -50,14 +52,20 @@ inline void CpuRelax() {
 #endif
 }
 
-// Counts the calling thread as active while it lives.
-class ActiveScope {
+// Counts the calling thread as spinning while it lives.
+class SpinningScope {
  public:
-  ActiveScope() { g_active_threads.fetch_add(1, std::memory_order_relaxed); }
-  ~ActiveScope() { g_active_threads.fetch_sub(1, std::memory_order_relaxed); }
-  ActiveScope(const ActiveScope&) = delete;
-  ActiveScope& operator=(const ActiveScope&) = delete;
+  SpinningScope() { g_spinning_threads.fetch_add(1, std::memory_order_relaxed); }
+  ~SpinningScope() { g_spinning_threads.fetch_sub(1, std::memory_order_relaxed); }
+  SpinningScope(const SpinningScope&) = delete;
+  SpinningScope& operator=(const SpinningScope&) = delete;
 };
+
+bool CpusFitWith(int extra) {
+  return g_busy_interpreters.load(std::memory_order_relaxed) + g_spinning_threads.load(std::memory_order_relaxed) +
+             extra <=
+         UsableCpus();
+}
 
 }  // namespace
 
@@ -72,7 +80,15 @@ HandOff GetHandOff() {
   return HandOff{g_batch_while_queued.load(), g_batch_window_us.load(), g_spin_us.load(), g_caller_spin_us.load()};
 }
 
-bool CpuFreeForCaller() { return g_active_threads.load(std::memory_order_relaxed) + 1 <= UsableCpus(); }
+bool CpuFreeForCaller() { return CpusFitWith(1); }
+
+void Interpreter::AddLoad() {
+  if (load_.fetch_add(1, std::memory_order_relaxed) == 0) g_busy_interpreters.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Interpreter::DropLoad() {
+  if (load_.fetch_sub(1, std::memory_order_relaxed) == 1) g_busy_interpreters.fetch_sub(1, std::memory_order_relaxed);
+}
 
 Interpreter::Interpreter(int index, InterpreterOptions options, CompletionSink* sink,
                          std::unique_ptr<Job> init_job)
@@ -81,7 +97,7 @@ Interpreter::Interpreter(int index, InterpreterOptions options, CompletionSink* 
       sink_(sink),
       init_job_(std::move(init_job)),
       api_(std::make_unique<PythonApi>()) {
-  load_.store(1);  // initialisation counts as work in flight
+  AddLoad();  // initialisation counts as work in flight
   thread_ = std::thread(&Interpreter::ThreadMain, this);
   thread_.detach();
 }
@@ -96,7 +112,7 @@ void Interpreter::Submit(std::unique_ptr<Job> job) {
     sink_->Complete(std::move(job));
     return;
   }
-  load_.fetch_add(1, std::memory_order_relaxed);
+  AddLoad();
   job->submitted_at = Clock::now();
   queue_.push_back(std::move(job));
   queued_.store(queue_.size(), std::memory_order_release);
@@ -111,7 +127,7 @@ Interpreter::CancelResult Interpreter::Cancel(uint64_t job_id, const std::string
     std::unique_ptr<Job> job = std::move(*it);
     queue_.erase(it);
     queued_.store(queue_.size(), std::memory_order_release);
-    load_.fetch_sub(1, std::memory_order_relaxed);
+    DropLoad();
     lock.unlock();
     Fail(*job, code, code == "DEADLINE_EXCEEDED" ? "deadline exceeded before the call started"
                                                  : "cancelled before the call started");
@@ -154,13 +170,13 @@ void Interpreter::ThreadMain() {
   std::deque<std::unique_ptr<Job>> orphans;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    load_.fetch_sub(1, std::memory_order_relaxed);
+    DropLoad();
     if (!ok) {
       failed_ = true;
       init_error_ = error;
       orphans.swap(queue_);
       queued_.store(0);
-      load_.store(0);
+      while (load_.load() > 0) DropLoad();
     }
   }
   sink_->Complete(std::move(init));
@@ -182,7 +198,6 @@ void Interpreter::Serve() {
   Clock::duration longest_run{};
   for (;;) {
     std::unique_ptr<Job> job = NextJob(&finished);
-    ActiveScope active;
     const auto started = Clock::now();
     Run(*job);
     const auto ended = Clock::now();
@@ -191,7 +206,7 @@ void Interpreter::Serve() {
     busy_ns_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(ended - started).count()),
                        std::memory_order_relaxed);
     running_job_.store(0);
-    load_.fetch_sub(1, std::memory_order_relaxed);
+    DropLoad();
     // The longest job here lately: the longest run, decaying by 1/8 a job, so that
     // after a long job it takes dozens of short ones before results are held again.
     longest_run = std::max(ended - started, longest_run - longest_run / 8);
@@ -239,9 +254,9 @@ std::unique_ptr<Job> Interpreter::NextJob(Batch* finished) {
 bool Interpreter::SpinForWork() {
   const int spin_us = g_spin_us.load(std::memory_order_relaxed);
   if (spin_us <= 0) return false;
-  ActiveScope active;
+  SpinningScope spinning;
   // This thread (counted now) and Node's main thread must both fit.
-  if (g_active_threads.load(std::memory_order_relaxed) + 1 > UsableCpus()) return false;
+  if (!CpusFitWith(1)) return false;
   const auto until = Clock::now() + std::chrono::microseconds(spin_us);
   for (unsigned i = 1;; ++i) {
     if (queued_.load(std::memory_order_acquire) != 0) return true;

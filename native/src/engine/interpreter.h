@@ -45,8 +45,8 @@ struct InterpreterOptions {
 //   in dozens;
 // - with its queue empty, a thread spins up to `spin_us` for the next job before it
 //   sleeps, so a caller that answers quickly need not wake it -- only while a CPU is
-//   free for it (counting Node's main thread and every interpreter thread running or
-//   spinning), so spinning never takes a CPU from work.
+//   free for it (counting Node's main thread, every interpreter with a job queued or
+//   running, and every thread spinning), so spinning never takes a CPU from work.
 // - the thread that submits jobs and takes results (Node's main thread) may poll
 //   for results instead of sleeping until it is woken, for up to `caller_spin_us`
 //   after its last result or submission while jobs are in flight -- only while a
@@ -59,8 +59,8 @@ struct HandOff {
 };
 void SetHandOff(const HandOff& hand_off);  // any thread; applies from each thread's next job
 HandOff GetHandOff();
-// Whether the caller's thread can poll without taking a CPU from an interpreter
-// thread that is running or spinning.
+// Whether the caller's thread can poll without taking a CPU from an interpreter that
+// has work (queued or running) or a thread spinning for it.
 bool CpuFreeForCaller();
 
 class Interpreter {
@@ -99,6 +99,8 @@ class Interpreter {
   void Serve();
   std::unique_ptr<Job> NextJob(Batch* finished);
   bool SpinForWork();
+  void AddLoad();   // load_ + 1, and this interpreter counts as busy from 0 to 1
+  void DropLoad();  // load_ - 1, and it no longer counts as busy at 0
   bool Initialize(JobError* error);
   void Run(Job& job);
   void TakeError(Job& job);
