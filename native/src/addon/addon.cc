@@ -388,7 +388,7 @@ class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
 
 Napi::FunctionReference* g_interpreter_class = nullptr;
 
-// configure({ tensorClass, createTensor(dtype, shape, data), createError(code, message, details) })
+// configure({ tensorClass, createTensor(dtype, shape, data), createError(code, message, details), setImmediate? })
 Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Addon& addon = GetAddon(env);
@@ -403,6 +403,10 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   addon.tensor_class_ = Napi::Persistent(tensor_class.As<Napi::Function>());
   addon.create_tensor_ = Napi::Persistent(create_tensor.As<Napi::Function>());
   addon.create_error_ = Napi::Persistent(create_error.As<Napi::Function>());
+  // node:timers' setImmediate, which fake timers in tests leave alone (they replace
+  // the global one this addon took at load).
+  Napi::Value set_immediate = hooks.Get("setImmediate");
+  if (set_immediate.IsFunction()) addon.set_immediate_ = Napi::Persistent(set_immediate.As<Napi::Function>());
   return env.Undefined();
 }
 

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import * as timers from "node:timers";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,6 +33,9 @@ export interface NativeAddon {
     tensorClass: typeof Tensor;
     createTensor(dtype: DType, shape: number[], data: TypedArrayOf[DType]): Tensor;
     createError(code: string, message: string, details: { pythonType?: string; pythonTraceback?: string }): Error;
+    /** node:timers' own: results are settled from it, and a test's fake timers
+     * (which replace globalThis.setImmediate) must not hold them back. */
+    setImmediate: typeof setImmediate;
   }): void;
   startInterpreter(options: NativeStartOptions): { interpreter: NativeInterpreter; ready: Promise<string> };
   interpreterCount(): number;
@@ -92,6 +96,7 @@ export function loadAddon(): NativeAddon {
         ...(details.pythonType !== undefined && { pythonType: details.pythonType }),
         ...(details.pythonTraceback !== undefined && { pythonTraceback: details.pythonTraceback }),
       }),
+    setImmediate: timers.setImmediate,
   });
   addon = loaded;
   return loaded;
