@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 VENV=${COIL_VENV:-.venv-torch2}
 MINOR=3.11
-REQUIREMENTS=("torch==2.13.*" "transformers" "numpy")
+# onnx, onnxscript (torch.onnx.export's exporter) and onnxruntime: the zoo's ONNX columns.
+REQUIREMENTS=("torch==2.13.*" "transformers" "numpy" "onnx" "onnxscript" "onnxruntime")
 STAMP="$VENV/.coil-requirements"
 export PIP_RETRIES=0 # an unreachable index fails at once instead of retrying for minutes
 

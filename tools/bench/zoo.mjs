@@ -54,6 +54,8 @@ const flags = parseFlags(import.meta.url, {
   "model-timeout": { type: "number", positive: true, default: 900, help: "seconds one model's child may take" },
   "debian-python": { type: "path", default: STACKS.debian.python, help: "the Debian stack's Python" },
   "venv-python": { type: "path", default: STACKS.venv.python, defaultHelp: ".venv-torch2/bin/python", help: "the venv stack's Python" },
+  compile: { type: "boolean", default: true, help: "torch.compile's rate (torch 2.x; compiling takes minutes per model here)" },
+  onnx: { type: "boolean", default: true, help: "export to ONNX and measure onnxruntime (Python, and onnxruntime-node from tools/bench/peers)" },
   "write-docs": { type: "boolean", default: false, help: "also write docs/zoo.md and docs/zoo.json" },
   "busy-threshold": { type: "number", default: 0.2, help: "docs/zoo.md says BUSY when other processes took more cores than this" },
   out: outFlag("zoo"),
@@ -73,6 +75,8 @@ const options = {
   secondsPerMeasurement: flags.seconds,
   warmupS: flags.warmup,
   interpreters: flags.interpreters,
+  compile: flags.compile,
+  onnx: flags.onnx,
   out: repoRelative(flags.out),
 };
 const results = startResults({ options, stacks, summary: null, rows: [], raw: {} });
@@ -86,7 +90,10 @@ for (const [i, model] of selected.entries()) {
     results.rows.push(failedRow(model, why));
     continue;
   }
-  const spec = { model, python, seconds: flags.seconds, warmup: flags.warmup, interpreters: flags.interpreters, startDelayS: flags.startDelay, scratch };
+  const spec = {
+    ...{ model, python, seconds: flags.seconds, warmup: flags.warmup, interpreters: flags.interpreters, startDelayS: flags.startDelay, scratch },
+    ...{ onnx: flags.onnx, compile: flags.compile && model.stack === "venv" },
+  };
   try {
     const measured = await runJsonChild(process.execPath, [join(BENCH_DIR, "zoo", "measure.mjs"), JSON.stringify(spec)], {
       cwd: REPO_ROOT,

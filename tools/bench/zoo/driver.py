@@ -1,8 +1,11 @@
 """One zoo model in plain Python, a child process of the zoo benchmark (one torch thread):
 
-    python driver.py check <model.py> <factory> <example> <seconds> <warmup>
+    python driver.py check <model.py> <factory> <example> <seconds> <warmup> [<onnx path>] [compile]
         eager calls/s; whether torch.jit.script, torch.jit.trace and (torch 2.x)
-        torch.export take the model; TorchScript's calls/s where one of them did.
+        torch.export take the model; TorchScript's calls/s where one of them did;
+        with "compile", torch.compile's (torch 2.x: inductor) calls/s once compiled;
+        with an ONNX path, the model exported there (torch.onnx.export) and, where this
+        Python has onnxruntime, its calls/s and max abs error against eager.
     python driver.py eager <model.py> <factory> <example> <seconds> <warmup> <start-at>
         one of N plain processes: eager calls/s in the window that opens at
         <start-at> (time.time(), the same for all N), and this process's memory.
@@ -13,6 +16,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import torch
 
@@ -56,7 +60,66 @@ def memory_mb():
     return {"privateMb": (kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)) / 1024, "pssMb": kb.get("Pss", 0) / 1024}
 
 
-def check(model, inputs, seconds, warmup):
+def flat_tensors(value):
+    """A model's outputs as a flat list of tensors, in order (dicts and ModelOutputs by value)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict) or hasattr(value, "to_tuple"):
+        value = list(value.values()) if isinstance(value, dict) else list(value.to_tuple())
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in flat_tensors(item)]
+    return []
+
+
+def compiled_rate(model, inputs, seconds, warmup):
+    """torch.compile with its defaults (inductor), compiled by the first call."""
+    if not hasattr(torch, "compile"):
+        raise RuntimeError(f"torch {torch.__version__} has no torch.compile")
+    compiled = torch.compile(model)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        compiled(*inputs)
+    compile_seconds = time.perf_counter() - started
+    return {**measure(compiled, inputs, 1, seconds, warmup), "compileSeconds": compile_seconds}
+
+
+def onnx_export(model, inputs, path):
+    """torch.onnx.export to `path`: torch 2.x's exporter (dynamo) first, else the
+    TorchScript-based one. Returns which one wrote it."""
+    errors = []
+    attempts = (("dynamo", {"dynamo": True}), ("torchscript", {"dynamo": False})) if hasattr(torch, "export") else (("torchscript", {}),)
+    for name, options in attempts:
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, inputs, path, **options)
+            return name
+        except Exception as error:  # noqa: BLE001 - each exporter's reason goes into the cell
+            errors.append(f"{name}: {why(error)}")
+    raise RuntimeError(" / ".join(errors))
+
+
+def onnxruntime_rate(path, model, inputs, seconds, warmup):
+    """onnxruntime (CPU, one intra-op and one inter-op thread) on the exported file:
+    its calls/s and the max abs error of its first output against eager's."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise RuntimeError("this Python has no onnxruntime") from None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {spec.name: tensor.numpy() for spec, tensor in zip(session.get_inputs(), inputs)}
+    got = session.run(None, feed)
+    with torch.inference_mode():
+        want = flat_tensors(model(*inputs))
+    error = float((torch.from_numpy(got[0]).double() - want[0].double()).abs().max()) if got and want else None
+    rate = measure(lambda: session.run(None, feed), (), 1, seconds, warmup)
+    return {**rate, "maxError": error, "version": onnxruntime.__version__}
+
+
+def check(model, inputs, seconds, warmup, onnx_path=None, compile_too=False):
     result = {"torch": torch.__version__}
     result["eager"] = attempt(lambda: measure(model, inputs, 1, seconds, warmup))
     with torch.no_grad():
@@ -72,6 +135,13 @@ def check(model, inputs, seconds, warmup):
     if compiled["ok"]:
         rate = attempt(lambda: measure(compiled["value"], inputs, 1, seconds, warmup))
         result["torchscript"] = {**rate, "via": how}
+    if compile_too:
+        result["compile"] = attempt(lambda: compiled_rate(model, inputs, seconds, warmup))
+    if onnx_path:
+        exported = attempt(lambda: onnx_export(model, inputs, onnx_path))
+        result["onnx"] = {**exported, "path": onnx_path} if exported["ok"] else exported
+        if exported["ok"]:
+            result["onnxruntime"] = attempt(lambda: onnxruntime_rate(onnx_path, model, inputs, seconds, warmup))
     return result
 
 
@@ -80,13 +150,14 @@ def eager_process(model, inputs, seconds, warmup, start_at):
     return {**measure(model, inputs, 1, seconds, warmup), **memory_mb()}
 
 
-def main(mode, file, factory, example, seconds, warmup, start_at=None):
+def main(mode, file, factory, example, seconds, warmup, *rest):
     torch.set_num_threads(1)
     model, inputs = load(file, factory, example)
     if mode == "check":
-        result = check(model, inputs, float(seconds), float(warmup))
+        onnx_path = rest[0] if rest and rest[0] else None
+        result = check(model, inputs, float(seconds), float(warmup), onnx_path, "compile" in rest[1:])
     else:
-        result = eager_process(model, inputs, float(seconds), float(warmup), float(start_at))
+        result = eager_process(model, inputs, float(seconds), float(warmup), float(rest[0]))
     print(json.dumps(finite(result)))
 
 

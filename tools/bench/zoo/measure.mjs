@@ -3,7 +3,8 @@
 // costs that model only, and the process's interpreter budget is the model's alone):
 //   node tools/bench/zoo/measure.mjs '<JSON: model, python, seconds, warmup, interpreters, startDelayS, scratch>'
 // Plain Python (driver.py check): eager, torch.jit.script/trace, torch.export and
-// TorchScript's rate; zero-config packing (packModel); equality with eager (the
+// TorchScript's rate, torch.compile's, the ONNX export and onnxruntime's rate (and
+// onnxruntime-node's, from tools/bench/peers, on the same file); zero-config packing (packModel); equality with eager (the
 // zero-config fixtures' run_model.py runs the model eagerly on its example inputs);
 // Coil with 1 and N interpreters; N plain processes (driver.py eager). Prints one JSON
 // line: per step { ok, error } or its numbers.
@@ -15,6 +16,7 @@ import { CpuBackend } from "@coil/backend-cpu";
 import { runJsonChild } from "../lib/child.mjs";
 import { closedLoop } from "../lib/closed-loop.mjs";
 import { describeError } from "../lib/log.mjs";
+import { importPeer } from "../lib/peers.mjs";
 import { BENCH_DIR, REPO_ROOT } from "../lib/paths.mjs";
 import { memoryMiB } from "../lib/proc.mjs";
 import { relaunchWithTunable } from "../lib/tunable.mjs";
@@ -25,7 +27,7 @@ const DRIVER = join(BENCH_DIR, "zoo", "driver.py");
 const RUN_MODEL = join(REPO_ROOT, "packages", "runtime", "test", "fixtures", "zero-config", "run_model.py");
 const TOLERANCE = 1e-4;
 
-const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch } = JSON.parse(process.argv[2]);
+const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch, onnx, compile } = JSON.parse(process.argv[2]);
 const { file, factory, example } = model;
 const window = { warmupMs: warmup * 1e3, durationMs: seconds * 1e3 };
 const childTimeoutMs = 300_000 + 4 * (seconds + warmup) * 1e3;
@@ -44,9 +46,14 @@ async function step(key, body) {
 }
 
 const driverArgs = (mode) => [DRIVER, mode, file, factory, example, String(seconds), String(warmup)];
+const onnxPath = onnx ? join(scratch, `${model.name}.onnx`) : "";
 
-// Plain Python: eager, the compilers, TorchScript's rate.
-await step("python", () => runJsonChild(python, driverArgs("check"), { cwd: REPO_ROOT, timeoutMs: childTimeoutMs }));
+// Plain Python: eager, the compilers, TorchScript's rate; torch.compile's; the ONNX
+// export and onnxruntime's rate. torch.compile compiles for minutes on small machines.
+const checkTimeoutMs = childTimeoutMs + (compile ? 900_000 : 0);
+await step("python", () =>
+  runJsonChild(python, [...driverArgs("check"), onnxPath, ...(compile ? ["compile"] : [])], { cwd: REPO_ROOT, timeoutMs: checkTimeoutMs }),
+);
 
 // Zero-config packing: no rules, the signature from the example inputs.
 const archive = join(scratch, `${model.name}.pt`);
@@ -91,6 +98,21 @@ if (packed) {
       return { interpreters: N, ...stats, privateMb: memory.private, pssMb: memory.pss };
     }),
   );
+}
+
+// onnxruntime-node on the same ONNX file, one thread, one caller.
+if (result.python?.ok && result.python.onnx?.ok) {
+  await step("onnxruntimeNode", async () => {
+    const ort = await importPeer("onnxruntime-node");
+    const session = await ort.InferenceSession.create(onnxPath, { intraOpNumThreads: 1, interOpNumThreads: 1, executionProviders: ["cpu"] });
+    const { reference, inputs } = await eagerReference();
+    const feeds = Object.fromEntries(session.inputNames.map((name, i) => [name, new ort.Tensor(inputs[i].dtype, inputs[i].data, inputs[i].shape)]));
+    const outputs = await session.run(feeds);
+    // Its first output against eager's first.
+    const first = outputs[session.outputNames[0]];
+    const maxError = maxAbsError([[Array.from(first.data, Number), reference.eager[0]?.[1]?.data]]);
+    return { maxError, ...(await closedLoop(() => session.run(feeds), { concurrency: 1, ...window })) };
+  });
 }
 
 // N plain Python processes, each measuring the same window.

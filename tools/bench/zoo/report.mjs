@@ -27,6 +27,12 @@ export function modelRow(model, measured) {
     eager: py.eager?.ok ? py.eager.value.callsPerSecond : null,
     torchscript: py.torchscript?.ok ? py.torchscript.value.callsPerSecond : null,
     torchscriptVia: py.torchscript?.via ?? null,
+    compile: py.compile?.ok ? py.compile.value.callsPerSecond : null,
+    onnx: py.onnx ? { ok: py.onnx.ok, via: py.onnx.value ?? null } : undefined,
+    onnxruntime: py.onnxruntime?.ok ? py.onnxruntime.value.callsPerSecond : null,
+    onnxruntimeMaxError: py.onnxruntime?.ok ? py.onnxruntime.value.maxError : null,
+    onnxruntimeNode: rate(measured.onnxruntimeNode),
+    onnxruntimeNodeMaxError: measured.onnxruntimeNode?.ok ? measured.onnxruntimeNode.maxError : null,
     coil1: rate(coil1),
     coilN: rate(measured.coilN),
     processes: rate(measured.processes),
@@ -52,7 +58,8 @@ function failuresOf(measured) {
   const add = (step, s) => s && !s.ok && out.push([step, s.error]);
   add("python", measured.python);
   const py = measured.python ?? {};
-  for (const step of ["eager", "script", "trace", "export", "torchscript"]) add(step, py[step]);
+  for (const step of ["eager", "script", "trace", "export", "torchscript", "compile", "onnx", "onnxruntime"]) add(step, py[step]);
+  add("onnxruntime-node", measured.onnxruntimeNode);
   add("pack", measured.pack);
   add("coil 1", measured.coil1);
   if (measured.coil1?.ok && !measured.coil1.equal) out.push(["== eager", `max abs error ${measured.coil1.maxError} > 1e-4`]);
@@ -73,6 +80,10 @@ export const COLUMNS = [
   ["export", (r) => okCell(r.export)],
   ["eager/s", (r) => formatRate(r.eager)],
   ["TS/s", (r) => formatRate(r.torchscript)],
+  ["compile/s", (r) => formatRate(r.compile)],
+  ["onnx", (r) => okCell(r.onnx)],
+  ["ORT py/s", (r) => formatRate(r.onnxruntime)],
+  ["ORT node/s", (r) => formatRate(r.onnxruntimeNode)],
   ["coil 1/s", (r) => formatRate(r.coil1)],
   ["coil N/s", (r) => formatRate(r.coilN)],
   ["N procs/s", (r) => formatRate(r.processes)],
@@ -149,7 +160,9 @@ ${summaryLine(results.summary)}.
 Columns: \`pack\` zero-config \`coil pack\` (no rules, signature from \`example_inputs()\`); \`== eager\` the
 archive loaded in Coil gives eager's outputs (max abs error ≤ 1e-4, shown); \`script\`/\`trace\`/\`export\`
 whether \`torch.jit.script\`, \`torch.jit.trace\`, \`torch.export\` (torch 2.x) take the model; calls/s of plain
-eager Python, TorchScript (scripted where that worked, else traced), Coil with 1 interpreter (1 caller), Coil
+eager Python, TorchScript (scripted where that worked, else traced), \`torch.compile\` (torch 2.x, inductor, once
+compiled), onnxruntime in Python and onnxruntime-node on the model's \`torch.onnx.export\` (\`onnx\`: whether it
+exported; one thread), Coil with 1 interpreter (1 caller), Coil
 with N interpreters (2 callers each) and N plain processes; Pss of the Coil process holding N interpreters
 (Node included) vs the N processes together. Failures, with why, under the table.
 

@@ -1,0 +1,62 @@
+// The benchmark programs keep working: each runs here on a tiny subset, briefly, and
+// what it writes is checked for shape and sense -- never for speed (the numbers of a
+// few hundred milliseconds on a shared machine mean nothing). The full runs and their
+// figures: tools/bench/README.md, docs/engine.md, docs/zoo.md.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { describe, expect, it } from "vitest";
+
+import { ROOT } from "../harness/paths.js";
+import { runOk } from "../harness/process.js";
+import { venvReadiness } from "../harness/venv.js";
+
+const venv = venvReadiness();
+if (!venv.ready) console.log(`benchmarks: the venv rows are SKIPPED: the venv is not ready (make it: bash tools/python-envs.sh):\n${venv.reason}`);
+const out = mkdtempSync(join(tmpdir(), "coil-bench-smoke-"));
+const bench = (program: string, args: string[]) => runOk(process.execPath, [join(ROOT, "tools/bench", program), ...args], { cwd: ROOT });
+const written = (name: string) => JSON.parse(readFileSync(join(out, name), "utf8"));
+
+describe("the model zoo (npm run bench:zoo)", () => {
+  it("packs, checks and measures one torchvision model on Debian's torch", async () => {
+    await bench("zoo.mjs", ["--models", "mobilenet_v3_small", "--seconds", "0.3", "--start-delay", "3", "--interpreters", "2", "--out", join(out, "zoo-debian.json")]);
+    const [row] = written("zoo-debian.json").rows;
+    expect(row).toMatchObject({ name: "mobilenet_v3_small", stack: "debian", pack: { ok: true }, equal: { ok: true }, script: { ok: true }, trace: { ok: true } });
+    for (const rate of ["eager", "torchscript", "coil1", "coilN", "processes"]) expect(row[rate], rate).toBeGreaterThan(0);
+    // Debian's Python has no onnxruntime: the export is tried, the rate says why it has none.
+    expect(row.onnx).toEqual({ ok: true, via: "torchscript" });
+    expect(row.failures).toContainEqual(["onnxruntime", expect.stringContaining("no onnxruntime")]);
+  }, 600_000);
+
+  it.skipIf(!venv.ready)("adds torch.compile and onnxruntime on the venv's torch 2.x", async () => {
+    await bench("zoo.mjs", ["--models", "bert", "--seconds", "0.3", "--start-delay", "3", "--interpreters", "2", "--out", join(out, "zoo-venv.json")]);
+    const [row] = written("zoo-venv.json").rows;
+    expect(row).toMatchObject({ name: "bert", stack: "venv", pack: { ok: true }, equal: { ok: true }, onnx: { ok: true } });
+    for (const rate of ["eager", "compile", "onnxruntime", "coil1", "coilN", "processes"]) expect(row[rate], rate).toBeGreaterThan(0);
+    expect(row.onnxruntimeMaxError).toBeLessThanOrEqual(1e-4);
+  }, 900_000);
+});
+
+describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
+  it("measures plain Python, the loop inside an interpreter and Node's calls, with and without the hand-off", async () => {
+    const args = ["--models", "mlp", "--variants", "base,no-hand-off", "--callers", "1,2", "--rounds", "1", "--duration", "0.3", "--warmup", "0.1"];
+    await bench("overhead.mjs", [...args, "--out", join(out, "overhead.json")]);
+    const { rows, handOff } = written("overhead.json");
+    expect(handOff).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, callerSpinUs: 1000 });
+    const methods = rows.map((r: { variant: string; method: string }) => `${r.variant} ${r.method.trim()}`);
+    for (const variant of ["base", "no-hand-off"]) {
+      for (const method of ["plain", "coil loop", "coil node ×1", "empty call ×1", "coil node ×2", "empty call ×2"]) expect(methods).toContain(`${variant} ${method}`);
+    }
+    for (const r of rows) expect(r.callsPerSecond, `${r.variant} ${r.method}`).toBeGreaterThan(0);
+  }, 600_000);
+
+  it("compares Coil with node-calls-python, or says how to install it", async () => {
+    await bench("peers.mjs", ["--models", "mlp", "--seconds", "0.3", "--warmup", "0.1", "--out", join(out, "peers.json")]);
+    const [row] = written("peers.json").rows;
+    expect(row.model).toBe("mlp");
+    for (const rate of ["plain", "coil1", "coil1x4", "coilN"]) expect(row[rate], rate).toBeGreaterThan(0);
+    if (row.errors.ncp) expect(row.errors.ncp).toContain("tools/bench/peers/install.sh");
+    else expect(row.ncpBest).toBeGreaterThan(0);
+  }, 600_000);
+});
