@@ -6,7 +6,10 @@
 //               namespace costs per op;
 //   coil node   the same interpreter called from Node's closed loop (1 and 2 callers):
 //               the whole crossing (conversion, queue, thread hand-offs, completion);
-//               and "empty call", the same crossing with the same input but no model.
+//               and "empty call", the same crossing with the same input but no model;
+//   plain, other CPU busy   plain CPython again while another process spins on a CPU
+//               (--no-neighbour: not measured): Coil always has Node's thread beside
+//               its interpreter, and on this VM a busy neighbour slows the model.
 // Each with 1 torch thread, for each candidate fix (--variants: base; gc-freeze,
 // gc.freeze() after the model is built; mallopt, M_TRIM/M_MMAP thresholds raised on
 // the interpreter's libc; gc-off, a diagnostic; no-hand-off, the engine's batching of
@@ -19,6 +22,7 @@
 // median round is shown with the range. Prints a table and writes
 // bench-results/overhead.json. docs/engine.md ("Where a
 // call's time goes") records a run and the profile beside it.
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadavg } from "node:os";
@@ -55,6 +59,7 @@ const flags = parseFlags(import.meta.url, {
   // mallopt stays set on the interpreter's libc once applied: keep it last.
   variants: { type: "list", default: ["base", "no-hand-off"], defaultHelp: "base,no-hand-off", help: `candidate fixes, in order (${VARIANTS.join(", ")})` },
   rounds: { type: "integer", default: 3, help: "rounds per configuration (the median is reported)" },
+  neighbour: { type: "boolean", default: true, help: "also plain Python with another process spinning on a CPU (the ceiling one Coil interpreter has on 2 CPUs)" },
   callers: { type: "integers", default: [1, 2, 16], defaultHelp: "1,2,16", help: "Node callers for the coil node rows" },
   python: {
     type: "path",
@@ -92,6 +97,19 @@ function processMinflt() {
 async function plain(model, variant) {
   const argv = [LOOP, "--model", model, "--variant", pythonVariant(variant), "--duration", String(flags.duration), "--warmup", String(flags.warmup)];
   return runJsonChild(flags.python, argv, { cwd: REPO_ROOT, timeoutMs: 120_000 + (flags.duration + flags.warmup) * 4e3 });
+}
+
+/** Runs `body` while another process spins on a CPU: what plain Python runs at when,
+ * as in Coil, another thread (Node's) is busy beside it. On a VM whose vCPUs share a
+ * core, a busy neighbour slows the model (docs/engine.md, "What still costs"). */
+async function withBusyNeighbour(body) {
+  const spinner = spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return await body();
+  } finally {
+    spinner.kill("SIGKILL");
+  }
 }
 
 /** One Coil interpreter holding overhead/loop.py's Bench for `model` under `variant`;
@@ -191,7 +209,17 @@ for (const model of flags.models) {
         } catch (error) {
           plainRow = { method: "plain", error: describeError(error) };
         }
-        all.push([plainRow, ...(await coilRound(bench, tid))]);
+        const rows = [plainRow];
+        if (flags.neighbour) {
+          let busyRow;
+          try {
+            busyRow = { method: "  plain, other CPU busy", ...(await withBusyNeighbour(() => plain(model, variant))) };
+          } catch (error) {
+            busyRow = { method: "  plain, other CPU busy", error: describeError(error) };
+          }
+          rows.push(busyRow);
+        }
+        all.push([...rows, ...(await coilRound(bench, tid))]);
       }
       return all;
     });
