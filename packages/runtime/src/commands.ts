@@ -12,6 +12,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 import { CoilError, isCoilError } from "@coil/errors";
+import { handOff } from "@coil/native";
 import { MANIFEST_DTYPES, type ManifestDType, type TensorSpec } from "@coil/format-reader";
 import { generateSigningKeyPair } from "@coil/format-writer";
 import { pino } from "pino";
@@ -42,6 +43,9 @@ const USAGES = {
       --plugin MODULE   a plugin (package name or path) to load after the defaults (repeatable)
       --max-queue-size N  --max-batch-size N  --max-queue-delay-us N   (dynamic batching when max-batch-size > 1)
       --public-key KEY.pem (require signed archives)   --log-level info|debug|warn|error
+      --spin-us N  --caller-spin-us N   how long an idle interpreter spins for its next call
+                   (default 50) and Node's thread polls for results (default 1000), only
+                   on CPUs nothing else here needs; 0 turns each off (a CPU quota)
       --config coil.json   the same settings as JSON (camelCase keys: repository, httpPort,
                            maxBatchSize, ..., and "plugins": [{"module": "...", "options": {...}}]);
                            flags override it, --plugin adds to its plugins`,
@@ -172,6 +176,8 @@ const SERVE_SETTINGS = {
   maxQueueDelayUs: "integer",
   publicKey: "string",
   logLevel: "string",
+  spinUs: "integer",
+  callerSpinUs: "integer",
 } as const;
 type ServeSetting = keyof typeof SERVE_SETTINGS;
 
@@ -229,6 +235,15 @@ async function serveCommand(argv: string[]): Promise<number> {
   };
   const maxBatchSize = int("maxBatchSize", 1)!;
   const logger = pino({ name: "coil", level: text("logLevel") ?? "info" });
+  // How long interpreters spin for their next call and Node's thread polls for results
+  // (only on CPUs nobody else here needs; 0: never -- e.g. under a CPU quota).
+  if (settings.spinUs !== undefined || settings.callerSpinUs !== undefined) {
+    const tuned = handOff({
+      ...(settings.spinUs !== undefined && { spinUs: int("spinUs")! }),
+      ...(settings.callerSpinUs !== undefined && { callerSpinUs: int("callerSpinUs")! }),
+    });
+    logger.info({ handOff: tuned }, "hand-off settings");
+  }
   const server = await serve({
     repository: String(repository),
     logger,

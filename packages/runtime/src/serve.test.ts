@@ -38,10 +38,11 @@ describe("coil serve", () => {
         interpreters: 1,
         python: PYTHON,
         httpPort: 8000,
+        callerSpinUs: 0,
         plugins: [{ module: join(PLUGINS, "rest-adapter.mjs"), options: { tag: "from-config" } }],
       }),
     );
-    const args = ["serve", "--config", config, "--http-port", "0", "--grpc-port", "0", "--plugin", "./rest-adapter.mjs"];
+    const args = ["serve", "--config", config, "--http-port", "0", "--grpc-port", "0", "--spin-us", "20", "--plugin", "./rest-adapter.mjs"];
     const child = spawn(process.execPath, [CLI, ...args], { cwd: PLUGINS, env, stdio: ["ignore", "pipe", "pipe"] });
     const logs: Record<string, unknown>[] = [];
     let buffered = "";
@@ -63,6 +64,10 @@ describe("coil serve", () => {
     // The re-executed process runs with the server's Node flags.
     expect(ready.nodeFlags).toEqual(expect.arrayContaining([...SERVE_NODE_FLAGS]));
     expect(logs).toContainEqual(expect.objectContaining({ msg: "model ready", model: "net" }));
+    // The hand-off knobs, one from the file and one from a flag, the rest as they were.
+    expect(logs).toContainEqual(
+      expect.objectContaining({ msg: "hand-off settings", handOff: { batchWhileQueued: 2, batchWindowUs: 200, spinUs: 20, callerSpinUs: 0 } }),
+    );
     const base = `http://127.0.0.1:${ready.http as number}`;
     const curl = promisify(execFile);
     expect((await curl("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", `${base}/v2/health/ready`])).stdout).toBe("200");
@@ -98,6 +103,10 @@ describe("coil serve", () => {
       message: expect.stringMatching(/Unknown option '--http-prot'[\s\S]*usage:/),
     });
     await expect(main(["serve", repo, "--interpreters"])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(main(["serve", repo, "--spin-us", "-5"])).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining("spinUs must be an integer from 0"),
+    });
   });
 
   it("refuses a config file with an unknown setting", async () => {
