@@ -152,7 +152,7 @@ class Addon : public CompletionSink {
 
   Napi::Env env_;
   napi_threadsafe_function tsfn_ = nullptr;
-  Napi::FunctionReference set_immediate_;  // globalThis.setImmediate
+  Napi::FunctionReference set_immediate_;  // node:timers' setImmediate (configure), else the global one
   Napi::FunctionReference settle_next_;    // calls SettleBatch()
   Napi::FunctionReference poll_next_;      // calls Poll()
   Napi::FunctionReference tensor_class_;
@@ -172,14 +172,7 @@ class Addon : public CompletionSink {
   // a thousand times), and timers -- deadlines among them -- would wait.
   void SettleBatch() {
     Napi::HandleScope scope(env_);
-    std::vector<std::unique_ptr<Job>> done;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done.swap(done_);
-    }
-    for (auto& job : done) Settle(*job);
-    done.clear();
-    DrainReleases();
+    SettleFinished();
     bool more;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -208,18 +201,8 @@ class Addon : public CompletionSink {
   void Poll() {
     Napi::HandleScope scope(env_);
     polling_ = false;
-    std::vector<std::unique_ptr<Job>> done;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done.swap(done_);
-    }
     const auto now = std::chrono::steady_clock::now();
-    if (!done.empty()) {
-      for (auto& job : done) Settle(*job);
-      done.clear();
-      DrainReleases();
-      last_progress_ = now;
-    }
+    if (SettleFinished()) last_progress_ = now;
     if (in_flight_ > 0 && now - last_progress_ < std::chrono::microseconds(GetHandOff().caller_spin_us) &&
         CpuFreeForCaller()) {
       polling_ = true;
@@ -234,6 +217,20 @@ class Addon : public CompletionSink {
       if (leftover) signalled_ = true;
     }
     if (leftover) set_immediate_.Call({settle_next_.Value()});
+  }
+
+  // Main thread: settles the jobs finished so far; whether there were any.
+  bool SettleFinished() {
+    std::vector<std::unique_ptr<Job>> done;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done.swap(done_);
+    }
+    const bool any = !done.empty();
+    for (auto& job : done) Settle(*job);
+    done.clear();  // the jobs' inputs queue their buffers' release...
+    DrainReleases();  // ...done here
+    return any;
   }
 
   void Settle(Job& job) {
