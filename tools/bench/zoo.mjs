@@ -13,7 +13,8 @@
 //   pack       zero-config `coil pack` (packModel: no rules, signature inferred);
 //   == eager   the archive in Coil gives eager's outputs (max abs error <= 1e-4);
 //   script, trace, export   torch.jit.script / torch.jit.trace / torch.export (2.x);
-//   calls/s    plain eager, TorchScript (where it worked), Coil with 1 interpreter,
+//   calls/s    plain eager, TorchScript (where it worked), Coil with 1 interpreter
+//              (vision: also eager and Coil 1 at batch 8),
 //              Coil with N interpreters (2 callers each), N plain processes
 //              (zoo/driver.py), in closed loops of --seconds; and the Pss of N
 //              interpreters (the whole Node process) vs N processes.
@@ -61,6 +62,8 @@ const flags = parseFlags(import.meta.url, {
   out: outFlag("zoo"),
 });
 
+// Families also measured at batch 8 (eager and Coil with 1 interpreter).
+const VISION = new Set(["classification", "segmentation", "video", "optical flow", "vision"]);
 const known = new Map(MODELS.map((m) => [m.name, m]));
 for (const name of flags.models) if (!known.has(name)) fail(`unknown model ${name}; known: ${[...known.keys()].join(", ")}`);
 const selected = flags.models.length ? flags.models.map((n) => known.get(n)) : MODELS.filter((m) => !flags.quick || m.quick);
@@ -92,7 +95,7 @@ for (const [i, model] of selected.entries()) {
   }
   const spec = {
     ...{ model, python, seconds: flags.seconds, warmup: flags.warmup, interpreters: flags.interpreters, startDelayS: flags.startDelay, scratch },
-    ...{ onnx: flags.onnx, compile: flags.compile && model.stack === "venv" },
+    ...{ onnx: flags.onnx, compile: flags.compile && model.stack === "venv", batch8: VISION.has(model.family) },
   };
   try {
     const measured = await runJsonChild(process.execPath, [join(BENCH_DIR, "zoo", "measure.mjs"), JSON.stringify(spec)], {

@@ -1,9 +1,10 @@
 """One zoo model in plain Python, a child process of the zoo benchmark (one torch thread):
 
-    python driver.py check <model.py> <factory> <example> <seconds> <warmup> [<onnx path>] [compile]
+    python driver.py check <model.py> <factory> <example> <seconds> <warmup> [<onnx path>] [compile] [batch8]
         eager calls/s; whether torch.jit.script, torch.jit.trace and (torch 2.x)
         torch.export take the model; TorchScript's calls/s where one of them did;
         with "compile", torch.compile's (torch 2.x: inductor) calls/s once compiled;
+        with "batch8", eager calls/s at batch 8 too (the example repeated);
         with an ONNX path, the model exported there (torch.onnx.export) and, where this
         Python has onnxruntime, its calls/s and max abs error against eager.
     python driver.py eager <model.py> <factory> <example> <seconds> <warmup> <start-at>
@@ -119,9 +120,18 @@ def onnxruntime_rate(path, model, inputs, seconds, warmup):
     return {**rate, "maxError": error, "version": onnxruntime.__version__}
 
 
-def check(model, inputs, seconds, warmup, onnx_path=None, compile_too=False):
+def batched(inputs, size):
+    """The example inputs as a batch of `size` (each repeated along its batch dimension)."""
+    if not all(isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == 1 for t in inputs):
+        raise ValueError("the example inputs have no batch dimension of 1 to repeat")
+    return tuple(t.repeat(size, *([1] * (t.dim() - 1))) for t in inputs)
+
+
+def check(model, inputs, seconds, warmup, onnx_path=None, compile_too=False, batch8=False):
     result = {"torch": torch.__version__}
     result["eager"] = attempt(lambda: measure(model, inputs, 1, seconds, warmup))
+    if batch8:
+        result["eager8"] = attempt(lambda: measure(model, batched(inputs, 8), 1, seconds, warmup))
     with torch.no_grad():
         scripted = attempt(lambda: torch.jit.script(model))
         traced = attempt(lambda: torch.jit.trace(model, inputs, strict=False, check_trace=False))
@@ -155,7 +165,7 @@ def main(mode, file, factory, example, seconds, warmup, *rest):
     model, inputs = load(file, factory, example)
     if mode == "check":
         onnx_path = rest[0] if rest and rest[0] else None
-        result = check(model, inputs, float(seconds), float(warmup), onnx_path, "compile" in rest[1:])
+        result = check(model, inputs, float(seconds), float(warmup), onnx_path, "compile" in rest[1:], "batch8" in rest[1:])
     else:
         result = eager_process(model, inputs, float(seconds), float(warmup), float(rest[0]))
     print(json.dumps(finite(result)))

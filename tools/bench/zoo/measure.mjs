@@ -6,7 +6,8 @@
 // TorchScript's rate, torch.compile's, the ONNX export and onnxruntime's rate (and
 // onnxruntime-node's, from tools/bench/peers, on the same file); zero-config packing (packModel); equality with eager (the
 // zero-config fixtures' run_model.py runs the model eagerly on its example inputs);
-// Coil with 1 and N interpreters; N plain processes (driver.py eager). Prints one JSON
+// Coil with 1 (and, for vision, at batch 8 too) and N interpreters; N plain processes
+// (driver.py eager). Prints one JSON
 // line: per step { ok, error } or its numbers.
 import { join } from "node:path";
 
@@ -27,7 +28,7 @@ const DRIVER = join(BENCH_DIR, "zoo", "driver.py");
 const RUN_MODEL = join(REPO_ROOT, "packages", "runtime", "test", "fixtures", "zero-config", "run_model.py");
 const TOLERANCE = 1e-4;
 
-const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch, onnx, compile } = JSON.parse(process.argv[2]);
+const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch, onnx, compile, batch8 } = JSON.parse(process.argv[2]);
 const { file, factory, example } = model;
 const window = { warmupMs: warmup * 1e3, durationMs: seconds * 1e3 };
 const childTimeoutMs = 300_000 + 4 * (seconds + warmup) * 1e3;
@@ -52,7 +53,10 @@ const onnxPath = onnx ? join(scratch, `${model.name}.onnx`) : "";
 // export and onnxruntime's rate. torch.compile compiles for minutes on small machines.
 const checkTimeoutMs = childTimeoutMs + (compile ? 900_000 : 0);
 await step("python", () =>
-  runJsonChild(python, [...driverArgs("check"), onnxPath, ...(compile ? ["compile"] : [])], { cwd: REPO_ROOT, timeoutMs: checkTimeoutMs }),
+  runJsonChild(python, [...driverArgs("check"), onnxPath, ...(compile ? ["compile"] : []), ...(batch8 ? ["batch8"] : [])], {
+    cwd: REPO_ROOT,
+    timeoutMs: checkTimeoutMs,
+  }),
 );
 
 // Zero-config packing: no rules, the signature from the example inputs.
@@ -87,6 +91,17 @@ if (packed) {
       return { equal, maxError, outputs: outputs.map(([name]) => name), ...stats };
     }),
   );
+  // Coil, 1 interpreter, at batch 8 (vision): the example repeated, as driver.py's eager8.
+  if (batch8 && result.python?.eager8?.ok) {
+    await step("coil1b8", () =>
+      withPool(1, async (pool) => {
+        const { inputs } = await eagerReference();
+        const eight = inputs.map((t) => Tensor.from(t.dtype, [8, ...t.shape.slice(1)], repeated(t.toArray(), 8)));
+        const loaded = await pool.loadArchive(archive, { eager: true });
+        return closedLoop(() => loaded.call(eight), { concurrency: 1, tids: await interpreterThreads(pool), ...window });
+      }),
+    );
+  }
   // Coil, N interpreters, 2 callers each.
   await step("coilN", () =>
     withPool(N, async (pool) => {
@@ -145,6 +160,11 @@ async function withPool(size, body) {
 
 function interpreterThreads(pool) {
   return Promise.all(pool.interpreters.map((i) => i.eval("__import__('threading').get_native_id()")));
+}
+
+/** `values` `times` times over, one after another (a batch of one repeated). */
+function repeated(values, times) {
+  return Array.from({ length: times }, () => Array.from(values)).flat();
 }
 
 /** Outputs named as Coil and run_model.py name them: a dict's keys, else output__0, ... */

@@ -34,6 +34,8 @@ export function modelRow(model, measured) {
     onnxruntimeNode: rate(measured.onnxruntimeNode),
     onnxruntimeNodeMaxError: measured.onnxruntimeNode?.ok ? measured.onnxruntimeNode.maxError : null,
     coil1: rate(coil1),
+    eager8: py.eager8?.ok ? py.eager8.value.callsPerSecond : null,
+    coil1b8: rate(measured.coil1b8),
     coilN: rate(measured.coilN),
     processes: rate(measured.processes),
     interpreters: measured.coilN?.interpreters ?? measured.processes?.processes ?? null,
@@ -43,6 +45,7 @@ export function modelRow(model, measured) {
     failures: failuresOf(measured),
   };
   row.coil1VsEager = ratio(row.coil1, row.eager);
+  row.coil1VsEagerB8 = ratio(row.coil1b8, row.eager8);
   row.coil1VsTorchscript = ratio(row.coil1, row.torchscript);
   row.coilNVsProcesses = ratio(row.coilN, row.processes);
   return row;
@@ -58,7 +61,8 @@ function failuresOf(measured) {
   const add = (step, s) => s && !s.ok && out.push([step, s.error]);
   add("python", measured.python);
   const py = measured.python ?? {};
-  for (const step of ["eager", "script", "trace", "export", "torchscript", "compile", "onnx", "onnxruntime"]) add(step, py[step]);
+  for (const step of ["eager", "eager8", "script", "trace", "export", "torchscript", "compile", "onnx", "onnxruntime"]) add(step, py[step]);
+  add("coil 1 batch 8", measured.coil1b8);
   add("onnxruntime-node", measured.onnxruntimeNode);
   add("pack", measured.pack);
   add("coil 1", measured.coil1);
@@ -88,6 +92,9 @@ export const COLUMNS = [
   ["coil N/s", (r) => formatRate(r.coilN)],
   ["N procs/s", (r) => formatRate(r.processes)],
   ["coil1/eager", (r) => formatRatio(r.coil1VsEager)],
+  ["eager b8/s", (r) => formatRate(r.eager8)],
+  ["coil1 b8/s", (r) => formatRate(r.coil1b8)],
+  ["coil1/eager b8", (r) => formatRatio(r.coil1VsEagerB8)],
   ["coil1/TS", (r) => formatRatio(r.coil1VsTorchscript)],
   ["coilN/procs", (r) => formatRatio(r.coilNVsProcesses)],
   ["Pss N interp MB", (r) => (r.pssMbInterpreters == null ? "" : Math.round(r.pssMbInterpreters))],
@@ -162,7 +169,8 @@ archive loaded in Coil gives eager's outputs (max abs error ≤ 1e-4, shown); \`
 whether \`torch.jit.script\`, \`torch.jit.trace\`, \`torch.export\` (torch 2.x) take the model; calls/s of plain
 eager Python, TorchScript (scripted where that worked, else traced), \`torch.compile\` (torch 2.x, inductor, once
 compiled), onnxruntime in Python and onnxruntime-node on the model's \`torch.onnx.export\` (\`onnx\`: whether it
-exported; one thread), Coil with 1 interpreter (1 caller), Coil
+exported; one thread), Coil with 1 interpreter (1 caller; vision models also at batch 8, the example repeated,
+beside eager at batch 8), Coil
 with N interpreters (2 callers each) and N plain processes; Pss of the Coil process holding N interpreters
 (Node included) vs the N processes together. Failures, with why, under the table.
 
