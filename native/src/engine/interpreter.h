@@ -30,7 +30,6 @@ struct InterpreterOptions {
   std::string executable;  // the python executable it belongs to (drives prefix / venv discovery)
   std::vector<std::string> sys_path;  // sys.path exactly as that executable reports it
   std::string bridge_path;            // native/python/coil_bridge.py
-
 };
 
 // How finished jobs reach the sink and new jobs reach an interpreter's thread, for
