@@ -341,6 +341,134 @@ def run_hook(path, function, kwargs):
     return export(getattr(module, function)(**kwargs))
 
 
+# --- accelerators ------------------------------------------------------------------
+
+# Example inputs made from a model's signature, at which a dynamic (-1) dimension takes
+# these sizes: 2 and 3, not 1, which exporters and torch.compile treat as a constant
+# (they specialise size-1 dimensions). The accelerator prepares on the first set; both
+# are checked against eager, so a form that froze a shape or a branch shows.
+EXAMPLE_DYNAMIC_SIZES = (2, 3)
+
+_EXAMPLE_DTYPES = {
+    "bool": "bool", "uint8": "uint8", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
+    "float16": "float16", "bfloat16": "bfloat16", "float32": "float32", "float64": "float64",
+}
+
+
+class AcceleratorUnavailable(Exception):
+    """Raised by an accelerator's hook when this interpreter cannot run it (a torch too
+    old, a module missing): the model stays eager, with the message as the reason."""
+
+
+class AccelerationRequest:
+    """What an accelerator's hook is given beside the model."""
+
+    def __init__(self, examples, names, dynamic, options):
+        self.examples = examples  # tuples of input tensors, one per EXAMPLE_DYNAMIC_SIZES
+        self.names = names  # the inputs' names, in call order
+        self.dynamic = dynamic  # per input, the indices of its dynamic dimensions
+        self.options = options  # the accelerator's own options (JSON values)
+        self.call_context = _call_context  # what every call runs under (the backend's inference mode)
+
+    def run(self, function, inputs):
+        """function(*inputs) as a served call runs it."""
+        if _call_context is None:
+            return function(*inputs)
+        with _call_context():
+            return function(*inputs)
+
+
+class AcceleratedModel:
+    """The accelerated callable in the objects table: calls go to it; anything else
+    (methods, attributes) to the eager model, which it keeps."""
+
+    def __init__(self, accelerated, eager):
+        self.accelerated = accelerated
+        self.eager = eager
+
+    def __call__(self, *args, **kwargs):
+        return self.accelerated(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.eager, name)
+
+
+def _example_inputs(signature, size, seed):
+    """One example per input: floats seeded random, integers zeros (valid indices for any
+    embedding), bools true; -1 dimensions of `size`."""
+    torch = _load_torch()
+    generator = torch.Generator().manual_seed(seed)
+    inputs = []
+    for spec in signature:
+        dtype_name = _EXAMPLE_DTYPES.get(spec["dtype"])
+        if dtype_name is None:
+            raise AcceleratorUnavailable(f"input {spec['name']!r} is {spec['dtype']}: accelerators take tensor inputs only")
+        dtype = getattr(torch, dtype_name)
+        shape = [size if d == -1 else d for d in spec["shape"]]
+        if dtype.is_floating_point:
+            tensor = torch.randn(shape, generator=generator, dtype=torch.float32).to(dtype)
+        elif dtype == torch.bool:
+            tensor = torch.ones(shape, dtype=dtype)
+        else:
+            tensor = torch.zeros(shape, dtype=dtype)
+        inputs.append(tensor)
+    return tuple(inputs)
+
+
+def _mismatch(expected, got, rtol, atol):
+    """Why `got` is not `expected` (None if it is): the same structure, and each tensor
+    leaf close within rtol/atol (other leaves equal)."""
+    torch = _load_torch()
+    from torch.utils import _pytree as pytree
+
+    want, want_spec = pytree.tree_flatten(expected)
+    have, have_spec = pytree.tree_flatten(got)
+    if want_spec != have_spec:
+        return f"it returns another structure than eager ({have_spec} instead of {want_spec})"
+    for index, (a, b) in enumerate(zip(want, have)):
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+            if a.shape != b.shape or a.dtype != b.dtype:
+                return f"output {index} is {b.dtype}{list(b.shape)} where eager's is {a.dtype}{list(a.shape)}"
+            if not torch.allclose(b, a, rtol=rtol, atol=atol, equal_nan=True):
+                error = (b.double() - a.double()).abs().max().item() if a.numel() else 0.0
+                return f"output {index} differs from eager's by up to {error:.3g} (rtol {rtol}, atol {atol})"
+        elif type(a) is not type(b) or a != b:
+            return f"output {index} is {b!r} where eager's is {a!r}"
+    return None
+
+
+def accelerate_object(object_id, hook_path, hook_function, signature, tolerance, options):
+    """Replaces an object with the callable an accelerator's hook makes of it,
+    hook(model, AccelerationRequest) -> callable, if that equals the eager model on
+    example inputs made from `signature`; otherwise the object stays eager. Returns
+    {accelerated, reason}; never raises for the model's sake (the reason says why)."""
+    eager = _objects.get(object_id)
+    if eager is None:
+        raise KeyError(f"object {object_id} is not instantiated in this interpreter")
+    if isinstance(eager, AcceleratedModel):
+        return {"accelerated": True, "reason": None}
+    if not signature:
+        return {"accelerated": False, "reason": "the model has no input signature to make example inputs from (pack it with one)"}
+    try:
+        examples = [_example_inputs(signature, size, seed) for seed, size in enumerate(EXAMPLE_DYNAMIC_SIZES)]
+        dynamic = [[dim for dim, d in enumerate(spec["shape"]) if d == -1] for spec in signature]
+        request = AccelerationRequest(examples, [spec["name"] for spec in signature], dynamic, options)
+        module = load_module(hook_path, "coil_plugin_" + os.path.splitext(os.path.basename(hook_path))[0])
+        accelerated = getattr(module, hook_function)(eager, request)
+        for inputs in examples:
+            reason = _mismatch(request.run(eager, inputs), request.run(accelerated, inputs), tolerance["rtol"], tolerance["atol"])
+            if reason is not None:
+                shapes = ", ".join(str(list(t.shape)) for t in inputs)
+                return {"accelerated": False, "reason": f"not equal to eager on example inputs {shapes}: {reason}"}
+    except Exception as error:  # any failure leaves the model eager, with the reason
+        kind = type(error)
+        name = kind.__qualname__ if kind.__module__ in ("builtins", "__main__") or kind is AcceleratorUnavailable else f"{kind.__module__}.{kind.__qualname__}"
+        lines = [line.strip() for line in str(error).split("\n") if line.strip()]
+        return {"accelerated": False, "reason": f"{name}: {' '.join(lines[:3])[:500]}"}
+    _objects[object_id] = AcceleratedModel(accelerated, eager)
+    return {"accelerated": True, "reason": None}
+
+
 def reset():
     """Forgets what the previous owner loaded, so the interpreter can serve a new pool.
     Extension modules (torch) stay: CPython cannot unload them."""

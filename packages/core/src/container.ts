@@ -4,6 +4,7 @@ import { container as rootContainer, inject, injectable, type DependencyContaine
 
 import { CoilError } from "@coil/errors";
 
+import type { Accelerator } from "./accelerator.js";
 import type { Backend, Scheduler } from "./contracts.js";
 import { InterpreterPool, type PoolOptions } from "./pool.js";
 import { LeastLoadedScheduler } from "./scheduler.js";
@@ -18,8 +19,9 @@ export class PoolFactory {
     @inject(TOKENS.PoolOptions) private readonly options: PoolOptions,
   ) {}
 
-  create(): Promise<InterpreterPool> {
-    return InterpreterPool.create({ ...this.options, backend: this.backend, scheduler: this.scheduler });
+  /** The pool, with the accelerators given (the container's TOKENS.Accelerator registrations). */
+  create(accelerators: readonly Accelerator[] = []): Promise<InterpreterPool> {
+    return InterpreterPool.create({ ...this.options, backend: this.backend, scheduler: this.scheduler, accelerators });
   }
 }
 
@@ -35,10 +37,11 @@ export function createCoilContainer(options: PoolOptions = {}, parent: Dependenc
   return container;
 }
 
-/** Resolves the pool a container describes. */
+/** Resolves the pool a container describes, with every accelerator registered in it. */
 export async function createPoolFromContainer(container: DependencyContainer): Promise<InterpreterPool> {
   if (!container.isRegistered(TOKENS.Backend, true)) {
     throw new CoilError("BACKEND_UNAVAILABLE", "no backend registered: add a backend plugin (e.g. @coil/backend-cpu) or register one under TOKENS.Backend");
   }
-  return container.resolve(PoolFactory).create();
+  const accelerators = container.isRegistered(TOKENS.Accelerator, true) ? container.resolveAll(TOKENS.Accelerator) : [];
+  return container.resolve(PoolFactory).create(accelerators);
 }

@@ -1,7 +1,18 @@
 /**
  * @coil/core — the interpreter pool, replicated objects, scheduling, and the
- * contracts (Backend, Adapter, Scheduler) plugins implement, with their DI tokens.
+ * contracts (Backend, Adapter, Scheduler, Accelerator) plugins implement, with their DI tokens.
  */
+export {
+  resolveAccelerator,
+  summarizeAcceleration,
+  type AcceleratedModelInfo,
+  type AccelerationPlan,
+  type AccelerationStatus,
+  type Accelerator,
+  type AcceleratorChoice,
+  type InterpreterAcceleration,
+  type Tolerance,
+} from "./accelerator.js";
 export type { Adapter, Backend, BackendInfo, CoilPlugin, InterpreterHost, PrepareContext, Scheduler } from "./contracts.js";
 export { createCoilContainer, createPoolFromContainer, PoolFactory } from "./container.js";
 export { LoadedModel, type LoadArchiveOptions, type ReplicateCreation } from "./loaded-model.js";

@@ -1,7 +1,10 @@
+import { createHash } from "node:crypto";
+
 import { CoilError, isCoilError } from "@coil/errors";
 import { openArchive, type Archive, type KeyInput, type Manifest, type SignatureStatus } from "@coil/format-reader";
 import { mapFile, Tensor } from "@coil/native";
 
+import type { AccelerationStatus, Accelerator, AcceleratorChoice } from "./accelerator.js";
 import type { Creation, ReplicatedCallOptions, ReplicatedObject } from "./replicated-object.js";
 
 export interface LoadArchiveOptions {
@@ -16,6 +19,10 @@ export interface LoadArchiveOptions {
   /** The object to load, for archives without a Coil manifest (e.g. written by
    * torch.package's PackageExporter): the package and resource of its pickle. */
   entryPoint?: { package: string; resource: string };
+  /** Run the model through an accelerator in each interpreter ("compile", "onnxruntime",
+   * or an Accelerator): checked against eager on example inputs made from the archive's
+   * input signature, else it stays eager with the reason in `acceleration`. */
+  accelerator?: AcceleratorChoice;
 }
 
 /** Makes the replicated object a model's interpreters unpickle it into (the pool's replicate, for a recipe). */
@@ -43,7 +50,12 @@ export class LoadedModel {
   readonly object: ReplicatedObject;
   readonly #warnings = new Set<string>();
 
-  private constructor(archive: Archive, entryPoint: { package: string; resource: string }, replicate: ReplicateCreation) {
+  private constructor(
+    archive: Archive,
+    entryPoint: { package: string; resource: string },
+    replicate: ReplicateCreation,
+    accelerator: Accelerator | undefined,
+  ) {
     const offsets = Object.fromEntries(archive.storages.map((s) => [s.record, s.offset]));
     const { path, fileSize } = archive;
     // Made when an interpreter instantiates the model; Python's tensors keep it alive.
@@ -59,6 +71,7 @@ export class LoadedModel {
         for (const warning of (result as { warnings?: string[] } | null)?.warnings ?? []) this.#warnings.add(warning);
       },
       mapError: dependencyMissing,
+      ...(accelerator && { acceleration: { accelerator, inputs: archive.manifest?.inputs ?? [], cacheKey: contentKey(archive, entryPoint) } }),
     });
     this.path = path;
     this.fileSize = fileSize;
@@ -69,7 +82,7 @@ export class LoadedModel {
 
   /** Validates the archive (structure, hashes, signature) and describes how each
    * interpreter loads its entry object. Use InterpreterPool.loadArchive(). */
-  static async open(path: string, options: LoadArchiveOptions, replicate: ReplicateCreation): Promise<LoadedModel> {
+  static async open(path: string, options: LoadArchiveOptions, replicate: ReplicateCreation, accelerator?: Accelerator): Promise<LoadedModel> {
     const archive = await openArchive(path, {
       verifyHashes: options.verifyHashes ?? true,
       ...(options.requireSignature !== undefined && { requireSignature: options.requireSignature }),
@@ -77,7 +90,7 @@ export class LoadedModel {
     });
     try {
       const entryPoint = options.entryPoint ?? archive.manifest?.entryPoint ?? soleEntryPoint(archive);
-      return new LoadedModel(archive, entryPoint, replicate);
+      return new LoadedModel(archive, entryPoint, replicate, accelerator);
     } finally {
       await archive.close();
     }
@@ -87,6 +100,11 @@ export class LoadedModel {
    * was packed with, installed here in another version. */
   get warnings(): string[] {
     return [...this.#warnings];
+  }
+
+  /** Where its accelerator stands (undefined without one): active, or why it stays eager. */
+  get acceleration(): AccelerationStatus | undefined {
+    return this.object.acceleration;
   }
 
   /** Calls the model: model(*args). See ReplicatedObject.call. */
@@ -103,6 +121,13 @@ export class LoadedModel {
   unload(): Promise<void> {
     return this.object.dispose();
   }
+}
+
+/** The archive's content as one key: its records' hashes (checked against the bytes
+ * when hashes are verified) and the entry point; without a manifest, its size and records. */
+function contentKey(archive: Archive, entryPoint: { package: string; resource: string }): string {
+  const content = archive.manifest?.records ?? { fileSize: archive.fileSize, records: archive.records.map((r) => [r.name, r.size, r.crc32]) };
+  return createHash("sha256").update(JSON.stringify({ entryPoint, content })).digest("hex");
 }
 
 /** A distribution the archive needs and this Python lacks, as its own code. */

@@ -13,6 +13,7 @@ import {
   type PythonInstallation,
 } from "@coil/native";
 
+import { resolveAccelerator, type Accelerator, type AcceleratorChoice } from "./accelerator.js";
 import type { Backend, BackendInfo, InterpreterHost, Scheduler } from "./contracts.js";
 import { LoadedModel, type LoadArchiveOptions } from "./loaded-model.js";
 import { ReplicatedObject, type Creation, type ReplicatedObjectSpec } from "./replicated-object.js";
@@ -30,6 +31,8 @@ export interface PoolOptions {
 export interface PoolCreateOptions extends PoolOptions {
   backend: Backend;
   scheduler?: Scheduler;
+  /** The accelerators models may name (`accelerator: "compile"`); an Accelerator object needs no registering. */
+  accelerators?: readonly Accelerator[];
 }
 
 export interface PoolCloseOptions {
@@ -48,6 +51,8 @@ export class InterpreterPool {
   readonly backend: Backend;
   /** What the backend found in each interpreter. */
   readonly backendInfo: readonly BackendInfo[];
+  /** The accelerators models of this pool may name. */
+  readonly accelerators: readonly Accelerator[];
   #scheduler: Scheduler;
   #objects = new Set<ReplicatedObject>();
   #inFlight = 0;
@@ -63,7 +68,9 @@ export class InterpreterPool {
     backend: Backend,
     info: BackendInfo[],
     scheduler: Scheduler,
+    accelerators: readonly Accelerator[],
   ) {
+    this.accelerators = Object.freeze([...accelerators]);
     this.interpreters = Object.freeze(interpreters);
     this.python = python;
     this.backend = backend;
@@ -97,7 +104,7 @@ export class InterpreterPool {
       // Backends import torch here, where too few namespaces' static TLS shows first.
       throw explainTlsExhaustion(error);
     }
-    return new InterpreterPool(interpreters, python, options.backend, info, options.scheduler ?? new LeastLoadedScheduler());
+    return new InterpreterPool(interpreters, python, options.backend, info, options.scheduler ?? new LeastLoadedScheduler(), options.accelerators ?? []);
   }
 
   get size(): number {
@@ -114,7 +121,8 @@ export class InterpreterPool {
    */
   replicate(spec: ReplicatedObjectSpec): ReplicatedObject {
     this.#assertOpen();
-    return this.#replicate(ReplicatedObject.fromSpec(spec));
+    const accelerator = spec?.accelerator === undefined ? undefined : this.accelerator(spec.accelerator);
+    return this.#replicate(ReplicatedObject.fromSpec(spec, accelerator && { accelerator }));
   }
 
   #replicate = (creation: Creation): ReplicatedObject => {
@@ -132,7 +140,8 @@ export class InterpreterPool {
    */
   async loadArchive(path: string, options: LoadArchiveOptions = {}): Promise<LoadedModel> {
     this.#assertOpen();
-    const model = await LoadedModel.open(path, options, this.#replicate);
+    const accelerator = options.accelerator === undefined ? undefined : this.accelerator(options.accelerator);
+    const model = await LoadedModel.open(path, options, this.#replicate, accelerator);
     if (options.eager) {
       try {
         await model.materialize();
@@ -142,6 +151,11 @@ export class InterpreterPool {
       }
     }
     return model;
+  }
+
+  /** The accelerator `choice` names among this pool's (an Accelerator object as it is). */
+  accelerator(choice: AcceleratorChoice): Accelerator {
+    return resolveAccelerator(choice, this.accelerators);
   }
 
   #forget = (object: ReplicatedObject): void => {

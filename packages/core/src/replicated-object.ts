@@ -1,10 +1,14 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 
 import { CoilError } from "@coil/errors";
 import type { BridgeFunction, CallOptions, Interpreter } from "@coil/native";
 
+import { summarizeAcceleration, type AccelerationPlan, type AccelerationStatus, type AcceleratorChoice, type InterpreterAcceleration } from "./accelerator.js";
 import { BytesTensor } from "./bytes-tensor.js";
 import type { InterpreterHost } from "./contracts.js";
+import type { TensorSignature } from "./serving.js";
 
 export interface ReplicatedObjectSpec {
   /** A Python source file. */
@@ -13,6 +17,11 @@ export interface ReplicatedObjectSpec {
   factory: string;
   args?: unknown[];
   kwargs?: Record<string, unknown>;
+  /** Run it through an accelerator in each interpreter ("compile", "onnxruntime", or
+   * an Accelerator): checked against eager on example inputs made from `inputs`. */
+  accelerator?: AcceleratorChoice;
+  /** The object's inputs, in call order (-1: a dynamic dimension), for the accelerator's example inputs. */
+  inputs?: readonly TensorSignature[];
 }
 
 /** How each interpreter builds its instance: a bridge function, called with the
@@ -25,6 +34,8 @@ export interface Creation {
   onCreated?: (result: unknown) => void;
   /** Turns an instantiation's error into the one to report. */
   mapError?: (error: unknown) => unknown;
+  /** Then accelerated in each interpreter (queued right behind the instantiation). */
+  acceleration?: AccelerationPlan;
 }
 
 export interface ReplicatedCallOptions extends CallOptions {
@@ -43,6 +54,8 @@ export class ReplicatedObject {
   readonly #onDispose: (object: ReplicatedObject) => void;
   // Per interpreter: the pending or finished instantiation.
   readonly #instances = new Map<Interpreter, Promise<unknown>>();
+  // Per interpreter that instantiated it: what its accelerator made of it.
+  readonly #accelerations = new Map<Interpreter, InterpreterAcceleration>();
   #disposed = false;
 
   /** Made by InterpreterPool.replicate() and loadArchive(), or by any other InterpreterHost. */
@@ -53,12 +66,16 @@ export class ReplicatedObject {
     this.#onDispose = onDispose;
   }
 
-  /** The creation recipe for a Python file and factory. */
-  static fromSpec(spec: ReplicatedObjectSpec): Creation {
+  /** The creation recipe for a Python file and factory (the spec's accelerator already resolved). */
+  static fromSpec(spec: ReplicatedObjectSpec, acceleration?: Omit<AccelerationPlan, "inputs" | "cacheKey">): Creation {
     if (typeof spec?.file !== "string" || typeof spec.factory !== "string" || spec.factory === "") {
       throw new CoilError("INVALID_ARGUMENT", "a replicated object needs { file, factory }");
     }
-    return { fn: "create_object", args: [resolve(spec.file), spec.factory, spec.args ?? [], spec.kwargs ?? {}] };
+    const args = [resolve(spec.file), spec.factory, spec.args ?? [], spec.kwargs ?? {}];
+    if (!acceleration) return { fn: "create_object", args };
+    // The file's content and the factory's arguments key the accelerator's caches.
+    const cacheKey = createHash("sha256").update(readFileSync(args[0] as string)).update(JSON.stringify(args.slice(1))).digest("hex");
+    return { fn: "create_object", args, acceleration: { ...acceleration, inputs: spec.inputs ?? [], cacheKey } };
   }
 
   /** Calls the object itself: obj(*args). Tensors reach it as torch tensors over
@@ -99,6 +116,13 @@ export class ReplicatedObject {
     return this.#instances.size;
   }
 
+  /** The accelerator's results over the interpreters that instantiated the object;
+   * undefined without an accelerator. */
+  get acceleration(): AccelerationStatus | undefined {
+    const plan = this.#creation.acceleration;
+    return plan && summarizeAcceleration(plan.accelerator.name, [...this.#accelerations.values()]);
+  }
+
   /** Drops every instance; later calls fail with CLOSED. */
   async dispose(): Promise<void> {
     if (this.#disposed) return;
@@ -106,6 +130,7 @@ export class ReplicatedObject {
     this.#onDispose(this);
     const interpreters = [...this.#instances.keys()];
     this.#instances.clear();
+    this.#accelerations.clear();
     if (!this.#host.closed) {
       await Promise.all(interpreters.map((i) => this.#host.runOn(i, "drop_object", [this.id]).catch(() => {})));
     }
@@ -114,8 +139,9 @@ export class ReplicatedObject {
   #instantiate(interpreter: Interpreter): Promise<unknown> {
     let created = this.#instances.get(interpreter);
     if (!created) {
-      const { fn, args, onCreated, mapError } = this.#creation;
+      const { fn, args, onCreated, mapError, acceleration } = this.#creation;
       created = this.#host.runOn(interpreter, fn, [this.id, ...(typeof args === "function" ? args(interpreter) : args)]);
+      if (acceleration) created = this.#accelerate(interpreter, created, acceleration);
       if (onCreated || mapError) {
         created = created.then(onCreated, (error: unknown) => {
           throw mapError ? mapError(error) : error;
@@ -128,6 +154,32 @@ export class ReplicatedObject {
       });
     }
     return created;
+  }
+
+  /** Queues the accelerator right behind the instantiation, so the interpreter's next
+   * call runs the accelerated form (or eager, with the reason recorded). */
+  #accelerate(interpreter: Interpreter, created: Promise<unknown>, plan: AccelerationPlan): Promise<unknown> {
+    const { accelerator, inputs, cacheKey } = plan;
+    const signature = inputs.map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
+    const accelerated = this.#host
+      .runOn<InterpreterAcceleration>(interpreter, "accelerate_object", [
+        this.id,
+        accelerator.hook.file,
+        accelerator.hook.function,
+        signature,
+        { ...accelerator.tolerance },
+        accelerator.hookOptions({ cacheKey }),
+      ])
+      .catch((error: unknown): InterpreterAcceleration => ({ accelerated: false, reason: `accelerate_object failed: ${(error as Error).message}` }));
+    return created.then(
+      async (result) => {
+        const outcome = await accelerated;
+        if (this.#instances.has(interpreter)) this.#accelerations.set(interpreter, outcome);
+        return result;
+      },
+      // accelerate_object then failed too ("not instantiated"); this error is the one to report.
+      (error: unknown) => Promise.reject(error),
+    );
   }
 }
 

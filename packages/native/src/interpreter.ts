@@ -16,6 +16,7 @@ export type BridgeFunction =
   | "export_package"
   | "load_package"
   | "run_hook"
+  | "accelerate_object"
   | "reset"
   | "info";
 
