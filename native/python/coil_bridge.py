@@ -441,12 +441,13 @@ def accelerate_object(object_id, hook_path, hook_function, signature, tolerance,
     """Replaces an object with the callable an accelerator's hook makes of it,
     hook(model, AccelerationRequest) -> callable, if that equals the eager model on
     example inputs made from `signature`; otherwise the object stays eager. Returns
-    {accelerated, reason}; never raises for the model's sake (the reason says why)."""
+    {accelerated, reason, details} (details: the callable's `coil_details`, what the
+    accelerator wants known); never raises for the model's sake (the reason says why)."""
     eager = _objects.get(object_id)
     if eager is None:
         raise KeyError(f"object {object_id} is not instantiated in this interpreter")
     if isinstance(eager, AcceleratedModel):
-        return {"accelerated": True, "reason": None}
+        return {"accelerated": True, "reason": None, "details": export(getattr(eager.accelerated, "coil_details", None))}
     if not signature:
         return {"accelerated": False, "reason": "the model has no input signature to make example inputs from (pack it with one)"}
     try:
@@ -466,7 +467,7 @@ def accelerate_object(object_id, hook_path, hook_function, signature, tolerance,
         lines = [line.strip() for line in str(error).split("\n") if line.strip()]
         return {"accelerated": False, "reason": f"{name}: {' '.join(lines[:3])[:500]}"}
     _objects[object_id] = AcceleratedModel(accelerated, eager)
-    return {"accelerated": True, "reason": None}
+    return {"accelerated": True, "reason": None, "details": export(getattr(accelerated, "coil_details", None))}
 
 
 def reset():

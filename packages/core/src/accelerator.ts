@@ -56,12 +56,15 @@ export interface AccelerationStatus {
   /** Interpreters that instantiated the model, and how many of them accelerated it. */
   interpreters: number;
   accelerated: number;
+  /** What the accelerator reported about its accelerated form (the first interpreter's), e.g. the ONNX exporter used. */
+  details?: Record<string, unknown>;
 }
 
 /** What accelerate_object returns, per interpreter. */
 export interface InterpreterAcceleration {
   accelerated: boolean;
   reason: string | null;
+  details?: Record<string, unknown> | null;
 }
 
 /** The Accelerator `choice` names, among those `known`; an unknown name fails naming the package to install. */
@@ -89,11 +92,13 @@ export function resolveAccelerator(choice: AcceleratorChoice, known: readonly Ac
 export function summarizeAcceleration(accelerator: string, results: readonly InterpreterAcceleration[]): AccelerationStatus {
   const accelerated = results.filter((r) => r.accelerated).length;
   const reason = results.find((r) => !r.accelerated)?.reason ?? undefined;
+  const details = results.find((r) => r.accelerated && r.details)?.details ?? undefined;
   return {
     accelerator,
     active: results.length > 0 && accelerated === results.length,
     ...(reason !== undefined && { reason }),
     interpreters: results.length,
     accelerated,
+    ...(details !== undefined && { details }),
   };
 }

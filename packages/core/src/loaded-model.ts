@@ -124,9 +124,13 @@ export class LoadedModel {
 }
 
 /** The archive's content as one key: its records' hashes (checked against the bytes
- * when hashes are verified) and the entry point; without a manifest, its size and records. */
+ * when hashes are verified), its signature and the entry point; without a manifest,
+ * its size and records. */
 function contentKey(archive: Archive, entryPoint: { package: string; resource: string }): string {
-  const content = archive.manifest?.records ?? { fileSize: archive.fileSize, records: archive.records.map((r) => [r.name, r.size, r.crc32]) };
+  const { manifest } = archive;
+  const content = manifest
+    ? { records: manifest.records, inputs: manifest.inputs, outputs: manifest.outputs }
+    : { fileSize: archive.fileSize, records: archive.records.map((r) => [r.name, r.size, r.crc32]) };
   return createHash("sha256").update(JSON.stringify({ entryPoint, content })).digest("hex");
 }
 

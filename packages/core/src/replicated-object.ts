@@ -73,8 +73,11 @@ export class ReplicatedObject {
     }
     const args = [resolve(spec.file), spec.factory, spec.args ?? [], spec.kwargs ?? {}];
     if (!acceleration) return { fn: "create_object", args };
-    // The file's content and the factory's arguments key the accelerator's caches.
-    const cacheKey = createHash("sha256").update(readFileSync(args[0] as string)).update(JSON.stringify(args.slice(1))).digest("hex");
+    // The file's content, the factory's arguments and the signature key the accelerator's caches.
+    const cacheKey = createHash("sha256")
+      .update(readFileSync(args[0] as string))
+      .update(JSON.stringify([args.slice(1), spec.inputs ?? []]))
+      .digest("hex");
     return { fn: "create_object", args, acceleration: { ...acceleration, inputs: spec.inputs ?? [], cacheKey } };
   }
 

@@ -1,0 +1,147 @@
+"""The ONNX Runtime accelerator's Python side.
+
+coil_bridge.accelerate_object calls `accelerate(model, request)` in each interpreter:
+the model is exported to ONNX once per archive (the first interpreter to get the
+file's lock exports it; the others, and later processes, load the cached file), then
+run by an onnxruntime InferenceSession of this interpreter. The bridge keeps the
+session only if it equals eager on the request's example inputs."""
+
+import fcntl
+import os
+import shutil
+import threading
+import warnings
+
+import coil_bridge
+
+
+def _why(error):
+    """An exception as one short line."""
+    lines = [line.strip() for line in f"{type(error).__name__}: {error}".split("\n") if line.strip()]
+    return " ".join(lines[:3])[:300]
+
+
+def _dynamic_shapes(request):
+    """torch.export's dynamic shapes: every -1 dimension dynamic, relations between
+    them (a batch shared by several inputs) inferred by torch.export."""
+    from torch.export import Dim
+
+    return tuple({dim: Dim.DYNAMIC for dim in dims} or None for dims in request.dynamic)
+
+
+def _dynamic_axes(request):
+    """The TorchScript-based exporter's dynamic axes: every -1 dimension, by name."""
+    return {name: {dim: f"{name}_{dim}" for dim in dims} for name, dims in zip(request.names, request.dynamic) if dims}
+
+
+def export(model, request, path):
+    """torch.onnx.export to `path`: torch 2.x's exporter (torch.export-based, "dynamo")
+    first, else the TorchScript-based one, with the -1 dimensions kept dynamic. Returns
+    which one wrote it."""
+    import torch
+
+    inputs = request.examples[0]
+    attempts = []
+    if hasattr(torch, "export") and hasattr(torch.export, "Dim"):
+        attempts.append(("dynamo", lambda: {"dynamo": True, "dynamic_shapes": _dynamic_shapes(request), "verbose": False}))
+    attempts.append(("torchscript", lambda: {"dynamic_axes": _dynamic_axes(request), **({"dynamo": False} if attempts else {})}))
+    errors = []
+    for name, options in attempts:
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, inputs, path, input_names=list(request.names), **options())
+            return name
+        except Exception as error:  # noqa: BLE001 - each exporter's reason goes into the message
+            errors.append(f"{name}: {_why(error)}")
+    raise RuntimeError("the ONNX export failed: " + " / ".join(errors))
+
+
+def exported_file(model, request):
+    """The model's ONNX file in the cache folder (<cache_dir>/<cache_key>/model.onnx,
+    with its external data beside it), exported by whichever interpreter (or process)
+    first holds its lock; the others wait, then load it. A failed export is remembered
+    (per torch version), so the others fail at once with its reason."""
+    import torch
+
+    options = request.options
+    os.makedirs(options["cache_dir"], exist_ok=True)
+    folder = os.path.join(options["cache_dir"], options["cache_key"])
+    path = os.path.join(folder, "model.onnx")
+    failed = f"{folder}.torch-{torch.__version__}.failed"
+    # flock locks belong to the open file, so interpreters of one process exclude each other too.
+    with open(folder + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if os.path.exists(failed):
+                with open(failed) as reason:
+                    raise RuntimeError(reason.read())
+            if os.path.exists(path):
+                return path, "cached"
+            # Written in a folder of its own, then renamed: a reader sees the whole export or none.
+            partial = f"{folder}.{os.getpid()}-{threading.get_ident()}.partial"
+            try:
+                os.makedirs(partial)
+                exporter = export(model, request, os.path.join(partial, "model.onnx"))
+                os.replace(partial, folder)
+            except Exception as error:
+                with open(failed, "w") as reason:
+                    reason.write(str(error))
+                raise
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+            return path, exporter
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class OnnxRuntimeModel:
+    """Runs an onnxruntime session as the model did: the same positional inputs, the
+    same output structure (the session's flat outputs put back into eager's)."""
+
+    def __init__(self, session, names, structure, details):
+        import torch
+        from torch.utils import _pytree as pytree
+
+        self._torch = torch
+        self._unflatten = pytree.tree_unflatten
+        self._session = session
+        wanted = {arg.name for arg in session.get_inputs()}
+        # The session's inputs by the model's positions; an input the graph does not use is dropped.
+        self._feed = [(position, name) for position, name in enumerate(names) if name in wanted]
+        self._structure = structure
+        self.coil_details = details
+
+    def __call__(self, *inputs):
+        feed = {name: inputs[position].numpy() for position, name in self._feed}
+        outputs = [self._torch.from_numpy(array) for array in self._session.run(None, feed)]
+        return self._unflatten(outputs, self._structure)
+
+
+def accelerate(model, request):
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise coil_bridge.AcceleratorUnavailable(f"this Python has no onnxruntime ({error}; pip install onnxruntime)") from None
+    import torch
+    from torch.utils import _pytree as pytree
+
+    options = request.options
+    path, exporter = exported_file(model, request)
+    session_options = onnxruntime.SessionOptions()
+    session_options.intra_op_num_threads = options.get("intra_op_threads", 1)
+    session_options.inter_op_num_threads = options.get("inter_op_threads", 1)
+    session = onnxruntime.InferenceSession(path, session_options, providers=["CPUExecutionProvider"])
+    # Eager's output structure, which the session's flat outputs are put back into.
+    leaves, structure = pytree.tree_flatten(request.run(model, request.examples[0]))
+    if len(session.get_outputs()) != len(leaves) or not all(isinstance(leaf, torch.Tensor) for leaf in leaves):
+        raise RuntimeError(
+            f"the ONNX graph has {len(session.get_outputs())} outputs where eager returns {len(leaves)} values ({structure})"
+        )
+    details = {
+        "exporter": exporter,
+        "onnxruntime": onnxruntime.__version__,
+        "file": path,
+        "intraOpThreads": session.get_session_options().intra_op_num_threads,
+    }
+    return OnnxRuntimeModel(session, request.names, structure, details)
