@@ -14,6 +14,8 @@
 //   COIL_TEST_TIMEOUT_S  how long to wait for one job (default 300)
 //   COIL_TEST_FAKE_TORCH=1  replace torch with a numpy stand-in (for ASan; see below)
 
+#include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -43,6 +45,9 @@
 #define COIL_TEST_ASAN 1
 #endif
 
+#ifndef COIL_NAMESPACE_ROOT
+#error "COIL_NAMESPACE_ROOT must name the built libcoil_namespace.so"
+#endif
 #ifndef COIL_BRIDGE_PATH
 #error "COIL_BRIDGE_PATH must name native/python/coil_bridge.py"
 #endif
@@ -604,6 +609,7 @@ Interpreter* Start(int index, const Config& config, const std::string& library, 
   options.executable = config.python;
   options.sys_path = config.sys_path;
   options.bridge_path = bridge;
+  options.namespace_root = COIL_NAMESPACE_ROOT;
   auto job = MakeJob("<init>", {});
   uint64_t id = job->id;
   // Never deleted: an interpreter lives as long as the process (docs/engine.md, fact 8).
@@ -1277,9 +1283,20 @@ void TestInitFailures(const Config& config) {
     CHECK(bad->Cancel(job->id, "CANCELLED") == Interpreter::CancelResult::kNotFound);
   }
   {
+    // A library given by name: refused, the loader's search cannot go through the link.
+    std::unique_ptr<Job> by_name;
+    Start(11, config, "libz.so.1", COIL_BRIDGE_PATH, &by_name);
+    CHECK(!by_name->ok);
+    CHECK_MSG(Contains(by_name->error.message, "must be given as a path"), "%s", by_name->error.message.c_str());
+  }
+  {
     // A shared library that is not libpython.
+    void* z = dlopen("libz.so.1", RTLD_LAZY);
+    REQUIRE(z != nullptr);
+    char origin[PATH_MAX];
+    REQUIRE(dlinfo(z, RTLD_DI_ORIGIN, origin) == 0);
     std::unique_ptr<Job> init;
-    Start(11, config, "libz.so.1", COIL_BRIDGE_PATH, &init);
+    Start(13, config, std::string(origin) + "/libz.so.1", COIL_BRIDGE_PATH, &init);
     CHECK(!init->ok);
     CHECK_MSG(init->error.code == "PYTHON_INIT_FAILED", "%s", init->error.code.c_str());
     CHECK_MSG(Contains(init->error.message, "Py_InitializeEx"), "%s", init->error.message.c_str());

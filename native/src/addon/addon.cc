@@ -407,7 +407,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// startInterpreter({ library, executable, sysPath, bridgePath, jobId }):
+// startInterpreter({ library, executable, sysPath, bridgePath, namespaceRoot?, jobId }):
 //   { interpreter, ready: Promise<string /* Python version */> }
 Napi::Value StartInterpreter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -431,6 +431,7 @@ Napi::Value StartInterpreter(const Napi::CallbackInfo& info) {
   options.library = opts.Get("library").As<Napi::String>().Utf8Value();
   options.executable = opts.Get("executable").As<Napi::String>().Utf8Value();
   options.bridge_path = opts.Get("bridgePath").As<Napi::String>().Utf8Value();
+  if (opts.Get("namespaceRoot").IsString()) options.namespace_root = opts.Get("namespaceRoot").As<Napi::String>().Utf8Value();
   Napi::Array sys_path = opts.Get("sysPath").As<Napi::Array>();
   for (uint32_t i = 0; i < sys_path.Length(); ++i) options.sys_path.push_back(sys_path.Get(i).ToString().Utf8Value());
 

@@ -1,5 +1,7 @@
 #include "bootstrap.h"
 
+#include "namespace.h"
+
 #include <dlfcn.h>
 #include <link.h>
 
@@ -46,9 +48,9 @@ PyObject* Str(const PythonApi& api, const std::string& text) {
 }  // namespace
 
 bool StartPython(const InterpreterOptions& options, PythonApi* api, JobError* error) {
-  void* handle = dlmopen(LM_ID_NEWLM, options.library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  std::string message;
+  void* handle = OpenNamespace(options.namespace_root, options.library, &message);
   if (handle == nullptr) {
-    std::string message = dlerror();
     return Fail(error, ClassifyLoadError(message),
                 "cannot load " + options.library + " into a new namespace: " + message);
   }

@@ -30,6 +30,9 @@ struct InterpreterOptions {
   std::string executable;  // the python executable it belongs to (drives prefix / venv discovery)
   std::vector<std::string> sys_path;  // sys.path exactly as that executable reports it
   std::string bridge_path;            // native/python/coil_bridge.py
+  // The built libcoil_namespace.so, loaded first in the namespace so that no dlopen in
+  // it can ask for RTLD_GLOBAL (namespace.h); empty loads libpython alone.
+  std::string namespace_root;
 };
 
 // How finished jobs reach the sink and new jobs reach an interpreter's thread, for

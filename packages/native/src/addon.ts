@@ -25,6 +25,9 @@ export interface NativeStartOptions {
   executable: string;
   sysPath: string[];
   bridgePath: string;
+  /** libcoil_namespace.so: loaded first in the interpreter's namespace, so no dlopen
+   * there can ask for RTLD_GLOBAL (docs/engine.md, fact 5). */
+  namespaceRoot?: string;
   jobId: number;
 }
 
@@ -64,10 +67,27 @@ export function bridgePath(): string {
 
 let addon: NativeAddon | undefined;
 
+function addonFile(): string {
+  return process.env.COIL_NATIVE_ADDON ?? join(packageRoot, "build", "Release", "coil_native.node");
+}
+
+/** The namespace root the engine builds beside the addon (native/src/namespace). */
+export function namespaceRootPath(): string {
+  const file = join(dirname(addonFile()), "libcoil_namespace.so");
+  if (!existsSync(file)) {
+    throw new CoilError(
+      "NATIVE_LOAD_FAILED",
+      `${file} is missing: the native engine was built by an older version. Rebuild it with \`npm run build -w @coil/native\``,
+      { details: { file } },
+    );
+  }
+  return file;
+}
+
 /** Loads the addon once, and explains what is missing when it can't. */
 export function loadAddon(): NativeAddon {
   if (addon) return addon;
-  const file = process.env.COIL_NATIVE_ADDON ?? join(packageRoot, "build", "Release", "coil_native.node");
+  const file = addonFile();
   if (process.platform !== "linux") {
     throw new CoilError("NATIVE_LOAD_FAILED", `Coil's interpreter engine runs on Linux (glibc) only, not ${process.platform}`);
   }

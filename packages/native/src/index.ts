@@ -3,7 +3,7 @@
  * interpreters in one Node.js process, each in its own glibc link-map namespace on
  * its own thread (see native/ and DESIGN.md).
  */
-export { bridgePath, loadAddon, type NativeAddon, type NativeInterpreter } from "./addon.js";
+export { bridgePath, loadAddon, namespaceRootPath, type NativeAddon, type NativeInterpreter } from "./addon.js";
 export {
   explainTlsExhaustion,
   GLIBC_TUNABLE,

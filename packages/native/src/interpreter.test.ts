@@ -292,12 +292,13 @@ describe("the interpreter registry", () => {
     const { bridgePath } = await import("./addon.js");
     const stale = join(mkdtempSync(join(tmpdir(), "coil-bridge-")), "coil_bridge.py");
     writeFileSync(stale, readFileSync(bridgePath(), "utf8").replace(/^BRIDGE_VERSION = \d+$/m, "BRIDGE_VERSION = 0"));
-    const { loadAddon } = await import("./addon.js");
+    const { loadAddon, namespaceRootPath } = await import("./addon.js");
     const { interpreter, ready } = loadAddon().startInterpreter({
       library: a.python.library,
       executable: a.python.executable,
       sysPath: a.python.sysPath,
       bridgePath: stale,
+      namespaceRoot: namespaceRootPath(),
       jobId: nextJobId(),
     });
     await expect(ready).rejects.toMatchObject({ code: "PYTHON_INIT_FAILED", message: expect.stringContaining("has version 0") });

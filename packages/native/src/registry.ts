@@ -1,6 +1,6 @@
 import { CoilError } from "@coil/errors";
 
-import { bridgePath, loadAddon, type NativeInterpreter } from "./addon.js";
+import { bridgePath, loadAddon, namespaceRootPath, type NativeInterpreter } from "./addon.js";
 import { explainTlsExhaustion, interpreterBudget, MAX_INTERPRETERS, tunableMissingError } from "./capacity.js";
 import { Interpreter, nextJobId } from "./interpreter.js";
 import type { PythonInstallation } from "./python.js";
@@ -56,12 +56,14 @@ export async function acquireInterpreters(count: number, python: PythonInstallat
   }
   const leases = reused.map((slot) => lend(slot));
   const bridge = bridgePath();
+  const namespaceRoot = namespaceRootPath();
   const starts = Array.from({ length: fresh }, async () => {
     const { interpreter, ready } = addon.startInterpreter({
       library: python.library,
       executable: python.executable,
       sysPath: python.sysPath,
       bridgePath: bridge,
+      namespaceRoot,
       jobId: nextJobId(),
     });
     const version = await ready;
