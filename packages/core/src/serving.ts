@@ -30,6 +30,9 @@ export interface ServedModel {
   platform: string;
   inputs: TensorSignature[];
   outputs: TensorSignature[];
+  /** More about the model, as the Open Inference Protocol's `parameters` (e.g. its
+   * accelerator: accelerator, accelerator_active, accelerator_reason). */
+  parameters?: Record<string, string | number | boolean>;
 }
 
 export interface NamedTensor {

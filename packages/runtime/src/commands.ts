@@ -17,6 +17,7 @@ import { MANIFEST_DTYPES, type ManifestDType, type TensorSpec } from "@coil/form
 import { generateSigningKeyPair } from "@coil/format-writer";
 import { pino } from "pino";
 
+import { checkSelection, parseAccelerateFlags } from "./accelerator-selection.js";
 import { formatReport, inspectArchive } from "./inspect.js";
 import type { PluginEntry } from "./plugins.js";
 import { serve } from "./serve.js";
@@ -41,13 +42,16 @@ const USAGES = {
       --host ADDR  --http-port N  --grpc-port N (0: any free port; -1: off)
       --interpreters N  --python PATH  --backend cpu|cuda|MODULE
       --plugin MODULE   a plugin (package name or path) to load after the defaults (repeatable)
+      --accelerate NAME | MODEL=NAME   run every model (or one) through an accelerator: compile
+                   (torch.compile), onnxruntime, or @coil/accelerator-NAME; none: eager (repeatable)
       --max-queue-size N  --max-batch-size N  --max-queue-delay-us N   (dynamic batching when max-batch-size > 1)
       --public-key KEY.pem (require signed archives)   --log-level info|debug|warn|error
       --spin-us N  --caller-spin-us N   how long an idle interpreter spins for its next call
                    (default 50) and Node's thread polls for results (default 1000), only
                    on CPUs nothing else here needs; 0 turns each off (a CPU quota)
       --config coil.json   the same settings as JSON (camelCase keys: repository, httpPort,
-                           maxBatchSize, ..., and "plugins": [{"module": "...", "options": {...}}]);
+                           maxBatchSize, ..., "plugins": [{"module": "...", "options": {...}}],
+                           "accelerate": "NAME" or {"MODEL": "NAME", "*": "NAME"});
                            flags override it, --plugin adds to its plugins`,
 };
 type Command = keyof typeof USAGES;
@@ -190,29 +194,34 @@ async function serveCommand(argv: string[]): Promise<number> {
     options: {
       config: { type: "string" },
       plugin: { type: "string", multiple: true, default: [] },
+      accelerate: { type: "string", multiple: true, default: [] },
       ...Object.fromEntries(Object.keys(SERVE_SETTINGS).map((k) => [kebab(k), { type: "string" as const }])),
     },
   });
   // The config file first, then flags over it.
   const settings: Partial<Record<ServeSetting | "repository", string | number>> = {};
   const plugins: PluginEntry[] = [];
+  let accelerate: Record<string, string> = {};
   if (values.config) {
     const configFile = values.config as string;
     const file = parseJson(readFileSync(configFile, "utf8"), "--config") as Record<string, unknown>;
     for (const [key, value] of Object.entries(file ?? {})) {
       if (key === "plugins") {
         plugins.push(...configuredPlugins(value, configFile));
+      } else if (key === "accelerate") {
+        accelerate = checkSelection(value, `${configFile}: "accelerate"`);
       } else if (key === "repository" || key in SERVE_SETTINGS) {
         settings[key as ServeSetting] = value as string | number;
       } else {
         throw new CoilError(
           "INVALID_ARGUMENT",
-          `${configFile}: unknown setting "${key}"; known: repository, plugins, ${Object.keys(SERVE_SETTINGS).join(", ")}`,
+          `${configFile}: unknown setting "${key}"; known: repository, plugins, accelerate, ${Object.keys(SERVE_SETTINGS).join(", ")}`,
         );
       }
     }
   }
   plugins.push(...(values.plugin as string[]));
+  accelerate = parseAccelerateFlags(values.accelerate as string[], accelerate);
   for (const key of Object.keys(SERVE_SETTINGS) as ServeSetting[]) {
     const flag = values[kebab(key) as keyof typeof values];
     if (flag !== undefined) settings[key] = flag as string;
@@ -254,6 +263,7 @@ async function serveCommand(argv: string[]): Promise<number> {
     ...(text("python") !== undefined && { python: text("python")! }),
     ...(text("backend") !== undefined && { backend: text("backend")! }),
     plugins,
+    ...(Object.keys(accelerate).length > 0 && { accelerate }),
     queue: {
       ...(settings.maxQueueSize !== undefined && { maxQueueSize: int("maxQueueSize")! }),
       ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("maxQueueDelayUs", 100)! } }),

@@ -11,6 +11,7 @@ import {
 } from "@coil/core";
 import type { DependencyContainer } from "tsyringe";
 
+import { registerSelectedAccelerators, type AcceleratorSelection } from "./accelerator-selection.js";
 import { DEFAULT_PLUGINS, registerPlugins, type PluginEntry } from "./plugins.js";
 import { ServingRuntime, type RuntimeLogger } from "./serving-runtime.js";
 
@@ -30,6 +31,12 @@ export interface RuntimeConfig {
   /** Where plugin paths and plugin packages of the user's project resolve from. Default: the current directory. */
   pluginBaseDir?: string;
   queue?: ModelQueueOptions;
+  /**
+   * The accelerator of every model ("compile"), or per model name with "*" for the
+   * others ({ "bert": "onnxruntime", "*": "compile" }); "none" keeps a model eager. An
+   * accelerator no plugin registered is loaded as @coil/accelerator-<name>.
+   */
+  accelerate?: AcceleratorSelection;
   archive?: Pick<LoadArchiveOptions, "verifyHashes" | "requireSignature" | "publicKey">;
   /** Told what the repository skips (coil serve passes its pino logger). */
   logger?: RuntimeLogger;
@@ -61,6 +68,7 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
     config.container,
   );
   await registerPlugins(container, config.plugins ?? DEFAULT_PLUGINS, config.pluginBaseDir);
+  await registerSelectedAccelerators(container, config.accelerate, config.pluginBaseDir);
   const pool = await createPoolFromContainer(container);
   const service = new ServingRuntime({
     pool,
@@ -68,6 +76,7 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
     ...(config.queue && { queue: config.queue }),
     ...(config.archive && { archive: config.archive }),
     ...(config.logger && { logger: config.logger }),
+    ...(config.accelerate !== undefined && { accelerate: config.accelerate }),
   });
   container.register(TOKENS.InferenceService, { useValue: service });
   const adapters: Adapter[] = [];

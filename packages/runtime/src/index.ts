@@ -10,5 +10,12 @@ export { reexecWithTunable, SERVE_NODE_FLAGS } from "./reexec.js";
 export { scanRepository, type RepositoryEntry, type RepositoryScan, type SkippedFile } from "./model-repository.js";
 export { ServingRuntime, type RuntimeLogger, type ServingRuntimeOptions } from "./serving-runtime.js";
 export { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
+export {
+  acceleratorFor,
+  checkSelection,
+  parseAccelerateFlags,
+  registerSelectedAccelerators,
+  type AcceleratorSelection,
+} from "./accelerator-selection.js";
 export { DEFAULT_PLUGINS, loadPlugin, registerPlugins, type PluginEntry } from "./plugins.js";
 export { serve, servePlugins, type Server, type ServeOptions } from "./serve.js";

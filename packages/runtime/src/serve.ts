@@ -44,7 +44,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const started = performance.now();
   const runtime = await createRuntime({ ...config, logger: log, plugins: servePlugins({ host, httpPort, grpcPort, backend, plugins }) });
   for (const entry of runtime.service.modelIndex()) {
-    if (entry.state === "READY") log.info({ model: entry.name, version: entry.version }, "model ready");
+    const accelerator = entry.state === "READY" ? runtime.service.model(entry.name, entry.version).parameters : undefined;
+    if (entry.state === "READY") log.info({ model: entry.name, version: entry.version, ...accelerator }, "model ready");
     else log.warn({ model: entry.name, version: entry.version, reason: entry.reason }, "model unavailable");
   }
   const portOf = (name: string) => {

@@ -20,12 +20,14 @@ import {
 } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
 
+import { acceleratorFor, type AcceleratorSelection } from "./accelerator-selection.js";
 import { Exposition, type Sample } from "./exposition.js";
 import { scanRepository, type RepositoryEntry } from "./model-repository.js";
 
 /** Where the runtime says what it skipped (pino's logger fits). */
 export interface RuntimeLogger {
   warn(fields: Record<string, unknown>, message: string): void;
+  info?(fields: Record<string, unknown>, message: string): void;
 }
 
 export interface ServingRuntimeOptions {
@@ -38,8 +40,11 @@ export interface ServingRuntimeOptions {
   archive?: Pick<LoadArchiveOptions, "verifyHashes" | "requireSignature" | "publicKey">;
   serverName?: string;
   serverVersion?: string;
-  /** Told once about every file the repository skips, with the reason. */
+  /** Told once about every file the repository skips, with the reason; and of each
+   * model's accelerator, active or why not. */
   logger?: RuntimeLogger;
+  /** The accelerator of each model (by name; "*" for the others), one the pool knows. */
+  accelerate?: AcceleratorSelection;
 }
 
 interface RequestStats {
@@ -128,12 +133,20 @@ export class ServingRuntime implements InferenceService {
 
   model(name: string, version?: string): ServedModel {
     const v = this.#version(name, version);
+    const acceleration = v.model?.acceleration;
     return {
       name,
       versions: this.#models.get(name)!.map((x) => x.entry.version),
       platform: "coil",
       inputs: [...v.binding.inputs],
       outputs: [...v.binding.outputs],
+      ...(acceleration && {
+        parameters: {
+          accelerator: acceleration.accelerator,
+          accelerator_active: acceleration.active,
+          ...(acceleration.reason !== undefined && { accelerator_reason: acceleration.reason }),
+        },
+      }),
     };
   }
 
@@ -239,6 +252,14 @@ export class ServingRuntime implements InferenceService {
       perModel((v) => queueStats.get(v)?.batchedRows),
     );
     exposition.gauge("coil_queue_pending", "Requests waiting or running", perModel((v) => v.queue?.pending));
+    exposition.gauge(
+      "coil_model_accelerator",
+      "The accelerator each loaded model version was given; active=\"false\": it runs eager (the log says why)",
+      versions.flatMap((v): Sample[] => {
+        const acceleration = v.model?.acceleration;
+        return acceleration ? [[{ ...labels(v), accelerator: acceleration.accelerator, active: String(acceleration.active) }, 1]] : [];
+      }),
+    );
     const histograms = (fn: (stats: ModelQueueStats) => HistogramSnapshot) =>
       versions.flatMap((v): [Record<string, string>, HistogramSnapshot][] => {
         const stats = queueStats.get(v);
@@ -302,10 +323,16 @@ export class ServingRuntime implements InferenceService {
   async #open(entry: RepositoryEntry): Promise<Version> {
     const v: Version = { entry, state: "LOADING", binding: new SignatureBinding() };
     try {
-      const model = await this.#options.pool.loadArchive(entry.path, { ...this.#options.archive, eager: true });
+      const accelerator = acceleratorFor(this.#options.accelerate, entry.name);
+      const model = await this.#options.pool.loadArchive(entry.path, {
+        ...this.#options.archive,
+        eager: true,
+        ...(accelerator !== undefined && { accelerator }),
+      });
       const signature = (specs: readonly TensorSignature[] = []) => specs.map((s) => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] }));
       v.binding = new SignatureBinding(signature(model.manifest?.inputs), signature(model.manifest?.outputs));
       for (const warning of model.warnings) this.#options.logger?.warn({ model: entry.name, version: entry.version, warning }, "model: loaded with a warning");
+      this.#logAcceleration(entry, model);
       v.model = model;
       v.queue = new ModelQueue(model.object, { ...this.#options.queue, binding: v.binding });
       v.state = "READY";
@@ -315,6 +342,16 @@ export class ServingRuntime implements InferenceService {
       v.error = error;
     }
     return v;
+  }
+
+  /** An accelerated model at info, one that stays eager at warn with the reason. */
+  #logAcceleration(entry: RepositoryEntry, model: LoadedModel): void {
+    const acceleration = model.acceleration;
+    if (!acceleration) return;
+    const { accelerator, active, reason, details } = acceleration;
+    const fields = { model: entry.name, version: entry.version, accelerator, ...(details && { details }) };
+    if (active) this.#options.logger?.info?.(fields, "model: accelerated");
+    else this.#options.logger?.warn({ ...fields, reason }, "model: accelerator not used, running eager");
   }
 
   /** Takes a version out of service: new requests are refused at once, accepted ones finish. */
