@@ -395,7 +395,9 @@ class AcceleratedModel:
 
 def _example_inputs(signature, size, seed):
     """One example per input: floats seeded random, integers zeros (valid indices for any
-    embedding), bools true; -1 dimensions of `size`."""
+    embedding) but ones for a name ending in "mask" (an attention mask that keeps every
+    position: all zeros masks everything, where exporters and eager disagree), bools
+    true; -1 dimensions of `size`."""
     torch = _load_torch()
     generator = torch.Generator().manual_seed(seed)
     inputs = []
@@ -407,7 +409,7 @@ def _example_inputs(signature, size, seed):
         shape = [size if d == -1 else d for d in spec["shape"]]
         if dtype.is_floating_point:
             tensor = torch.randn(shape, generator=generator, dtype=torch.float32).to(dtype)
-        elif dtype == torch.bool:
+        elif dtype == torch.bool or spec["name"].lower().endswith("mask"):
             tensor = torch.ones(shape, dtype=dtype)
         else:
             tensor = torch.zeros(shape, dtype=dtype)
