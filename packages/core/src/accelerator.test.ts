@@ -31,6 +31,14 @@ def build():
 const HOOKS = `
 import coil_bridge
 
+CALLS = [0]
+
+def counting(model, request):
+    def run(x, ids):
+        CALLS[0] += 1
+        return model(x, ids)
+    return run
+
 def same(model, request):
     assert [list(t.shape) for t in request.examples[0]] == [[2, 3], [2]], request.examples[0]
     assert request.dynamic == [[0], [0]] and request.names == ["x", "ids"] and request.options == {"tag": 7}
@@ -88,6 +96,15 @@ describe("accelerators", () => {
     const y = await model.call<{ y: Tensor<"float32"> }>([x, ids]);
     expect(Array.from(y.y.data)).toEqual([2, 4, 6].map((v) => Math.fround(v + 1e-7)));
     expect(await model.callMethod("probe")).toBe("eager");
+  });
+
+  it("run the accelerated form from an interpreter's first call, without materializing first", async () => {
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
+    const model = pool.replicate({ file: join(dir, "scale.py"), factory: "build", accelerator: accelerator("counting"), inputs: INPUTS });
+    await model.call([x, ids]);
+    expect(model.acceleration).toMatchObject({ active: true, interpreters: 1 });
+    // The check ran it on both example sets, then the call itself.
+    expect(await pool.run("eval_expr", ["__import__('sys').modules['coil_plugin_hooks'].CALLS[0]"])).toBe(3);
   });
 
   it("leave the model eager when its accelerated form differs, with the difference as the reason", async () => {
