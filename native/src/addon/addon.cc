@@ -543,6 +543,14 @@ Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// handOffStats(): { contentionBackoffs } -- how often spinning and polling were
+// suspended because other threads wanted the CPUs (engine/interpreter.h, HandOff).
+Napi::Value HandOffStats(const Napi::CallbackInfo& info) {
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("contentionBackoffs", static_cast<double>(ContentionBackoffs()));
+  return result;
+}
+
 Napi::Value InterpreterCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_created.load());
 }
@@ -554,6 +562,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configure", Napi::Function::New<Configure>(env, "configure"));
   exports.Set("startInterpreter", Napi::Function::New<StartInterpreter>(env, "startInterpreter"));
   exports.Set("handOff", Napi::Function::New<HandOffSettings>(env, "handOff"));
+  exports.Set("handOffStats", Napi::Function::New<HandOffStats>(env, "handOffStats"));
   exports.Set("interpreterCount", Napi::Function::New<InterpreterCount>(env, "interpreterCount"));
   exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
   exports.Set("scanJsonNumbers", Napi::Function::New<ScanJsonNumbers>(env, "scanJsonNumbers"));

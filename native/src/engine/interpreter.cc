@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +35,14 @@ std::atomic<int> g_caller_spin_us{HandOff{}.caller_spin_us};
 std::atomic<int> g_busy_interpreters{0};
 std::atomic<int> g_spinning_threads{0};
 
+// Other processes' threads count too, but this process cannot see them cheaply: an
+// interpreter thread that the kernel preempts is the sign (NoteContention). Until
+// this time (steady clock, ns), nothing spins or polls.
+std::atomic<int64_t> g_contended_until_ns{0};
+std::atomic<uint64_t> g_contention_backoffs{0};
+constexpr auto kContentionCheckEvery = std::chrono::milliseconds(2);
+constexpr auto kContentionBackoff = std::chrono::milliseconds(100);
+
 int UsableCpus() {
   static const int cpus = [] {
     cpu_set_t set;
@@ -61,7 +70,12 @@ class SpinningScope {
   SpinningScope& operator=(const SpinningScope&) = delete;
 };
 
+int64_t SinceEpochNs(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 bool CpusFitWith(int extra) {
+  if (SinceEpochNs(Clock::now()) < g_contended_until_ns.load(std::memory_order_relaxed)) return false;
   return g_busy_interpreters.load(std::memory_order_relaxed) + g_spinning_threads.load(std::memory_order_relaxed) +
              extra <=
          UsableCpus();
@@ -81,6 +95,20 @@ HandOff GetHandOff() {
 }
 
 bool CpuFreeForCaller() { return CpusFitWith(1); }
+
+uint64_t ContentionBackoffs() { return g_contention_backoffs.load(std::memory_order_relaxed); }
+
+void Interpreter::NoteContention(Clock::time_point now) {
+  if (now < next_contention_check_) return;
+  next_contention_check_ = now + kContentionCheckEvery;
+  rusage usage;
+  if (getrusage(RUSAGE_THREAD, &usage) != 0) return;
+  if (involuntary_switches_ >= 0 && usage.ru_nivcsw > involuntary_switches_) {
+    g_contended_until_ns.store(SinceEpochNs(now + kContentionBackoff), std::memory_order_relaxed);
+    g_contention_backoffs.fetch_add(1, std::memory_order_relaxed);
+  }
+  involuntary_switches_ = usage.ru_nivcsw;
+}
 
 void Interpreter::AddLoad() {
   if (load_.fetch_add(1, std::memory_order_relaxed) == 0) g_busy_interpreters.fetch_add(1, std::memory_order_relaxed);
@@ -207,6 +235,7 @@ void Interpreter::Serve() {
                        std::memory_order_relaxed);
     running_job_.store(0);
     DropLoad();
+    NoteContention(ended);
     // The longest job here lately: the longest run, decaying by 1/8 a job, so that
     // after a long job it takes dozens of short ones before results are held again.
     longest_run = std::max(ended - started, longest_run - longest_run / 8);

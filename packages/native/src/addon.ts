@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 
 import { CoilError, type CoilErrorCode } from "@coil/errors";
 
-import type { HandOffSettings } from "./hand-off.js";
+import type { HandOffSettings, HandOffStats } from "./hand-off.js";
 import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
 
 /** The native interpreter as the addon exposes it (native/src/addon/addon.cc). */
@@ -44,6 +44,7 @@ export interface NativeAddon {
   interpreterCount(): number;
   /** The process's hand-off settings after applying those given (see hand-off.ts). */
   handOff(settings?: Partial<HandOffSettings>): HandOffSettings;
+  handOffStats(): HandOffStats;
   /** A Uint8Array over a private (copy-on-write) mapping of the whole file. */
   mapFile(path: string): Uint8Array;
   /** [end, count, regular] of the JSON array of numbers at bytes[position], its numbers

@@ -1,6 +1,9 @@
+import { spawn } from "node:child_process";
+import { availableParallelism } from "node:os";
+
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
-import { handOff, type HandOffSettings } from "./hand-off.js";
+import { handOff, handOffStats, type HandOffSettings } from "./hand-off.js";
 import type { Interpreter } from "./interpreter.js";
 import { discoverPython } from "./python.js";
 import { acquireInterpreters, releaseInterpreters } from "./registry.js";
@@ -88,5 +91,26 @@ describe("results held back and delivered in batches", () => {
     const quickMs = await quick;
     expect(quickMs).toBeLessThan(250);
     await Promise.all([second, slow, tail]);
+  });
+});
+
+describe("contention from other processes", () => {
+  it("suspends spinning and polling when the interpreter's thread gets preempted", async () => {
+    // A busy loop on every CPU: the interpreter's thread now shares its CPU, and the
+    // kernel preempts it -- the sign the engine backs off on.
+    const hogs = Array.from({ length: availableParallelism() }, () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
+    try {
+      const before = handOffStats().contentionBackoffs;
+      // Calls that keep the interpreter busy for a while, so that the scheduler's
+      // time slices (a few ms) come round many times.
+      for (let round = 0; round < 40 && handOffStats().contentionBackoffs === before; round++) {
+        await Promise.all(Array.from({ length: 8 }, () => one.eval("sum(range(200_000))")));
+      }
+      expect(handOffStats().contentionBackoffs).toBeGreaterThan(before);
+      // Results still reach their callers while backed off.
+      expect(await Promise.all(Array.from({ length: 50 }, (_, i) => one.call("echo", [i])))).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    } finally {
+      for (const hog of hogs) hog.kill("SIGKILL");
+    }
   });
 });

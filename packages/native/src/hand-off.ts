@@ -26,8 +26,22 @@ export interface HandOffSettings {
   callerSpinUs: number;
 }
 
+/** What the hand-off did, process-wide, since the process started. */
+export interface HandOffStats {
+  /** Times spinning and polling were suspended (for 100 ms each) because an interpreter
+   * thread was preempted: other threads, of this process or others, wanted the CPUs.
+   * "A CPU is free" counts this process's threads; this is how the engine notices the
+   * rest of the machine. */
+  contentionBackoffs: number;
+}
+
 /** Reads the hand-off settings, applying `settings` first; they take effect from each
  * interpreter's next job. */
 export function handOff(settings?: Partial<HandOffSettings>): HandOffSettings {
   return loadAddon().handOff(settings);
+}
+
+/** Reads what the hand-off did (see HandOffStats). */
+export function handOffStats(): HandOffStats {
+  return loadAddon().handOffStats();
 }

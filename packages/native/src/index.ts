@@ -13,7 +13,7 @@ export {
   startupTunables,
 } from "./capacity.js";
 export { Interpreter, type BridgeFunction, type CallOptions, type CallTimings, MAX_TIMEOUT_MS } from "./interpreter.js";
-export { handOff, type HandOffSettings } from "./hand-off.js";
+export { handOff, handOffStats, type HandOffSettings, type HandOffStats } from "./hand-off.js";
 export { mapFile } from "./map-file.js";
 export { fileMappings, processMemory, type MemoryFields } from "./memory.js";
 export { discoverPython, inspectPython, type DiscoverOptions, type PythonInstallation } from "./python.js";
