@@ -9,6 +9,8 @@ import { ratioChart } from "./chart.mjs";
 const okCell = (s) => (s === undefined ? "" : s.ok ? "ok" : "no");
 const rate = (s) => (s?.ok ? s.callsPerSecond : null);
 const ratio = (a, b) => (a != null && b ? a / b : null);
+/** An accelerated step's rate, only where every interpreter ran the accelerated form (else it measured eager). */
+const acceleratedRate = (s) => (s?.ok && s.acceleration?.active ? s.callsPerSecond : null);
 
 /** One flat row per model: what the table, the chart and docs/zoo.json show. */
 export function modelRow(model, measured) {
@@ -32,11 +34,16 @@ export function modelRow(model, measured) {
     onnxruntime: py.onnxruntime?.ok ? py.onnxruntime.value.callsPerSecond : null,
     onnxruntimeMaxError: py.onnxruntime?.ok ? py.onnxruntime.value.maxError : null,
     onnxruntimeNode: rate(measured.onnxruntimeNode),
+    onnxruntimeNodeBest: measured.onnxruntimeNode?.ok ? measured.onnxruntimeNode.best : null,
     onnxruntimeNodeMaxError: measured.onnxruntimeNode?.ok ? measured.onnxruntimeNode.maxError : null,
     coil1: rate(coil1),
     eager8: py.eager8?.ok ? py.eager8.value.callsPerSecond : null,
     coil1b8: rate(measured.coil1b8),
     coilN: rate(measured.coilN),
+    coil1Compile: acceleratedRate(measured.coil1Compile),
+    coilNCompile: acceleratedRate(measured.coilNCompile),
+    coil1Ort: acceleratedRate(measured.coil1Ort),
+    coilNOrt: acceleratedRate(measured.coilNOrt),
     processes: rate(measured.processes),
     interpreters: measured.coilN?.interpreters ?? measured.processes?.processes ?? null,
     pssMbInterpreters: measured.coilN?.ok ? measured.coilN.pssMb : null,
@@ -48,6 +55,8 @@ export function modelRow(model, measured) {
   row.coil1VsEagerB8 = ratio(row.coil1b8, row.eager8);
   row.coil1VsTorchscript = ratio(row.coil1, row.torchscript);
   row.coilNVsProcesses = ratio(row.coilN, row.processes);
+  row.coil1CompileVsCompile = ratio(row.coil1Compile, row.compile);
+  row.coilNOrtVsOrtNodeBest = ratio(row.coilNOrt, row.onnxruntimeNodeBest?.callsPerSecond);
   return row;
 }
 
@@ -68,6 +77,16 @@ function failuresOf(measured) {
   add("coil 1", measured.coil1);
   if (measured.coil1?.ok && !measured.coil1.equal) out.push(["== eager", `max abs error ${measured.coil1.maxError} > 1e-4`]);
   add("coil N", measured.coilN);
+  for (const [step, s] of [
+    ["coil 1 + compile", measured.coil1Compile],
+    ["coil N + compile", measured.coilNCompile],
+    ["coil 1 + onnxruntime", measured.coil1Ort],
+    ["coil N + onnxruntime", measured.coilNOrt],
+  ]) {
+    add(step, s);
+    if (s?.ok && !s.acceleration?.active) out.push([step, `stayed eager: ${s.acceleration?.reason ?? "no reason given"}`]);
+    else if (s?.ok && !s.equal && s.equal !== undefined) out.push([step, `max abs error ${s.maxError} against eager`]);
+  }
   add("N processes", measured.processes);
   return out;
 }
@@ -92,6 +111,13 @@ export const COLUMNS = [
   ["coil N/s", (r) => formatRate(r.coilN)],
   ["N procs/s", (r) => formatRate(r.processes)],
   ["coil1/eager", (r) => formatRatio(r.coil1VsEager)],
+  ["coil1+compile/s", (r) => formatRate(r.coil1Compile)],
+  ["coil1+compile/compile", (r) => formatRatio(r.coil1CompileVsCompile)],
+  ["coilN+compile/s", (r) => formatRate(r.coilNCompile)],
+  ["coil1+ORT/s", (r) => formatRate(r.coil1Ort)],
+  ["coilN+ORT/s", (r) => formatRate(r.coilNOrt)],
+  ["ORT node best/s", (r) => (r.onnxruntimeNodeBest ? `${formatRate(r.onnxruntimeNodeBest.callsPerSecond)} (${r.onnxruntimeNodeBest.intraOpThreads}t×${r.onnxruntimeNodeBest.callers})` : "")],
+  ["coilN+ORT/ORT node best", (r) => formatRatio(r.coilNOrtVsOrtNodeBest)],
   ["eager b8/s", (r) => formatRate(r.eager8)],
   ["coil1 b8/s", (r) => formatRate(r.coil1b8)],
   ["coil1/eager b8", (r) => formatRatio(r.coil1VsEagerB8)],
@@ -171,8 +197,11 @@ eager Python, TorchScript (scripted where that worked, else traced), \`torch.com
 compiled), onnxruntime in Python and onnxruntime-node on the model's \`torch.onnx.export\` (\`onnx\`: whether it
 exported; one thread), Coil with 1 interpreter (1 caller; vision models also at batch 8, the example repeated,
 beside eager at batch 8), Coil
-with N interpreters (2 callers each) and N plain processes; Pss of the Coil process holding N interpreters
-(Node included) vs the N processes together. Failures, with why, under the table.
+with N interpreters (2 callers each) and N plain processes; Coil through its accelerators (\`--accelerate\`,
+docs/accelerators.md) with 1 and N interpreters: \`compile\` (beside plain \`torch.compile\`) and \`onnxruntime\`
+(beside onnxruntime-node's best over 1 or N intra-op threads and 1, N or 2N callers, its setting shown as
+threads×callers), a rate only where every interpreter ran the accelerated form; Pss of the Coil process
+holding N interpreters (Node included) vs the N processes together. Failures, with why, under the table.
 
 ${ratioChart(rows) || "(no model has a Coil rate to chart)"}
 
