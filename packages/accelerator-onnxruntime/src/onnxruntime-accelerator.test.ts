@@ -29,6 +29,16 @@ const MISSING = (() => {
   }
 })();
 
+const HAS_TRANSFORMERS = (() => {
+  if (MISSING !== undefined) return false; // not asked for
+  try {
+    execFileSync(PYTHON, ["-c", "import transformers"], { stdio: "pipe" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 let pool: InterpreterPool | undefined;
 afterEach(async () => {
   await pool?.close();
@@ -86,6 +96,30 @@ describe("OnnxRuntimeAccelerator", () => {
     await model.materialize();
     expect(model.acceleration).toMatchObject({ active: true, details: { exporter: expect.stringMatching(/^(torchscript|cached)$/), intraOpThreads: 2 } });
     expect((await model.call<Tensor<"float32">>([rows(3, 8)])).shape).toEqual([3, 8]);
+  });
+
+  it("gives a Hugging Face model's ModelOutput back with the same fields, at any batch and length", async ({ skip }) => {
+    skip(MISSING !== undefined, MISSING);
+    skip(!HAS_TRANSFORMERS, `${PYTHON} has no transformers`);
+    const p = await createPool(new OnnxRuntimeAccelerator({ cacheDir: mkdtempSync(join(tmpdir(), "coil-onnx-")) }));
+    const inputs = [
+      { name: "input_ids", dtype: "int64" as const, shape: [-1, -1] },
+      { name: "attention_mask", dtype: "int64" as const, shape: [-1, -1] },
+    ];
+    const model = p.replicate({ file: MODELS, factory: "tiny_bert", accelerator: "onnxruntime", inputs });
+    const eager = p.replicate({ file: MODELS, factory: "tiny_bert" });
+    await model.materialize();
+    expect(model.acceleration).toMatchObject({ active: true });
+    type BertOutput = { last_hidden_state: Tensor<"float32">; pooler_output: Tensor<"float32"> };
+    for (const [batch, length] of [[1, 5], [3, 7]] as const) {
+      const ids = Tensor.from("int64", [batch, length], Array.from({ length: batch * length }, (_, i) => BigInt((i * 7) % 100)));
+      const mask = Tensor.from("int64", [batch, length], Array.from({ length: batch * length }, () => 1n));
+      const [got, want] = await Promise.all([model.call<BertOutput>([ids, mask]), eager.call<BertOutput>([ids, mask])]);
+      expect(Object.keys(got)).toEqual(Object.keys(want));
+      expect(got.last_hidden_state.shape).toEqual([batch, length, 32]);
+      got.last_hidden_state.data.forEach((v, i) => expect(v).toBeCloseTo(want.last_hidden_state.data[i]!, 3));
+      got.pooler_output.data.forEach((v, i) => expect(v).toBeCloseTo(want.pooler_output.data[i]!, 3));
+    }
   });
 
   it("keeps the model eager where the Python has no onnxruntime, saying so", async ({ skip }) => {
