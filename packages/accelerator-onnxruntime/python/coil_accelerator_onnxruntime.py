@@ -6,7 +6,10 @@ file's lock exports it; the others, and later processes, load the cached file), 
 run by an onnxruntime InferenceSession of this interpreter. The bridge keeps the
 session only if it equals eager on the request's example inputs."""
 
+import contextlib
 import fcntl
+import io
+import logging
 import os
 import shutil
 import threading
@@ -34,6 +37,21 @@ def _dynamic_axes(request):
     return {name: {dim: f"{name}_{dim}" for dim in dims} for name, dims in zip(request.names, request.dynamic) if dims}
 
 
+@contextlib.contextmanager
+def _quiet_torch():
+    """torch's warnings and prints while exporting (a refused torch.export prints its
+    whole graph; torchvision's ops missing): the reason of a failure is kept, not printed."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def export(model, request, path):
     """torch.onnx.export to `path`: torch 2.x's exporter (torch.export-based, "dynamo")
     first, else the TorchScript-based one, with the -1 dimensions kept dynamic. Returns
@@ -48,8 +66,7 @@ def export(model, request, path):
     errors = []
     for name, options in attempts:
         try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
+            with _quiet_torch(), torch.no_grad():
                 torch.onnx.export(model, inputs, path, input_names=list(request.names), **options())
             return name
         except Exception as error:  # noqa: BLE001 - each exporter's reason goes into the message
