@@ -449,6 +449,41 @@ Napi::Value StartInterpreter(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// replaceProcess(file, argv[], env[]): execve. The process becomes `file` run with
+// these arguments and "NAME=value" environment -- the same process (pid, parent,
+// process group), so a command that must restart itself with settings read only at
+// start (GLIBC_TUNABLES, V8's flags) leaves no parent behind to forward signals or be
+// orphaned from. Returns only on failure, by throwing; refused once an interpreter
+// exists (their namespaces would vanish mid-call).
+Napi::Value ReplaceProcess(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
+    return ThrowCoil(env, "INVALID_ARGUMENT", "replaceProcess(file, argv: string[], env: string[])");
+  }
+  if (g_created.load() > 0) {
+    return ThrowCoil(env, "INVALID_ARGUMENT", "replaceProcess: this process already started interpreters");
+  }
+  auto strings = [](Napi::Array array, std::vector<std::string>* out) {
+    for (uint32_t i = 0; i < array.Length(); ++i) out->push_back(array.Get(i).ToString().Utf8Value());
+  };
+  std::vector<std::string> args, vars;
+  strings(info[1].As<Napi::Array>(), &args);
+  strings(info[2].As<Napi::Array>(), &vars);
+  std::vector<char*> argv, envp;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (std::string& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
+  const std::string file = info[0].As<Napi::String>().Utf8Value();
+  // Node marks stdin, stdout and stderr close-on-exec: the new program must keep them.
+  for (int fd = 0; fd <= 2; ++fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) != 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+  }
+  execve(file.c_str(), argv.data(), envp.data());
+  return ThrowCoil(env, "INTERNAL", "cannot execute " + file + ": " + std::strerror(errno));
+}
+
 // mapFile(path): Uint8Array over a private, copy-on-write mapping of the whole
 // file, unmapped when collected. Give each interpreter its own: their clean pages
 // are the same page-cache pages (the weights are in memory once), and a write
@@ -565,6 +600,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("handOffStats", Napi::Function::New<HandOffStats>(env, "handOffStats"));
   exports.Set("interpreterCount", Napi::Function::New<InterpreterCount>(env, "interpreterCount"));
   exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
+  exports.Set("replaceProcess", Napi::Function::New<ReplaceProcess>(env, "replaceProcess"));
   exports.Set("scanJsonNumbers", Napi::Function::New<ScanJsonNumbers>(env, "scanJsonNumbers"));
   exports.Set("maxInterpreters", Napi::Number::New(env, kMaxInterpreters));
   return exports;

@@ -45,6 +45,8 @@ export interface NativeAddon {
   /** The process's hand-off settings after applying those given (see hand-off.ts). */
   handOff(settings?: Partial<HandOffSettings>): HandOffSettings;
   handOffStats(): HandOffStats;
+  /** execve; returns only by throwing (replace-process.ts). */
+  replaceProcess(file: string, argv: string[], env: string[]): void;
   /** A Uint8Array over a private (copy-on-write) mapping of the whole file. */
   mapFile(path: string): Uint8Array;
   /** [end, count, regular] of the JSON array of numbers at bytes[position], its numbers

@@ -15,6 +15,7 @@ export {
 export { Interpreter, type BridgeFunction, type CallOptions, type CallTimings, MAX_TIMEOUT_MS } from "./interpreter.js";
 export { handOff, handOffStats, type HandOffSettings, type HandOffStats } from "./hand-off.js";
 export { mapFile } from "./map-file.js";
+export { replaceProcess } from "./replace-process.js";
 export { fileMappings, processMemory, type MemoryFields } from "./memory.js";
 export { discoverPython, inspectPython, type DiscoverOptions, type PythonInstallation } from "./python.js";
 export { acquireInterpreters, interpreterStats, releaseInterpreters, RESET_TIMEOUT_MS } from "./registry.js";

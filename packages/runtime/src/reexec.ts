@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 
-import { GLIBC_TUNABLE, startupTunables } from "@coil/native";
+import { GLIBC_TUNABLE, replaceProcess, startupTunables } from "@coil/native";
 
 /**
  * Node flags `coil serve` runs with unless the user set them. Each one removed
@@ -27,9 +27,12 @@ export const SERVE_NODE_FLAGS: readonly string[] = [
  * are read only at start-up. If this process started without the tunable, or
  * without one of `nodeFlags` (a flag counts as set when its name appears in the
  * process's Node flags or NODE_OPTIONS, whatever its value or --no- prefix), run
- * the same command again with what was missing and mirror the child's exit.
- * Returns the child's exit code when that happened (the caller must then do
- * nothing else), else undefined. COIL_NO_REEXEC=1 turns it off.
+ * the same command again with what was missing, in this very process (execve): no
+ * parent stays behind, so a signal to the process group reaches the server once,
+ * its exit status is the caller's, and nothing is orphaned if a parent dies. Only
+ * if the kernel refuses that, a child process runs it and this one mirrors its
+ * exit: then it returns the child's exit code (the caller must do nothing else).
+ * Returns undefined when nothing was missing. COIL_NO_REEXEC=1 turns it off.
  */
 export function reexecWithTunable(nodeFlags: readonly string[] = []): Promise<number> | undefined {
   if (process.env.COIL_NO_REEXEC === "1") return undefined;
@@ -42,6 +45,11 @@ export function reexecWithTunable(nodeFlags: readonly string[] = []): Promise<nu
     ? process.env
     : { ...process.env, GLIBC_TUNABLES: tunables ? `${tunables}:${GLIBC_TUNABLE}` : GLIBC_TUNABLE };
   const argv = [...missingFlags, ...process.execArgv, ...process.argv.slice(1)];
+  try {
+    replaceProcess(process.execPath, [process.argv0, ...argv], env);
+  } catch (error) {
+    console.error(`coil: restarting in place failed (${(error as Error).message}); running the command as a child process`);
+  }
   const child = spawn(process.execPath, argv, { stdio: "inherit", env });
   // The child owns the terminal's signals too; forward those sent to us alone.
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
