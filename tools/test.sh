@@ -21,7 +21,8 @@ npx --no-install nx run-many -t test --parallel=1 --output-style=static "$@" || 
 if [ $# -eq 0 ] && [ -z "${COIL_SKIP_VENV:-}" ]; then
   if bash tools/python-envs.sh --check; then
     for dir in packages/native packages/core packages/backend-cpu packages/backend-cuda packages/format-reader \
-      packages/format-writer packages/adapter-http packages/runtime examples/models examples/custom-runtime; do
+      packages/format-writer packages/adapter-http packages/accelerator-compile packages/accelerator-onnxruntime \
+      packages/runtime examples/models examples/custom-runtime; do
       echo "[test] $dir on .venv-torch2"
       # These two choose their Pythons themselves (every CPython; the venv): once is enough.
       (cd "$dir" && COIL_TEST_PYTHON=.venv-torch2/bin/python npx --no-install vitest run \

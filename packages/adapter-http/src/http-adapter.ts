@@ -272,6 +272,7 @@ export function modelMetadata(model: ServedModel): {
   platform: string;
   inputs: ReturnType<typeof signature>[];
   outputs: ReturnType<typeof signature>[];
+  parameters?: Record<string, string | number | boolean>;
 } {
   return {
     name: model.name,
@@ -279,5 +280,6 @@ export function modelMetadata(model: ServedModel): {
     platform: model.platform,
     inputs: model.inputs.map(signature),
     outputs: model.outputs.map(signature),
+    ...(model.parameters && { parameters: model.parameters }),
   };
 }

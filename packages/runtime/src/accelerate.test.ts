@@ -83,6 +83,9 @@ describe("a runtime with accelerators", () => {
         // Where the stack lacks what the accelerator needs, the model serves eager and says why.
         expect(parameters).toMatchObject({ accelerator, accelerator_active: available });
         if (!available) expect(parameters!["accelerator_reason"]).toMatch(accelerator === "compile" ? /torch >= 2.0/ : /no onnxruntime/);
+        // The Open Inference Protocol's model metadata carries them as parameters.
+        const metadata = JSON.parse((await curl("curl", ["-s", `${base}/v2/models/${model}`])).stdout) as { parameters?: Record<string, unknown> };
+        expect(metadata.parameters).toEqual(parameters);
         const metrics = (await curl("curl", ["-s", `${base}/metrics`])).stdout;
         expect(acceleratorSample(metrics, model)).toBe(`coil_model_accelerator{model="${model}",version="1",accelerator="${accelerator}",active="${available}"} 1`);
         for (const rows of [1, 3]) {
