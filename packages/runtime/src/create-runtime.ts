@@ -5,6 +5,7 @@ import {
   createPoolFromContainer,
   TOKENS,
   type Adapter,
+  type InferenceService,
   type InterpreterPool,
   type LoadArchiveOptions,
   type ModelQueueOptions,
@@ -42,6 +43,9 @@ export interface RuntimeConfig {
   logger?: RuntimeLogger;
   /** A container to assemble in (a child of it is used; its registrations are the defaults). */
   container?: DependencyContainer;
+  /** What the adapters are given instead of the ServingRuntime itself (a supervised
+   * worker's readiness and /metrics cover the whole cluster). */
+  wrapService?: (service: ServingRuntime) => InferenceService;
 }
 
 export interface Runtime {
@@ -78,7 +82,7 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
     ...(config.logger && { logger: config.logger }),
     ...(config.accelerate !== undefined && { accelerate: config.accelerate }),
   });
-  container.register(TOKENS.InferenceService, { useValue: service });
+  container.register(TOKENS.InferenceService, { useValue: config.wrapService?.(service) ?? service });
   const adapters: Adapter[] = [];
   try {
     await service.start();
