@@ -12,6 +12,7 @@ import {
 } from "@coil/core";
 import type { DependencyContainer } from "tsyringe";
 
+import { ACCESS_CONTROL, AccessPolicy, type AccessPolicyOptions } from "./access-policy.js";
 import { registerSelectedAccelerators, type AcceleratorSelection } from "./accelerator-selection.js";
 import { DEFAULT_PLUGINS, registerPlugins, type PluginEntry } from "./plugins.js";
 import { ServingRuntime, type RuntimeLogger } from "./serving-runtime.js";
@@ -39,6 +40,13 @@ export interface RuntimeConfig {
    */
   accelerate?: AcceleratorSelection;
   archive?: Pick<LoadArchiveOptions, "verifyHashes" | "requireSignature" | "publicKey">;
+  /**
+   * Who may do what over the adapters: model control ("none", the default: load and
+   * unload requests are refused; "explicit"), a bearer token, and whether inference
+   * needs it too. Load and unload requests are logged to `logger`. A plugin that
+   * registers ACCESS_CONTROL itself replaces this policy.
+   */
+  access?: Omit<AccessPolicyOptions, "logger">;
   /** Told what the repository skips (coil serve passes its pino logger). */
   logger?: RuntimeLogger;
   /** A container to assemble in (a child of it is used; its registrations are the defaults). */
@@ -71,6 +79,8 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
     },
     config.container,
   );
+  // Before the plugins, so that the adapters find it (and a plugin may replace it).
+  container.register(ACCESS_CONTROL, { useValue: new AccessPolicy({ ...config.access, ...(config.logger && { logger: config.logger }) }) });
   await registerPlugins(container, config.plugins ?? DEFAULT_PLUGINS, config.pluginBaseDir);
   await registerSelectedAccelerators(container, config.accelerate, config.pluginBaseDir);
   const pool = await createPoolFromContainer(container);
