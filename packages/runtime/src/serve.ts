@@ -14,6 +14,12 @@ export interface ServeOptions extends Omit<RuntimeConfig, "plugins" | "logger"> 
   /** More plugins, after the defaults (so they may override them). */
   plugins?: readonly PluginEntry[];
   logger?: Logger;
+  /** HTTPS and gRPC over TLS with this certificate chain and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** HTTP request limits (see @coil/adapter-http's options). */
+  bodyTimeoutMs?: number;
+  maxPendingBodyBytes?: number;
+  maxResponseBytes?: number;
 }
 
 export interface Server {
@@ -28,21 +34,29 @@ export interface Server {
  * `coil serve`: the default plugins — a backend, the Open Inference Protocol over HTTP
  * and gRPC, configured from the options — then the user's plugins.
  */
-export function servePlugins(options: Pick<ServeOptions, "host" | "httpPort" | "grpcPort" | "backend" | "plugins">): PluginEntry[] {
-  const { host = "0.0.0.0", httpPort = 8000, grpcPort = 8001, backend = "cpu", plugins = [] } = options;
+export function servePlugins(options: Pick<ServeOptions, "host" | "httpPort" | "grpcPort" | "backend" | "plugins" | HttpLimit | "tls">): PluginEntry[] {
+  const { host = "0.0.0.0", httpPort = 8000, grpcPort = 8001, backend = "cpu", plugins = [], tls } = options;
+  const limits = Object.fromEntries(HTTP_LIMITS.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]));
   return [
     /^[a-z0-9-]+$/.test(backend) ? `@coil/backend-${backend}` : backend,
-    ...(httpPort !== null ? [{ module: "@coil/adapter-http", options: { host, port: httpPort } }] : []),
-    ...(grpcPort !== null ? [{ module: "@coil/adapter-grpc", options: { host, port: grpcPort } }] : []),
+    ...(httpPort !== null ? [{ module: "@coil/adapter-http", options: { host, port: httpPort, ...limits, ...(tls && { tls }) } }] : []),
+    ...(grpcPort !== null ? [{ module: "@coil/adapter-grpc", options: { host, port: grpcPort, ...(tls && { tls }) } }] : []),
     ...plugins,
   ];
 }
 
+const HTTP_LIMITS = ["bodyTimeoutMs", "maxPendingBodyBytes", "maxResponseBytes"] as const;
+type HttpLimit = (typeof HTTP_LIMITS)[number];
+
 export async function serve(options: ServeOptions): Promise<Server> {
   const log = options.logger ?? pino({ name: "coil" });
-  const { host, httpPort, grpcPort, backend, plugins, logger: _logger, ...config } = options;
+  const { host, httpPort, grpcPort, backend, plugins, logger: _logger, tls, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes, ...config } = options;
   const started = performance.now();
-  const runtime = await createRuntime({ ...config, logger: log, plugins: servePlugins({ host, httpPort, grpcPort, backend, plugins }) });
+  const adapters = { host, httpPort, grpcPort, backend, plugins, tls, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes };
+  const runtime = await createRuntime({ ...config, logger: log, plugins: servePlugins(adapters) });
+  if (config.access?.token !== undefined && !tls && !isLoopback(host ?? "0.0.0.0")) {
+    log.warn({ host: host ?? "0.0.0.0" }, "a bearer token is set but TLS is not: the token crosses the network in clear text (--tls-cert/--tls-key)");
+  }
   for (const entry of runtime.service.modelIndex()) {
     const accelerator = entry.state === "READY" ? runtime.service.model(entry.name, entry.version).parameters : undefined;
     if (entry.state === "READY") log.info({ model: entry.name, version: entry.version, ...accelerator }, "model ready");
@@ -77,4 +91,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
       log.info("stopped");
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
