@@ -2,6 +2,8 @@
 // The `coil` command: re-executes itself with the glibc tunable the interpreters
 // need (and, for `serve`, the Node flags a server wants), then runs the subcommand
 // (commands.ts).
+import cluster from "node:cluster";
+
 import { isCoilError } from "@coil/errors";
 
 import { main } from "./commands.js";
@@ -23,6 +25,9 @@ async function run(): Promise<void> {
     }
     process.exitCode = isCoilError(error, "INVALID_ARGUMENT") ? 2 : 1;
   }
+  // A supervised worker's IPC channel would keep it alive: it is done (drained, or
+  // failed to start, which the primary reads from this exit code).
+  if (cluster.isWorker) process.exit();
 }
 
 await run();

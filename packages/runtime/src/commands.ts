@@ -7,7 +7,9 @@
  *   coil inspect model.coil [--public-key KEY.pem] [--json]
  *   coil keygen -o name      writes name.pem (private) and name.pub.pem (public)
  */
+import cluster from "node:cluster";
 import { readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
@@ -21,6 +23,8 @@ import { checkSelection, parseAccelerateFlags } from "./accelerator-selection.js
 import { formatReport, inspectArchive } from "./inspect.js";
 import type { PluginEntry } from "./plugins.js";
 import { serve } from "./serve.js";
+import { Supervisor } from "./supervisor/primary.js";
+import { runWorker } from "./supervisor/worker.js";
 import { formatDecisions, packModel } from "./pack.js";
 import { formatBytes, Progress } from "./progress.js";
 
@@ -46,6 +50,12 @@ const USAGES = {
                    (torch.compile), onnxruntime, or @coil/accelerator-NAME; none: eager (repeatable)
       --max-queue-size N  --max-batch-size N  --max-queue-delay-us N   (dynamic batching when max-batch-size > 1)
       --public-key KEY.pem (require signed archives)   --log-level info|debug|warn|error
+      --workers N   N supervised worker processes on the same ports, each with its own interpreters
+                   (default: one process, no supervisor); a worker that dies is restarted (backoff;
+                   5 deaths in 60 s: given up, not ready), the log names the signal or exit code
+      --stuck-grace-s S (default 30; 0: off)  --max-worker-memory MB (default 0: no limit)
+                   a worker whose interpreters all run one call that long, or over that memory,
+                   is drained and replaced    --drain-timeout-s S (default 30) then it is killed
       --spin-us N  --caller-spin-us N   how long an idle interpreter spins for its next call
                    (default 50) and Node's thread polls for results (default 1000), only
                    on CPUs nothing else here needs; 0 turns each off (a CPU quota)
@@ -182,6 +192,10 @@ const SERVE_SETTINGS = {
   logLevel: "string",
   spinUs: "integer",
   callerSpinUs: "integer",
+  workers: "integer",
+  stuckGraceS: "integer",
+  maxWorkerMemory: "integer",
+  drainTimeoutS: "integer",
 } as const;
 type ServeSetting = keyof typeof SERVE_SETTINGS;
 
@@ -244,6 +258,24 @@ async function serveCommand(argv: string[]): Promise<number> {
   };
   const maxBatchSize = int("maxBatchSize", 1)!;
   const logger = pino({ name: "coil", level: text("logLevel") ?? "info" });
+  const workers = int("workers");
+  if (workers !== undefined && workers < 1) throw new CoilError("INVALID_ARGUMENT", `--workers must be at least 1, got ${workers}`);
+  for (const key of ["stuckGraceS", "maxWorkerMemory", "drainTimeoutS"] as const) {
+    if ((int(key) ?? 0) < 0) throw new CoilError("INVALID_ARGUMENT", `--${kebab(key)} must be 0 or more, got ${settings[key]}`);
+  }
+  if (workers !== undefined && cluster.isPrimary) {
+    // The supervisor: no interpreters here; the workers run this same command line.
+    return new Supervisor({
+      workers,
+      logger,
+      host: text("host") ?? "0.0.0.0",
+      httpPort: port("httpPort", 8000),
+      grpcPort: port("grpcPort", 8001),
+      stuckGraceSeconds: int("stuckGraceS", 30)!,
+      maxWorkerMemoryMb: int("maxWorkerMemory", 0)!,
+      drainTimeoutSeconds: int("drainTimeoutS", 30)!,
+    }).run();
+  }
   // How long interpreters spin for their next call and Node's thread polls for results
   // (only on CPUs nobody else here needs; 0: never -- e.g. under a CPU quota).
   if (settings.spinUs !== undefined || settings.callerSpinUs !== undefined) {
@@ -253,7 +285,7 @@ async function serveCommand(argv: string[]): Promise<number> {
     });
     logger.info({ handOff: tuned }, "hand-off settings");
   }
-  const server = await serve({
+  const serveOptions = {
     repository: String(repository),
     logger,
     httpPort: port("httpPort", 8000),
@@ -269,7 +301,13 @@ async function serveCommand(argv: string[]): Promise<number> {
       ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("maxQueueDelayUs", 100)! } }),
     },
     ...(text("publicKey") !== undefined && { archive: { publicKey: readFileSync(text("publicKey")!, "utf8") } }),
-  });
+  };
+  if (workers !== undefined) {
+    // A worker: the cores shared among the workers unless --interpreters says otherwise.
+    const interpreters = settings.interpreters === undefined ? Math.min(15, Math.max(1, Math.floor(availableParallelism() / workers))) : undefined;
+    return runWorker({ ...serveOptions, ...(interpreters !== undefined && { interpreters }) });
+  }
+  const server = await serve(serveOptions);
   // SIGTERM / SIGINT: stop accepting, finish what is in flight, exit 0.
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
