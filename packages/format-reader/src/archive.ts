@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { CoilError, isCoilError } from "@coil/errors";
@@ -160,7 +161,9 @@ export class Archive {
 
     let handle: FileHandle;
     try {
-      handle = await open(path, "r");
+      // O_NONBLOCK: opening a FIFO for reading would wait for a writer, forever (a regular
+      // file reads the same with it); the check below then refuses anything not a file.
+      handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (cause) {
       throw new CoilError("INVALID_ARGUMENT", `cannot open archive ${path}`, { cause, details: { path } });
     }

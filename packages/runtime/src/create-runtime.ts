@@ -40,6 +40,8 @@ export interface RuntimeConfig {
    */
   accelerate?: AcceleratorSelection;
   archive?: Pick<LoadArchiveOptions, "verifyHashes" | "requireSignature" | "publicKey">;
+  /** Serve symbolic links that lead out of the repository folder (default: skipped, logged). */
+  followSymlinks?: boolean;
   /**
    * Who may do what over the adapters: model control ("none", the default: load and
    * unload requests are refused; "explicit"), a bearer token, and whether inference
@@ -91,6 +93,7 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
     ...(config.archive && { archive: config.archive }),
     ...(config.logger && { logger: config.logger }),
     ...(config.accelerate !== undefined && { accelerate: config.accelerate }),
+    ...(config.followSymlinks !== undefined && { followSymlinks: config.followSymlinks }),
   });
   container.register(TOKENS.InferenceService, { useValue: config.wrapService?.(service) ?? service });
   const adapters: Adapter[] = [];

@@ -1,5 +1,6 @@
-import { open, readdir, stat } from "node:fs/promises";
-import { extname, join } from "node:path";
+import { constants, type Stats } from "node:fs";
+import { lstat, open, readdir, realpath, stat } from "node:fs/promises";
+import { extname, join, sep } from "node:path";
 
 import { CoilError, isCoilError } from "@coil/errors";
 import { openArchive } from "@coil/format-reader";
@@ -15,6 +16,13 @@ export interface RepositoryEntry {
 export interface SkippedFile {
   path: string;
   reason: string;
+}
+
+export interface ScanOptions {
+  /** Serve symbolic links that lead out of the repository folder too. Default false:
+   * whoever can make a link in the repository could otherwise have any archive on the
+   * machine run as the server. Links that stay inside it are followed either way. */
+  followSymlinks?: boolean;
 }
 
 export interface RepositoryScan {
@@ -34,26 +42,35 @@ const ZIP_MAGIC = Buffer.from("PK\x03\x04", "latin1");
  * `model.pt` written by torch.package's PackageExporter, a `.zip`, ...); its name is the
  * file's without the extension. Everything else is skipped and said why: files that are
  * not torch.package archives (a torch.save checkpoint is a zip too, of weights alone),
- * names outside [A-Za-z0-9_.-], a second archive of the same name, non-regular files.
+ * names outside [A-Za-z0-9_.-], a second archive of the same name, non-regular files
+ * (FIFOs, sockets, devices: never opened), symbolic links out of the repository
+ * (unless options.followSymlinks).
  */
-export async function scanRepository(root: string): Promise<RepositoryScan> {
+export async function scanRepository(root: string, options: ScanOptions = {}): Promise<RepositoryScan> {
   let names: string[];
+  let realRoot: string;
   try {
     names = await readdir(root);
+    realRoot = await realpath(root);
   } catch (cause) {
     throw new CoilError("INVALID_ARGUMENT", `cannot read the model repository ${root}`, { cause });
   }
   const entries: RepositoryEntry[] = [];
   const skipped: SkippedFile[] = [];
   const skip = (path: string, reason: string) => skipped.push({ path, reason });
+  const look = (path: string) => lookAt(path, realRoot, options.followSymlinks ?? false);
   // .coil first, so that it wins over another archive of the same name.
   for (const entry of names.sort(byExtensionThenName)) {
     const path = join(root, entry);
-    const info = await stat(path).catch(() => undefined);
-    if (info?.isDirectory()) {
+    const info = await look(path);
+    if (typeof info === "string") {
+      skip(path, info);
+      continue;
+    }
+    if (info.isDirectory()) {
       if (!NAME.test(entry)) skip(path, `a model folder's name must match ${NAME.source}`);
       else if (entries.some((e) => e.name === entry)) skip(path, `model "${entry}" is already served from another archive`);
-      else entries.push(...(await scanVersions(entry, path, skip)));
+      else entries.push(...(await scanVersions(entry, path, skip, look)));
       continue;
     }
     const problem = await archiveProblem(path, info);
@@ -67,7 +84,34 @@ export async function scanRepository(root: string): Promise<RepositoryScan> {
   return { entries, skipped };
 }
 
-async function scanVersions(name: string, folder: string, skip: (path: string, reason: string) => void): Promise<RepositoryEntry[]> {
+/** A path's stats (a link's target's), or why it is not looked into: a link out of
+ * the repository, a broken link, an unreadable path. */
+async function lookAt(path: string, realRoot: string, followSymlinks: boolean): Promise<Stats | string> {
+  let info: Stats;
+  try {
+    info = await lstat(path);
+  } catch {
+    return "cannot be read";
+  }
+  if (!info.isSymbolicLink()) return info;
+  let target: string;
+  try {
+    target = await realpath(path);
+  } catch {
+    return "a symbolic link to nothing (or to something unreadable)";
+  }
+  if (!followSymlinks && target !== realRoot && !target.startsWith(realRoot + sep)) {
+    return `a symbolic link out of the repository, to ${target}: not followed (coil serve --follow-symlinks to serve it)`;
+  }
+  return stat(path).catch(() => "cannot be read");
+}
+
+async function scanVersions(
+  name: string,
+  folder: string,
+  skip: (path: string, reason: string) => void,
+  look: (path: string) => Promise<Stats | string>,
+): Promise<RepositoryEntry[]> {
   const entries: RepositoryEntry[] = [];
   const numeric = (v: string) => (/^\d{1,9}$/.test(v) ? Number(v) : Infinity);
   const versions = (await readdir(folder).catch(() => [])).sort((a, b) => numeric(a) - numeric(b) || (a < b ? -1 : 1));
@@ -77,10 +121,16 @@ async function scanVersions(name: string, folder: string, skip: (path: string, r
       skip(path, "not a version folder (versions are numbers: <model>/1/model.coil)");
       continue;
     }
+    const info = await look(path);
+    if (typeof info === "string") {
+      skip(path, info);
+      continue;
+    }
     let served: string | undefined;
     for (const file of (await readdir(path).catch(() => [])).sort(byExtensionThenName)) {
       const archive = join(path, file);
-      const problem = await archiveProblem(archive, await stat(archive).catch(() => undefined));
+      const info = await look(archive);
+      const problem = typeof info === "string" ? info : await archiveProblem(archive, info);
       if (problem !== undefined) skip(archive, problem);
       else if (served !== undefined) skip(archive, `version ${version} of "${name}" is served from ${served}`);
       else served = file;
@@ -93,13 +143,14 @@ async function scanVersions(name: string, folder: string, skip: (path: string, r
 /** Why a path cannot be served as an archive, or undefined if it can be. A `.coil`
  * file is taken as one (loading says what is wrong with it); any other file must be a
  * zip with torch.package's layout. */
-async function archiveProblem(path: string, info: Awaited<ReturnType<typeof stat>> | undefined): Promise<string | undefined> {
-  if (!info) return "cannot be read";
-  if (!info.isFile()) return "not a regular file";
+async function archiveProblem(path: string, info: Stats): Promise<string | undefined> {
+  if (!info.isFile()) return `not a regular file (${fileKind(info)}): not opened`;
   if (path.endsWith(".coil")) return undefined;
   const head = Buffer.alloc(ZIP_MAGIC.length);
   try {
-    const handle = await open(path, "r");
+    // O_NONBLOCK: should a FIFO have taken the file's place since, opening it must not
+    // wait for a writer.
+    const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       await handle.read(head, 0, head.length, 0);
     } finally {
@@ -118,6 +169,13 @@ async function archiveProblem(path: string, info: Awaited<ReturnType<typeof stat
       ? `${reason} (a torch.save checkpoint holds weights alone: pack the model with coil pack)`
       : reason;
   }
+}
+
+function fileKind(info: Stats): string {
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isSocket()) return "a socket";
+  if (info.isCharacterDevice() || info.isBlockDevice()) return "a device";
+  return info.isDirectory() ? "a folder" : "not a file";
 }
 
 function byExtensionThenName(a: string, b: string): number {

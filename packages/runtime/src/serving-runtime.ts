@@ -1,5 +1,6 @@
 import {
   Histogram,
+  ModelGroups,
   ModelQueue,
   SECONDS_BOUNDS,
   SignatureBinding,
@@ -31,7 +32,11 @@ export interface RuntimeLogger {
 }
 
 export interface ServingRuntimeOptions {
-  pool: InterpreterPool;
+  /** Where each model gets its interpreters: by default a pool of its own per model
+   * (see ModelGroups). */
+  groups?: ModelGroups;
+  /** Serve every model from this one pool instead (models share its interpreters). */
+  pool?: InterpreterPool;
   /** The model repository folder (see scanRepository). */
   repository: string;
   /** Queue, deadline and batching settings for every model. */
@@ -45,6 +50,8 @@ export interface ServingRuntimeOptions {
   logger?: RuntimeLogger;
   /** The accelerator of each model (by name; "*" for the others), one the pool knows. */
   accelerate?: AcceleratorSelection;
+  /** Serve symbolic links out of the repository folder too (see scanRepository). */
+  followSymlinks?: boolean;
 }
 
 interface RequestStats {
@@ -58,10 +65,18 @@ interface Version {
   reason?: string;
   model?: LoadedModel;
   queue?: ModelQueue;
+  /** The pool of the model's group, held while the version is loaded. */
+  pool?: InterpreterPool;
   binding: SignatureBinding;
   /** Why loading failed (UNAVAILABLE). */
   error?: unknown;
+  /** Its group's interpreters could not be made for a reason that is no model's
+   * (no backend, no Python): the runtime cannot start. */
+  poolFailed?: boolean;
 }
+
+/** Failures to make a group's pool that say the runtime can serve no model at all. */
+const RUNTIME_FAILURES = new Set(["BACKEND_UNAVAILABLE", "PYTHON_NOT_FOUND", "NO_SHARED_LIBPYTHON", "PYTHON_INIT_FAILED", "NATIVE_LOAD_FAILED", "GLIBC_TUNABLE_MISSING"]);
 
 
 /**
@@ -79,10 +94,14 @@ export class ServingRuntime implements InferenceService {
   readonly #operations = new Map<string, Promise<unknown>>();
   /** Paths already reported as skipped. */
   readonly #skipped = new Set<string>();
+  /** Where models get their interpreters. */
+  readonly groups: ModelGroups;
   #closed = false;
 
   constructor(options: ServingRuntimeOptions) {
+    if (!options.groups && !options.pool) throw new CoilError("INVALID_ARGUMENT", "a ServingRuntime needs groups or a pool");
     this.#options = options;
+    this.groups = options.groups ?? ModelGroups.sharing(options.pool!);
   }
 
   /** Scans the repository and loads every model found (failures are recorded as
@@ -90,7 +109,9 @@ export class ServingRuntime implements InferenceService {
    * left as that made it. */
   async start(): Promise<void> {
     const entries = await this.#scan();
-    for (const name of new Set(entries.map((e) => e.name))) {
+    const names = [...new Set(entries.map((e) => e.name))];
+    this.groups.plan(names);
+    for (const name of names) {
       await this.#serialized(name, async () => {
         if (this.#closed || this.#models.has(name)) return;
         const versions: Version[] = [];
@@ -98,6 +119,8 @@ export class ServingRuntime implements InferenceService {
         for (const entry of entries) if (entry.name === name) versions.push(await this.#open(entry));
       });
     }
+    const fatal = [...this.#models.values()].flat().find((v) => v.poolFailed);
+    if (fatal) throw fatal.error;
   }
 
   serverMetadata(): ServerMetadata {
@@ -116,7 +139,7 @@ export class ServingRuntime implements InferenceService {
     // Every model is ready, but for those unloaded on purpose (as Triton counts them).
     return (
       !this.#closed &&
-      [...this.#models.values()].every((vs) => vs.some((v) => v.state === "READY") || vs.every((v) => v.reason === "unloaded"))
+      [...this.#models.values()].every((vs) => vs.some((v) => this.#ready(v)) || vs.every((v) => v.reason === "unloaded"))
     );
   }
 
@@ -151,7 +174,19 @@ export class ServingRuntime implements InferenceService {
   }
 
   isModelReady(name: string, version?: string): boolean {
-    return this.#version(name, version).state === "READY";
+    return this.#ready(this.#version(name, version));
+  }
+
+  /** Loaded, and not every interpreter of its group stuck in a call it could not interrupt. */
+  #ready(v: Version): boolean {
+    return v.state === "READY" && !v.pool?.allStuck;
+  }
+
+  /** The group `name` runs in, and its interpreters (by process index); undefined
+   * while none of its versions holds interpreters. */
+  groupOf(name: string): { group: string; interpreters: number[] } | undefined {
+    const pool = this.#models.get(name)?.find((v) => v.pool)?.pool;
+    return pool && { group: this.groups.groupOf(name), interpreters: pool.interpreters.map((i) => i.index) };
   }
 
   async infer(name: string, version: string | undefined, request: InferenceRequest): Promise<InferenceResponse> {
@@ -272,27 +307,58 @@ export class ServingRuntime implements InferenceService {
     );
     exposition.histogram("coil_compute_duration_seconds", "Per model call: time it ran in an interpreter", histograms((s) => s.computeSeconds));
     exposition.histogram("coil_batch_requests", "Per model call: requests it answered", histograms((s) => s.batchRequests));
-    const interpreters = this.#options.pool.interpreters;
-    exposition.counter(
-      "coil_interpreter_busy_seconds_total",
-      "Time each interpreter spent running calls, since it started",
-      interpreters.map((i): Sample => [{ interpreter: String(i.index) }, i.busySeconds]),
-    );
-    exposition.gauge(
-      "coil_interpreter_load",
-      "Calls queued on or running in each interpreter",
-      interpreters.map((i): Sample => [{ interpreter: String(i.index) }, i.load]),
-    );
+    this.#interpreterMetrics(exposition, versions);
     return exposition.text();
   }
 
-  /** Stops serving: drains every model, then closes the pool. */
+  /** Per interpreter (labelled with its group) and per model: work, stuck, memory. */
+  #interpreterMetrics(exposition: Exposition, versions: Version[]): void {
+    const groups = this.groups.list().filter((g) => g.pool !== undefined);
+    const perInterpreter = (fn: (pool: InterpreterPool, i: InterpreterPool["interpreters"][number]) => number | undefined) =>
+      groups.flatMap((g) =>
+        g.pool!.interpreters.flatMap((i): Sample[] => {
+          const value = fn(g.pool!, i);
+          return value === undefined ? [] : [[{ interpreter: String(i.index), group: g.name }, value]];
+        }),
+      );
+    exposition.counter("coil_interpreter_busy_seconds_total", "Time each interpreter spent running calls, since it started", perInterpreter((_, i) => i.busySeconds));
+    exposition.gauge("coil_interpreter_load", "Calls queued on or running in each interpreter", perInterpreter((_, i) => i.load));
+    exposition.gauge(
+      "coil_interpreter_stuck",
+      "1 while an interpreter goes on with a call that was cancelled or ran past its deadline, for over a second: the interrupt cannot reach it (C code)",
+      perInterpreter((pool, i) => (pool.isStuck(i) ? 1 : 0)),
+    );
+    exposition.gauge(
+      "coil_interpreter_heap_bytes",
+      "Bytes in use in each interpreter's own malloc (its namespace's libc, mallinfo2): tensors, buffers, Python objects over 512 bytes; not pymalloc's small-object arenas nor mapped archives. As of the last sample, taken at load and after each scrape",
+      perInterpreter((pool, i) => pool.memory(i)?.heapBytes),
+    );
+    exposition.gauge(
+      "coil_model_heap_bytes",
+      "Per model: the heap of the interpreters it runs in (coil_interpreter_heap_bytes summed over its group; models sharing a group each report the group's)",
+      versions.flatMap((v): Sample[] => {
+        if (!v.pool || v.state !== "READY") return [];
+        const heaps = v.pool.interpreters.map((i) => v.pool!.memory(i)?.heapBytes);
+        if (heaps.some((h) => h === undefined)) return [];
+        return [[{ model: v.entry.name, version: v.entry.version, group: this.groups.groupOf(v.entry.name) }, heaps.reduce((a, b) => a! + b!, 0)!]];
+      }),
+    );
+    exposition.gauge(
+      "coil_model_archive_bytes",
+      "Per loaded model version: its archive's size; each interpreter maps it, the page cache holds it once",
+      versions.flatMap((v): Sample[] => (v.model ? [[{ model: v.entry.name, version: v.entry.version }, v.model.fileSize]] : [])),
+    );
+    // Fresh samples for the next scrape, queued behind the calls in flight.
+    for (const g of groups) void g.pool!.sampleMemory();
+  }
+
+  /** Stops serving: drains every model, then returns every group's interpreters. */
   async close(): Promise<void> {
     this.#closed = true;
     // Loads under way finish first, so that they are unloaded too.
     await Promise.all(this.#operations.values());
     for (const name of this.#models.keys()) await this.unloadModel(name).catch(() => undefined);
-    await this.#options.pool.close();
+    await this.groups.close();
   }
 
   /** Runs `operation` on model `name` once the ones asked for before it have settled:
@@ -310,7 +376,7 @@ export class ServingRuntime implements InferenceService {
 
   /** The repository's models; what it skips is logged, once per path. */
   async #scan(): Promise<RepositoryEntry[]> {
-    const { entries, skipped } = await scanRepository(this.#options.repository);
+    const { entries, skipped } = await scanRepository(this.#options.repository, { followSymlinks: this.#options.followSymlinks ?? false });
     for (const { path, reason } of skipped) {
       if (this.#skipped.has(path)) continue;
       this.#skipped.add(path);
@@ -323,8 +389,14 @@ export class ServingRuntime implements InferenceService {
   async #open(entry: RepositoryEntry): Promise<Version> {
     const v: Version = { entry, state: "LOADING", binding: new SignatureBinding() };
     try {
+      v.pool = await this.groups.acquire(entry.name);
+    } catch (error) {
+      v.poolFailed = isCoilError(error) && RUNTIME_FAILURES.has(error.code);
+      return this.#failed(v, error);
+    }
+    try {
       const accelerator = acceleratorFor(this.#options.accelerate, entry.name);
-      const model = await this.#options.pool.loadArchive(entry.path, {
+      const model = await v.pool.loadArchive(entry.path, {
         ...this.#options.archive,
         eager: true,
         ...(accelerator !== undefined && { accelerator }),
@@ -335,12 +407,22 @@ export class ServingRuntime implements InferenceService {
       this.#logAcceleration(entry, model);
       v.model = model;
       v.queue = new ModelQueue(model.object, { ...this.#options.queue, binding: v.binding });
+      await v.pool.sampleMemory();
       v.state = "READY";
     } catch (error) {
-      v.state = "UNAVAILABLE";
-      v.reason = isCoilError(error) ? `${error.code}: ${error.message}` : String(error);
-      v.error = error;
+      await v.model?.unload();
+      delete v.model;
+      delete v.pool;
+      await this.groups.release(entry.name);
+      return this.#failed(v, error);
     }
+    return v;
+  }
+
+  #failed(v: Version, error: unknown): Version {
+    v.state = "UNAVAILABLE";
+    v.reason = isCoilError(error) ? `${error.code}: ${error.message}` : String(error);
+    v.error = error;
     return v;
   }
 
@@ -361,10 +443,14 @@ export class ServingRuntime implements InferenceService {
       v.state = "UNAVAILABLE";
       v.reason = reason;
     }
+    const held = v.pool !== undefined;
     delete v.queue;
     delete v.model;
+    delete v.pool;
     await queue?.close();
     await model?.unload();
+    // The group's last version gives its interpreters back, reset.
+    if (held) await this.groups.release(v.entry.name);
   }
 
   #version(name: string, version: string | undefined): Version {
