@@ -22,6 +22,7 @@ import { pino } from "pino";
 import { checkSelection, parseAccelerateFlags } from "./accelerator-selection.js";
 import { formatReport, inspectArchive } from "./inspect.js";
 import type { PluginEntry } from "./plugins.js";
+import { securityServeOptions } from "./security-settings.js";
 import { serve } from "./serve.js";
 import { Supervisor } from "./supervisor/primary.js";
 import { runWorker } from "./supervisor/worker.js";
@@ -56,6 +57,18 @@ const USAGES = {
       --stuck-grace-s S (default 30; 0: off)  --max-worker-memory MB (default 0: no limit)
                    a worker whose interpreters all run one call that long, or over that memory,
                    is drained and replaced    --drain-timeout-s S (default 30) then it is killed
+      --model-control none|explicit   none (default): load/unload requests are refused (403 /
+                   PERMISSION_DENIED); explicit: clients may load and unload models (logged)
+      --auth-token-file FILE   the bearer token (the file's text) that load/unload requests
+                   must carry (Authorization: Bearer ..., gRPC authorization metadata)
+      --auth-inference   inference and metadata need the token too (health never does)
+      --tls-cert FILE --tls-key FILE   HTTPS and gRPC over TLS (PEM; both or neither)
+      --follow-symlinks   serve symbolic links that lead out of the repository (default: skipped)
+      --body-timeout-s S (default 30)  a request body must arrive within S seconds (else 408)
+      --max-pending-body-bytes N (default: 1 GiB or a quarter of the RAM, if less)  bodies still
+                   arriving hold at most N bytes together; past it new ones get 503 + Retry-After
+      --max-response-bytes N (default 64 MiB)  larger JSON responses are refused: ask for binary
+                   outputs (binary_data_output). See docs/security.md
       --spin-us N  --caller-spin-us N   how long an idle interpreter spins for its next call
                    (default 50) and Node's thread polls for results (default 1000), only
                    on CPUs nothing else here needs; 0 turns each off (a CPU quota)
@@ -196,6 +209,15 @@ const SERVE_SETTINGS = {
   stuckGraceS: "integer",
   maxWorkerMemory: "integer",
   drainTimeoutS: "integer",
+  modelControl: "string",
+  authTokenFile: "string",
+  authInference: "boolean",
+  tlsCert: "string",
+  tlsKey: "string",
+  followSymlinks: "boolean",
+  bodyTimeoutS: "integer",
+  maxPendingBodyBytes: "integer",
+  maxResponseBytes: "integer",
 } as const;
 type ServeSetting = keyof typeof SERVE_SETTINGS;
 
@@ -209,11 +231,13 @@ async function serveCommand(argv: string[]): Promise<number> {
       config: { type: "string" },
       plugin: { type: "string", multiple: true, default: [] },
       accelerate: { type: "string", multiple: true, default: [] },
-      ...Object.fromEntries(Object.keys(SERVE_SETTINGS).map((k) => [kebab(k), { type: "string" as const }])),
+      ...Object.fromEntries(
+        Object.entries(SERVE_SETTINGS).map(([k, type]) => [kebab(k), { type: type === "boolean" ? ("boolean" as const) : ("string" as const) }]),
+      ),
     },
   });
   // The config file first, then flags over it.
-  const settings: Partial<Record<ServeSetting | "repository", string | number>> = {};
+  const settings: Partial<Record<ServeSetting | "repository", string | number | boolean>> = {};
   const plugins: PluginEntry[] = [];
   let accelerate: Record<string, string> = {};
   if (values.config) {
@@ -225,7 +249,7 @@ async function serveCommand(argv: string[]): Promise<number> {
       } else if (key === "accelerate") {
         accelerate = checkSelection(value, `${configFile}: "accelerate"`);
       } else if (key === "repository" || key in SERVE_SETTINGS) {
-        settings[key as ServeSetting] = value as string | number;
+        settings[key as ServeSetting] = value as string | number | boolean;
       } else {
         throw new CoilError(
           "INVALID_ARGUMENT",
@@ -252,6 +276,11 @@ async function serveCommand(argv: string[]): Promise<number> {
     return n;
   };
   const text = (key: ServeSetting) => (settings[key] === undefined ? undefined : String(settings[key]));
+  const flag = (key: ServeSetting) => {
+    const value = settings[key];
+    if (value === undefined || typeof value === "boolean") return value;
+    throw new CoilError("INVALID_ARGUMENT", `${kebab(key)} is true or false, got ${JSON.stringify(value)}`);
+  };
   const port = (key: ServeSetting, fallback: number) => {
     const n = int(key, fallback)!;
     return n < 0 ? null : n;
@@ -301,6 +330,17 @@ async function serveCommand(argv: string[]): Promise<number> {
       ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("maxQueueDelayUs", 100)! } }),
     },
     ...(text("publicKey") !== undefined && { archive: { publicKey: readFileSync(text("publicKey")!, "utf8") } }),
+    ...securityServeOptions({
+      modelControl: text("modelControl"),
+      authTokenFile: text("authTokenFile"),
+      authInference: flag("authInference"),
+      tlsCert: text("tlsCert"),
+      tlsKey: text("tlsKey"),
+      followSymlinks: flag("followSymlinks"),
+      bodyTimeoutS: int("bodyTimeoutS"),
+      maxPendingBodyBytes: int("maxPendingBodyBytes"),
+      maxResponseBytes: int("maxResponseBytes"),
+    }),
   };
   if (workers !== undefined) {
     // A worker: the cores shared among the workers unless --interpreters says otherwise.
