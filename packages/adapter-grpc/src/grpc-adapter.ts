@@ -9,7 +9,16 @@ import {
 } from "@grpc/grpc-js";
 import { inject, injectable, type InjectionToken } from "tsyringe";
 
-import type { ModelInferRequest, ModelInferResponse, ModelMetadataResponse, NameVersion } from "./messages.js";
+import { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind } from "./access.js";
+import type {
+  ModelInferRequest,
+  ModelInferResponse,
+  ModelMetadataResponse,
+  NameVersion,
+  RepositoryIndexRequest,
+  RepositoryIndexResponse,
+  RepositoryModelRequest,
+} from "./messages.js";
 import { inferenceServiceDefinition } from "./proto.js";
 import { toServiceError } from "./status.js";
 import { decodeInputs, encodeOutputs } from "./tensors.js";
@@ -26,7 +35,9 @@ export interface GrpcAdapterOptions {
   rawOutput?: boolean;
   /** How long stop() lets calls in flight finish before cancelling them. Default 10 s. */
   shutdownTimeoutMs?: number;
-  /** TLS and friends; default insecure. */
+  /** Serve over TLS with this certificate chain and private key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Credentials of any other kind (overrides tls); default insecure. */
   credentials?: ServerCredentials;
 }
 
@@ -38,7 +49,7 @@ const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /** Throws INVALID_ARGUMENT for options the adapter cannot use. */
 export function validateGrpcAdapterOptions(options: GrpcAdapterOptions): void {
-  const { port, maxMessageBytes, shutdownTimeoutMs } = options ?? {};
+  const { port, maxMessageBytes, shutdownTimeoutMs, tls } = options ?? {};
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
     throw new CoilError("INVALID_ARGUMENT", `grpc adapter: port must be an integer in 0..65535, got ${port}`);
   }
@@ -48,6 +59,16 @@ export function validateGrpcAdapterOptions(options: GrpcAdapterOptions): void {
   if (shutdownTimeoutMs !== undefined && !(Number.isFinite(shutdownTimeoutMs) && shutdownTimeoutMs >= 0)) {
     throw new CoilError("INVALID_ARGUMENT", `grpc adapter: shutdownTimeoutMs must be a non-negative number, got ${shutdownTimeoutMs}`);
   }
+  if (tls !== undefined && !(tls.cert && tls.key)) {
+    throw new CoilError("INVALID_ARGUMENT", "grpc adapter: tls needs both cert and key (PEM)");
+  }
+}
+
+function serverCredentials(options: GrpcAdapterOptions): ServerCredentials {
+  if (options.credentials) return options.credentials;
+  if (!options.tls) return ServerCredentials.createInsecure();
+  const pem = (value: string | Buffer) => (Buffer.isBuffer(value) ? value : Buffer.from(value));
+  return ServerCredentials.createSsl(null, [{ cert_chain: pem(options.tls.cert), private_key: pem(options.tls.key) }], false);
 }
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void;
@@ -77,12 +98,14 @@ export class GrpcAdapter implements Adapter {
   readonly name = "grpc";
   readonly #service: InferenceService;
   readonly #options: GrpcAdapterOptions;
+  readonly #access: AccessControl;
   #server: Server | undefined;
   #port: number | undefined;
 
   constructor(
     @inject(TOKENS.InferenceService) service: InferenceService,
     @inject(GRPC_ADAPTER_OPTIONS) options: GrpcAdapterOptions = {},
+    @inject(ACCESS_CONTROL) access: AccessControl = OPEN_ACCESS,
   ) {
     if (!service || typeof service.infer !== "function") {
       throw new CoilError("INVALID_ARGUMENT", "grpc adapter: it serves an InferenceService (a ServingRuntime, ...)");
@@ -90,6 +113,7 @@ export class GrpcAdapter implements Adapter {
     validateGrpcAdapterOptions(options);
     this.#service = service;
     this.#options = options;
+    this.#access = access;
   }
 
   /** The port it listens on, once started. */
@@ -120,7 +144,7 @@ export class GrpcAdapter implements Adapter {
     const host = this.#options.host ?? "0.0.0.0";
     const target = `${host.includes(":") ? `[${host}]` : host}:${this.#options.port ?? DEFAULT_PORT}`;
     this.#port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(target, this.#options.credentials ?? ServerCredentials.createInsecure(), (error, port) =>
+      server.bindAsync(target, serverCredentials(this.#options), (error, port) =>
         error ? reject(new CoilError("INTERNAL", `grpc adapter: cannot listen on ${target}: ${error.message}`, { cause: error })) : resolve(port),
       );
     });
@@ -146,19 +170,40 @@ export class GrpcAdapter implements Adapter {
     });
   }
 
+  /** A handler that asks the access control first. */
+  #guarded<Req, Res>(
+    kind: AccessKind,
+    handle: (call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
+    subject: (request: Req) => { action?: string; model?: string } = () => ({}),
+  ): Unary<Req, Res> {
+    return unary<Req, Res>((call) => {
+      const authorization = call.metadata.get("authorization")[0];
+      this.#access.authorize({
+        kind,
+        ...subject(call.request),
+        authorization: authorization === undefined ? undefined : String(authorization),
+        remote: call.getPeer(),
+        protocol: "grpc",
+      });
+      return handle(call);
+    });
+  }
+
   #handlers(maxBytes: number): UntypedServiceImplementation {
     const service = this.#service;
+    const guarded = this.#guarded.bind(this);
+    const control = (action: string) => (request: RepositoryModelRequest) => ({ action, model: request.model_name });
     return {
-      ServerLive: unary(() => ({ live: service.isLive() })),
-      ServerReady: unary(() => ({ ready: service.isReady() })),
-      ModelReady: unary<NameVersion, { ready: boolean }>(({ request }) => ({
+      ServerLive: guarded("health", () => ({ live: service.isLive() })),
+      ServerReady: guarded("health", () => ({ ready: service.isReady() })),
+      ModelReady: guarded<NameVersion, { ready: boolean }>("health", ({ request }) => ({
         ready: service.isModelReady(request.name, versionOf(request.version)),
       })),
-      ServerMetadata: unary(() => {
+      ServerMetadata: guarded("metadata", () => {
         const { name, version, extensions } = service.serverMetadata();
         return { name, version, extensions };
       }),
-      ModelMetadata: unary<NameVersion, ModelMetadataResponse>(({ request }) => {
+      ModelMetadata: guarded<NameVersion, ModelMetadataResponse>("metadata", ({ request }) => {
         const model = service.model(request.name, versionOf(request.version));
         const tensor = (t: TensorSignature) => ({
           name: t.name,
@@ -173,7 +218,29 @@ export class GrpcAdapter implements Adapter {
           outputs: model.outputs.map(tensor),
         };
       }),
-      ModelInfer: unary<ModelInferRequest, ModelInferResponse>((call) => this.#infer(call, maxBytes)),
+      ModelInfer: guarded<ModelInferRequest, ModelInferResponse>("inference", (call) => this.#infer(call, maxBytes)),
+      RepositoryIndex: guarded<RepositoryIndexRequest, RepositoryIndexResponse>("metadata", ({ request }) => ({
+        models: service
+          .modelIndex()
+          .filter((entry) => !request.ready || entry.state === "READY")
+          .map((entry) => ({ name: entry.name, version: entry.version, state: entry.state, reason: entry.reason ?? "" })),
+      })),
+      RepositoryModelLoad: guarded<RepositoryModelRequest, object>(
+        "control",
+        async ({ request }) => {
+          await service.loadModel(request.model_name);
+          return {};
+        },
+        control("load"),
+      ),
+      RepositoryModelUnload: guarded<RepositoryModelRequest, object>(
+        "control",
+        async ({ request }) => {
+          await service.unloadModel(request.model_name);
+          return {};
+        },
+        control("unload"),
+      ),
     };
   }
 

@@ -83,3 +83,18 @@ export interface NameVersion {
   name: string;
   version: string;
 }
+
+export interface RepositoryIndexRequest {
+  repository_name: string;
+  ready: boolean;
+}
+
+export interface RepositoryIndexResponse {
+  models: { name: string; version: string; state: string; reason: string }[];
+}
+
+/** RepositoryModelLoadRequest and RepositoryModelUnloadRequest (parameters are not read). */
+export interface RepositoryModelRequest {
+  repository_name: string;
+  model_name: string;
+}

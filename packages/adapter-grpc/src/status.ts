@@ -12,7 +12,12 @@ export function grpcStatusFor(code: string): status {
     case "MODEL_NOT_FOUND":
       return status.NOT_FOUND;
     case "QUEUE_FULL":
+    case "RESPONSE_TOO_LARGE":
       return status.RESOURCE_EXHAUSTED;
+    case "UNAUTHENTICATED":
+      return status.UNAUTHENTICATED;
+    case "PERMISSION_DENIED":
+      return status.PERMISSION_DENIED;
     case "MODEL_NOT_READY":
     case "CLOSED":
       return status.UNAVAILABLE;

@@ -4,6 +4,8 @@
  * InferenceResponse. Everything a client may send is validated here, before any
  * tensor memory is allocated; failures are CoilErrors the adapter answers 400.
  */
+import { Readable } from "node:stream";
+
 import {
   BytesTensor,
   checkShape,
@@ -12,6 +14,7 @@ import {
   dtypeSize,
   encodeBytesElements,
   protocolDatatype,
+  Tensor,
   tensorFromRawBytes,
   tensorFromValues,
   type InferenceRequest,
@@ -42,9 +45,12 @@ export interface DecodedInferRequest {
 }
 
 export interface EncodedResponse {
-  body: Buffer | string;
+  /** One piece, or a stream of a large JSON body's parts. */
+  body: Buffer | string | Readable;
   /** Set when outputs travel as binary: the JSON header's byte length. */
   headerLength?: number;
+  /** Set for a stream: its length in bytes. */
+  contentLength?: number;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -53,11 +59,12 @@ const REQUEST_FIELDS = new Set(["id", "parameters", "inputs", "outputs"]);
 const INPUT_FIELDS = new Set(["name", "shape", "datatype", "parameters", "data"]);
 const OUTPUT_FIELDS = new Set(["name", "parameters"]);
 
-/** An error answered with its own HTTP status (413, ...). */
+/** An error answered with its own HTTP status (413, ...) and headers (Retry-After, ...). */
 export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
   }
@@ -326,25 +333,116 @@ export function jsonData(tensor: ServedTensor, name = "output"): string {
   return JSON.stringify(tensor.toArray());
 }
 
-/** The response body: JSON, or a JSON header followed by the binary outputs. */
-export function encodeInferResponse(response: InferenceResponse, decoded: DecodedInferRequest): EncodedResponse {
+export interface EncodeLimits {
+  /** Largest JSON response body in bytes: RESPONSE_TOO_LARGE past it. */
+  maxJsonBytes: number;
+}
+
+/** Elements encoded between two returns to the event loop: JSON-encoding 16 M floats
+ * in one go blocked the loop 5 s, during which the server answered nothing. */
+export const JSON_SLICE_ELEMENTS = 1 << 16;
+
+/** Bodies up to this size are sent as one string; larger ones as a stream of parts. */
+const ONE_PIECE_BYTES = 1 << 20;
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A JSON text built in parts, counting its UTF-8 bytes against a cap. */
+class JsonText {
+  readonly #parts: string[] = [];
+  #bytes = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  push(text: string): void {
+    this.#bytes += Buffer.byteLength(text, "utf8");
+    if (this.#bytes > this.maxBytes) {
+      throw new CoilError(
+        "RESPONSE_TOO_LARGE",
+        `the JSON response would be more than ${this.maxBytes} bytes, the most this server sends as JSON (--max-response-bytes): ` +
+          `ask for the outputs in binary with parameters.binary_data_output: true (Triton's binary tensor data extension)`,
+        { details: { maxBytes: this.maxBytes } },
+      );
+    }
+    this.#parts.push(text);
+  }
+
+  text(): string {
+    return this.#parts.join("");
+  }
+
+  /** The parts as Buffers, each converted only when the stream reaches it. */
+  stream(): Readable {
+    const parts = this.#parts;
+    return Readable.from(
+      (function* () {
+        for (const part of parts) yield Buffer.from(part, "utf8");
+      })(),
+    );
+  }
+}
+
+/** Writes a tensor's `data` array, a slice at a time with a turn of the event loop
+ * between slices when it is large; stops if `signal` aborts (the client left). */
+async function writeJsonData(json: JsonText, tensor: ServedTensor, name: string, signal: AbortSignal | undefined): Promise<void> {
+  const count = tensor.data.length;
+  if (count <= JSON_SLICE_ELEMENTS) {
+    json.push(jsonData(tensor, name));
+    return;
+  }
+  json.push("[");
+  for (let start = 0; start < count; start += JSON_SLICE_ELEMENTS) {
+    const end = Math.min(count, start + JSON_SLICE_ELEMENTS);
+    const slice =
+      tensor instanceof BytesTensor
+        ? new BytesTensor([end - start], tensor.data.slice(start, end))
+        : new Tensor(tensor.dtype, [end - start], tensor.data.subarray(start, end) as typeof tensor.data);
+    const text = jsonData(slice, name);
+    json.push(start === 0 ? text.slice(1, -1) : `,${text.slice(1, -1)}`);
+    await nextTurn();
+    signal?.throwIfAborted();
+  }
+  json.push("]");
+}
+
+/** The response body: JSON, or a JSON header followed by the binary outputs. A large
+ * JSON body is encoded a slice at a time, yielding to the event loop in between, and
+ * refused with RESPONSE_TOO_LARGE as soon as it passes `limits.maxJsonBytes`. */
+export async function encodeInferResponse(
+  response: InferenceResponse,
+  decoded: DecodedInferRequest,
+  limits: EncodeLimits = { maxJsonBytes: Infinity },
+): Promise<EncodedResponse> {
+  const json = new JsonText(limits.maxJsonBytes);
   const head = [`"model_name":${JSON.stringify(response.modelName)}`, `"model_version":${JSON.stringify(response.modelVersion)}`];
   const id = response.id ?? decoded.request.id;
   if (id !== undefined) head.push(`"id":${JSON.stringify(id)}`);
+  json.push(`{${head.join(",")},"outputs":[`);
   const blobs: Buffer[] = [];
-  const outputs = response.outputs.map(({ name, tensor }) => {
-    const fields = `"name":${JSON.stringify(name)},"datatype":"${protocolDatatype(tensor.dtype)}","shape":${JSON.stringify(tensor.shape)}`;
+  for (const [i, { name, tensor }] of response.outputs.entries()) {
+    const fields = `${i > 0 ? "," : ""}{"name":${JSON.stringify(name)},"datatype":"${protocolDatatype(tensor.dtype)}","shape":${JSON.stringify(tensor.shape)}`;
     const binary = decoded.binaryOutputs.get(name) ?? decoded.binaryByDefault;
-    if (!binary) return `{${fields},"data":${jsonData(tensor, name)}}`;
+    if (!binary) {
+      json.push(`${fields},"data":`);
+      await writeJsonData(json, tensor, name, decoded.request.signal);
+      json.push("}");
+      continue;
+    }
     const blob =
       tensor instanceof BytesTensor
         ? encodeBytesElements(tensor)
         : Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
     blobs.push(blob);
-    return `{${fields},"parameters":{"binary_data_size":${blob.byteLength}}}`;
-  });
-  const json = `{${head.join(",")},"outputs":[${outputs.join(",")}]}`;
-  if (blobs.length === 0) return { body: json };
-  const header = Buffer.from(json, "utf8");
+    json.push(`${fields},"parameters":{"binary_data_size":${blob.byteLength}}}`);
+  }
+  json.push("]}");
+  if (blobs.length === 0) {
+    return json.bytes <= ONE_PIECE_BYTES ? { body: json.text() } : { body: json.stream(), contentLength: json.bytes };
+  }
+  const header = Buffer.from(json.text(), "utf8");
   return { body: Buffer.concat([header, ...blobs]), headerLength: header.length };
 }

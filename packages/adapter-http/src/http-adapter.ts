@@ -1,12 +1,15 @@
 import { setMaxListeners } from "node:events";
 import type { AddressInfo, Socket } from "node:net";
+import { totalmem } from "node:os";
 
 import { httpStatusFor, protocolDatatype, TOKENS, type Adapter, type InferenceService, type ServedModel, type TensorSignature } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { inject, injectable, type InjectionToken } from "tsyringe";
 
-import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER } from "./codec.js";
+import { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind } from "./access.js";
+import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER, HttpError } from "./codec.js";
+import { PendingBodies, readBody } from "./request-body.js";
 
 export interface HttpAdapterOptions {
   /** Address to listen on. Default "0.0.0.0". */
@@ -18,29 +21,59 @@ export interface HttpAdapterOptions {
   /** Most tensor elements one infer request may carry over all its inputs; more is
    * answered 413 before any tensor is allocated. Default 2^26. */
   maxElements?: number;
+  /** A request body must arrive whole within this; 408 and the connection closed
+   * after it. Default 30 s. */
+  bodyTimeoutMs?: number;
+  /** Most bytes held by all request bodies still arriving, together; a new body past
+   * it is answered 503 with Retry-After. Default: 1 GiB or a quarter of the RAM,
+   * whichever is less. */
+  maxPendingBodyBytes?: number;
+  /** Largest JSON infer response; larger ones are refused (RESPONSE_TOO_LARGE, 400),
+   * suggesting binary outputs. Default 64 MiB. */
+  maxResponseBytes?: number;
+  /** Serve HTTPS with this certificate chain and private key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** fastify's logger option (false, true, or pino options). Default false. */
   logger?: FastifyServerOptions["logger"];
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 export const DEFAULT_MAX_ELEMENTS = 2 ** 26;
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_PENDING_BODY_BYTES = Math.min(2 ** 30, Math.floor(totalmem() / 4));
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 /** The HttpAdapter's options in a container. */
 export const HTTP_ADAPTER_OPTIONS = Symbol.for("@coil/adapter-http.Options") as InjectionToken<HttpAdapterOptions>;
 
 /** Throws INVALID_ARGUMENT for options the adapter cannot use. */
 export function validateHttpAdapterOptions(options: HttpAdapterOptions): void {
-  const { port, bodyLimit, maxElements, host } = options;
+  const { port, bodyLimit, maxElements, host, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes, tls } = options;
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
     throw new CoilError("INVALID_ARGUMENT", `http adapter: port must be an integer in 0..65535, got ${port}`);
   }
-  for (const [name, value] of Object.entries({ bodyLimit, maxElements })) {
+  for (const [name, value] of Object.entries({ bodyLimit, maxElements, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes })) {
     if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
       throw new CoilError("INVALID_ARGUMENT", `http adapter: ${name} must be a positive integer, got ${value}`);
     }
   }
   if (host !== undefined && (typeof host !== "string" || host === "")) {
     throw new CoilError("INVALID_ARGUMENT", `http adapter: host must be a non-empty string`);
+  }
+  if (tls !== undefined && !(tls.cert && tls.key)) {
+    throw new CoilError("INVALID_ARGUMENT", "http adapter: tls needs both cert and key (PEM)");
+  }
+}
+
+/** The HTTP status of the codes @coil/core's httpStatusFor does not know. */
+const ACCESS_STATUS: Readonly<Record<string, number>> = { UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, RESPONSE_TOO_LARGE: 400 };
+
+const statusFor = (code: string) => ACCESS_STATUS[code] ?? httpStatusFor(code);
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Who may call the route (see AccessControl); "metadata" when not said. */
+    access?: AccessKind;
   }
 }
 
@@ -60,7 +93,9 @@ const octetStream = "application/octet-stream";
 export class HttpAdapter implements Adapter {
   readonly name = "http";
   readonly #service: InferenceService;
-  readonly #options: Required<Omit<HttpAdapterOptions, "logger">> & Pick<HttpAdapterOptions, "logger">;
+  readonly #access: AccessControl;
+  readonly #options: Required<Omit<HttpAdapterOptions, "logger" | "tls">> & Pick<HttpAdapterOptions, "logger" | "tls">;
+  readonly #pending: PendingBodies;
   #app: FastifyInstance | undefined;
   #url: string | undefined;
   #port: number | undefined;
@@ -69,16 +104,23 @@ export class HttpAdapter implements Adapter {
   constructor(
     @inject(TOKENS.InferenceService) service: InferenceService,
     @inject(HTTP_ADAPTER_OPTIONS) options: HttpAdapterOptions = {},
+    @inject(ACCESS_CONTROL) access: AccessControl = OPEN_ACCESS,
   ) {
     validateHttpAdapterOptions(options);
     this.#service = service;
+    this.#access = access;
     this.#options = {
       host: options.host ?? "0.0.0.0",
       port: options.port ?? 8000,
       bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
       maxElements: options.maxElements ?? DEFAULT_MAX_ELEMENTS,
+      bodyTimeoutMs: options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
+      maxPendingBodyBytes: options.maxPendingBodyBytes ?? DEFAULT_MAX_PENDING_BODY_BYTES,
+      maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       logger: options.logger ?? false,
+      ...(options.tls && { tls: options.tls }),
     };
+    this.#pending = new PendingBodies(this.#options.maxPendingBodyBytes);
   }
 
   /** Where it listens, once started (http://host:port; 127.0.0.1 for a wildcard host). */
@@ -104,7 +146,7 @@ export class HttpAdapter implements Adapter {
     const address = app.server.address() as AddressInfo;
     const host = address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address;
     this.#port = address.port;
-    this.#url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+    this.#url = `${this.#options.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
     this.#app = app;
   }
 
@@ -127,30 +169,61 @@ export class HttpAdapter implements Adapter {
 
   #build(): FastifyInstance {
     const service = this.#service;
-    const maxElements = this.#options.maxElements;
+    const { maxElements, maxResponseBytes, bodyLimit, bodyTimeoutMs, tls } = this.#options;
+    const access = this.#access;
     const app = Fastify({
       logger: this.#options.logger ?? false,
-      bodyLimit: this.#options.bodyLimit,
+      bodyLimit,
       // Idle keep-alive connections close at stop(); busy ones finish first.
       forceCloseConnections: "idle",
-    });
+      ...(tls && { https: { cert: tls.cert, key: tls.key } }),
+    } as FastifyServerOptions) as unknown as FastifyInstance;
 
     // Every body arrives as a Buffer: infer decodes JSON itself, since a request with
     // Inference-Header-Content-Length is JSON then binary whatever its content-type.
+    // Read under the body limits (size, time, memory held by unfinished bodies).
     app.removeAllContentTypeParsers();
-    const raw = (_request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: Buffer) => void) =>
-      done(null, body);
-    app.addContentTypeParser(octetStream, { parseAs: "buffer" }, raw);
-    app.addContentTypeParser("application/json", { parseAs: "buffer" }, raw);
-    app.addContentTypeParser("*", { parseAs: "buffer" }, raw);
+    const limits = { maxBytes: bodyLimit, timeoutMs: bodyTimeoutMs, pending: this.#pending };
+    const raw = async (request: FastifyRequest, payload: NodeJS.ReadableStream) => {
+      const length = request.headers["content-length"];
+      return readBody(payload as import("node:stream").Readable, length === undefined ? undefined : Number(length), limits);
+    };
+    app.addContentTypeParser(octetStream, raw);
+    app.addContentTypeParser("application/json", raw);
+    app.addContentTypeParser("*", raw);
 
-    app.setErrorHandler((error: unknown, _request, reply) => {
+    // Access first, before a body is read: a refused client uploads nothing.
+    app.addHook("onRequest", (request, _reply, done) => {
+      const params = request.params as Partial<ModelParams> | undefined;
+      const kind = request.routeOptions.config?.access ?? "metadata";
+      try {
+        access.authorize({
+          kind,
+          ...(kind === "control" && { action: request.routeOptions.url?.endsWith("/unload") ? "unload" : "load" }),
+          ...(params?.model !== undefined && { model: params.model }),
+          authorization: request.headers.authorization,
+          remote: `${request.socket.remoteAddress}:${request.socket.remotePort}`,
+          protocol: "http",
+        });
+        done();
+      } catch (error) {
+        done(error as Error);
+      }
+    });
+
+    app.setErrorHandler((error: unknown, request, reply) => {
       let status = 500;
-      if (isCoilError(error)) status = httpStatusFor(error.code);
+      if (isCoilError(error)) status = statusFor(error.code);
       else {
         const code = (error as { statusCode?: unknown }).statusCode;
         if (typeof code === "number" && code >= 400 && code < 600) status = code;
       }
+      if (error instanceof HttpError) void reply.headers(error.headers);
+      if (isCoilError(error, "UNAUTHENTICATED")) {
+        void reply.header("www-authenticate", request.headers.authorization ? 'Bearer realm="coil", error="invalid_token"' : 'Bearer realm="coil"');
+      }
+      // A body not read (refused, cut, too large) is not read to its end: the connection closes.
+      if (!request.raw.complete) void reply.header("connection", "close");
       if (status >= 500) reply.log.error(error);
       void reply
         .code(status)
@@ -172,8 +245,11 @@ export class HttpAdapter implements Adapter {
 
     const empty = (reply: FastifyReply, ok: boolean) => reply.code(ok ? 200 : 503).send();
 
-    app.get("/v2/health/live", async (_request, reply) => empty(reply, service.isLive()));
-    app.get("/v2/health/ready", async (_request, reply) => empty(reply, service.isReady()));
+    const health = { config: { access: "health" as const } };
+    const inference = { config: { access: "inference" as const } };
+    const control = { config: { access: "control" as const } };
+    app.get("/v2/health/live", health, async (_request, reply) => empty(reply, service.isLive()));
+    app.get("/v2/health/ready", health, async (_request, reply) => empty(reply, service.isReady()));
     app.get("/v2", async () => service.serverMetadata());
     app.get("/metrics", async (_request, reply) =>
       reply.type("text/plain; version=0.0.4; charset=utf-8").send(service.metrics()),
@@ -190,8 +266,9 @@ export class HttpAdapter implements Adapter {
       service.model(model, version);
       return empty(reply, service.isModelReady(model, version));
     };
-    app.get("/v2/models/:model/ready", ready);
-    app.get("/v2/models/:model/versions/:version/ready", ready);
+    // Model readiness is health, as Triton counts it.
+    app.get("/v2/models/:model/ready", health, ready);
+    app.get("/v2/models/:model/versions/:version/ready", health, ready);
 
     const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
@@ -199,7 +276,8 @@ export class HttpAdapter implements Adapter {
       // A client that goes away cancels its requests in flight.
       decoded.request.signal = connectionSignal(request.raw.socket);
       const response = await service.infer(request.params.model, request.params.version, decoded.request);
-      const encoded = encodeInferResponse(response, decoded);
+      const encoded = await encodeInferResponse(response, decoded, { maxJsonBytes: maxResponseBytes });
+      if (encoded.contentLength !== undefined) void reply.header("content-length", String(encoded.contentLength));
       if (encoded.headerLength !== undefined) {
         return reply
           .header("Inference-Header-Content-Length", String(encoded.headerLength))
@@ -208,8 +286,8 @@ export class HttpAdapter implements Adapter {
       }
       return reply.type("application/json").send(encoded.body);
     };
-    app.post("/v2/models/:model/infer", infer);
-    app.post("/v2/models/:model/versions/:version/infer", infer);
+    app.post("/v2/models/:model/infer", inference, infer);
+    app.post("/v2/models/:model/versions/:version/infer", inference, infer);
 
     // Model repository extension.
     app.post("/v2/repository/index", async (request) => {
@@ -225,11 +303,11 @@ export class HttpAdapter implements Adapter {
       const index = service.modelIndex();
       return onlyReady ? index.filter((entry) => entry.state === "READY") : index;
     });
-    app.post("/v2/repository/models/:model/load", async (request: FastifyRequest<{ Params: ModelParams }>, reply) => {
+    app.post("/v2/repository/models/:model/load", control, async (request: FastifyRequest<{ Params: ModelParams }>, reply) => {
       await service.loadModel(request.params.model);
       return reply.code(200).send();
     });
-    app.post("/v2/repository/models/:model/unload", async (request: FastifyRequest<{ Params: ModelParams }>, reply) => {
+    app.post("/v2/repository/models/:model/unload", control, async (request: FastifyRequest<{ Params: ModelParams }>, reply) => {
       await service.unloadModel(request.params.model);
       return reply.code(200).send();
     });

@@ -1,9 +1,14 @@
 /** @coil/adapter-http — the Open Inference Protocol (KServe v2 REST, as Triton serves it) over HTTP for Coil. */
 import "reflect-metadata";
 
+export { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind, type AccessRequest } from "./access.js";
+export { PendingBodies, readBody, type BodyLimits } from "./request-body.js";
 export {
   DEFAULT_BODY_LIMIT,
+  DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_MAX_ELEMENTS,
+  DEFAULT_MAX_PENDING_BODY_BYTES,
+  DEFAULT_MAX_RESPONSE_BYTES,
   HTTP_ADAPTER_OPTIONS,
   HttpAdapter,
   modelMetadata,
@@ -16,9 +21,11 @@ export {
   decodeInferRequest,
   encodeInferResponse,
   HEADER_LENGTH_HEADER,
+  JSON_SLICE_ELEMENTS,
   HttpError,
   jsonData,
   type DecodedInferRequest,
   type DecodeLimits,
   type EncodedResponse,
+  type EncodeLimits,
 } from "./codec.js";

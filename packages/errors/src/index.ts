@@ -29,6 +29,9 @@ export const COIL_ERROR_CODES = [
   "MODEL_NOT_READY",
   "PLUGIN_FAILED",
   "DEPENDENCY_MISSING",
+  "UNAUTHENTICATED",
+  "PERMISSION_DENIED",
+  "RESPONSE_TOO_LARGE",
 ] as const;
 
 export type CoilErrorCode = (typeof COIL_ERROR_CODES)[number];

@@ -1,0 +1,35 @@
+import type { InjectionToken } from "tsyringe";
+
+/**
+ * Who may do what: the adapter asks before it serves a request (before its body is
+ * read). @coil/runtime's AccessPolicy implements it (model control, bearer token,
+ * audit log); the gRPC adapter asks the same question of the same object, found in the
+ * container under the same Symbol.for key.
+ */
+export interface AccessControl {
+  /** Throws a CoilError (UNAUTHENTICATED, PERMISSION_DENIED) to refuse. */
+  authorize(request: AccessRequest): void;
+}
+
+/** health: liveness and readiness (never needs a token: Kubernetes probes);
+ * metadata: server and model metadata, the repository index, metrics;
+ * inference; control: model load and unload. */
+export type AccessKind = "health" | "metadata" | "inference" | "control";
+
+export interface AccessRequest {
+  kind: AccessKind;
+  /** For control: "load" or "unload". */
+  action?: string;
+  model?: string;
+  /** The Authorization header (HTTP) or authorization metadata (gRPC), as sent. */
+  authorization: string | undefined;
+  /** The client's address and port. */
+  remote: string;
+  protocol: "http" | "grpc";
+}
+
+export const ACCESS_CONTROL = Symbol.for("@coil/access-control") as InjectionToken<AccessControl>;
+
+/** An adapter on its own trusts whoever reaches it; `coil serve` and createRuntime
+ * register their AccessPolicy (model control off by default) instead. */
+export const OPEN_ACCESS: AccessControl = Object.freeze({ authorize: () => undefined });
