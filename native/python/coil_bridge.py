@@ -48,6 +48,7 @@ class CoilInterrupt(BaseException):
 
 
 _job_slot = ctypes.c_uint64(0)  # replaced by the engine's own slot (attach_job_slot)
+_set_async_exc = None  # PyThreadState_SetAsyncExc of this interpreter's libpython (start_watchdog)
 
 
 def attach_job_slot(address):
@@ -76,9 +77,11 @@ def start_watchdog(wake_fd, library):
     """
     import threading
 
+    global _set_async_exc
     set_async_exc = ctypes.PyDLL(library).PyThreadState_SetAsyncExc
     set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
     set_async_exc.restype = ctypes.c_int
+    _set_async_exc = set_async_exc
     target = threading.get_ident()  # bootstrap runs on the interpreter's own thread
     os.set_blocking(wake_fd, True)
 
@@ -249,16 +252,23 @@ def echo(value):
 
 
 def exec_source(source, filename="<coil>"):
+    _before_model_code()
     exec(compile(source, filename, "exec"), _namespace)
 
 
 def eval_expr(expression):
+    _before_model_code()
     return export(eval(expression, _namespace))
 
 
 def load_module(path, name=None):
     """Imports a Python file as a module of this interpreter; its folder joins sys.path
     so its sibling modules import too."""
+    _before_model_code()
+    return _load_module(path, name)
+
+
+def _load_module(path, name=None):
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no Python file at {path}")
@@ -284,7 +294,8 @@ def load_module(path, name=None):
 
 def create_object(object_id, path, factory, args, kwargs):
     """Instantiates a replicated object: factory(*args, **kwargs) from the file at path."""
-    module = load_module(path, f"coil_object_{object_id}")
+    _before_model_code()
+    module = _load_module(path, f"coil_object_{object_id}")
     build = getattr(module, factory, None)
     if build is None:
         raise AttributeError(f"{path} has no attribute {factory!r}")
@@ -325,19 +336,21 @@ def _package():
 
 def export_package(output, file, factory, args, kwargs, patterns):
     """Packs factory(*args, **kwargs) from `file` into a torch.package archive."""
+    _before_model_code()
     return export(_package().export(output, file, factory, args, kwargs, **patterns))
 
 
 def load_package(object_id, path, mapping, offsets, package, resource):
     """Instantiates an archive's entry object as a replicated object of this interpreter;
     returns what Node should warn about (a distribution of another version)."""
+    _before_model_code()
     _objects[object_id], warnings = _package().load(path, mapping, offsets, package, resource)
     return {"warnings": warnings}
 
 
 def run_hook(path, function, kwargs):
     """Runs a plugin's Python function (a backend preparing this interpreter)."""
-    module = load_module(path, "coil_plugin_" + os.path.splitext(os.path.basename(path))[0])
+    module = _load_module(path, "coil_plugin_" + os.path.splitext(os.path.basename(path))[0])
     return export(getattr(module, function)(**kwargs))
 
 
@@ -456,7 +469,7 @@ def accelerate_object(object_id, hook_path, hook_function, signature, tolerance,
         examples = [_example_inputs(signature, size, seed) for seed, size in enumerate(EXAMPLE_DYNAMIC_SIZES)]
         dynamic = [[dim for dim, d in enumerate(spec["shape"]) if d == -1] for spec in signature]
         request = AccelerationRequest(examples, [spec["name"] for spec in signature], dynamic, options)
-        module = load_module(hook_path, "coil_plugin_" + os.path.splitext(os.path.basename(hook_path))[0])
+        module = _load_module(hook_path, "coil_plugin_" + os.path.splitext(os.path.basename(hook_path))[0])
         accelerated = getattr(module, hook_function)(eager, request)
         for inputs in examples:
             reason = _mismatch(request.run(eager, inputs), request.run(accelerated, inputs), tolerance["rtol"], tolerance["atol"])
@@ -472,10 +485,264 @@ def accelerate_object(object_id, hook_path, hook_function, signature, tolerance,
     return {"accelerated": True, "reason": None, "details": export(getattr(accelerated, "coil_details", None))}
 
 
+# --- what a lease may change, put back when the interpreter is returned ----------
+#
+# An interpreter serves one group of models at a time (a pool); when the pool closes,
+# reset() makes it fit for the next one. Python state a model can reach is put back to
+# a baseline taken just before the lease's first model code ran (after the backend
+# prepared the interpreter): the attributes of every module then imported (torch.* too),
+# of the classes they hold and the code of their functions, the contents of the plain
+# dicts, lists and sets they hold (global hook registries), torch's global settings,
+# sys.path, the environment and the working directory. Threads the lease started are
+# stopped where Python code runs in them and reported where it does not. What a reset
+# cannot undo is listed in docs/engine.md ("What a reset undoes").
+
+_MISSING = object()
+
+# The interpreter's own machinery: never rewound.
+_KEEP_MODULES = frozenset(
+    {
+        __name__, "coil_package", "sys", "threading", "_thread", "importlib", "importlib._bootstrap",
+        "importlib._bootstrap_external", "_frozen_importlib", "_frozen_importlib_external", "_imp",
+    }
+)
+# Modules whose containers are caches or bookkeeping of live objects: their bindings are
+# rewound, their containers' contents are not.
+_KEEP_CONTENTS = frozenset({"logging", "linecache", "weakref", "_weakrefset", "abc", "_abc", "typing", "warnings", "functools", "gc"})
+
+_baseline = None
+
+
+def _is_container(value):
+    kind = type(value)
+    return kind in (dict, list, set) or (kind.__name__ == "OrderedDict" and kind.__module__ == "collections")
+
+
+def _is_function(value):
+    return type(value).__name__ == "function" and hasattr(value, "__code__")
+
+
+class _Baseline:
+    """What a lease found: enough to put back what its models rebind or replace."""
+
+    def __init__(self):
+        self.modules = {}  # name -> (module, copy of its namespace)
+        self.contents = {}  # id -> (container, copy): plain dicts, lists and sets modules hold
+        self.classes = {}  # id -> (class, copy of its namespace)
+        self.functions = {}  # id -> (function, __code__, __defaults__, __kwdefaults__)
+        for name, module in list(sys.modules.items()):
+            if name in _KEEP_MODULES or name.startswith(("coil_object_", "coil_user_", "coil_plugin_")):
+                continue
+            namespace = getattr(module, "__dict__", None)
+            if type(namespace) is not dict:
+                continue
+            self.modules[name] = (module, dict(namespace))
+            keep_contents = name in _KEEP_CONTENTS
+            for value in namespace.values():
+                if _is_container(value):
+                    if not keep_contents and id(value) not in self.contents:
+                        self.contents[id(value)] = (value, value.copy())
+                elif isinstance(value, type):
+                    if id(value) not in self.classes:
+                        members = dict(value.__dict__)
+                        self.classes[id(value)] = (value, members)
+                        for member in members.values():
+                            self._function(member)
+                else:
+                    self._function(value)
+        self.path = list(sys.path)
+        self.meta_path = list(sys.meta_path)
+        self.path_hooks = list(sys.path_hooks)
+        self.streams = (sys.stdout, sys.stderr, sys.stdin, sys.displayhook, sys.excepthook)
+        self.recursion_limit = sys.getrecursionlimit()
+        self.environ = dict(os.environ)
+        try:
+            self.cwd = os.getcwd()
+        except OSError:
+            self.cwd = None
+        self.threads = set(sys._current_frames())
+        self.torch = _torch_settings()
+
+    def _function(self, value):
+        if _is_function(value) and id(value) not in self.functions:
+            self.functions[id(value)] = (value, value.__code__, value.__defaults__, value.__kwdefaults__)
+
+    def restore(self):
+        """Puts it all back; returns how many things differed."""
+        changed = 0
+        for name, (module, saved) in self.modules.items():
+            namespace = module.__dict__
+            for key in [k for k in namespace if k not in saved]:
+                value = namespace[key]
+                # A submodule imported since is bound on its package: that binding stays.
+                if type(value) is type(sys) and sys.modules.get(getattr(value, "__name__", None)) is value:
+                    continue
+                del namespace[key]
+                changed += 1
+            for key, value in saved.items():
+                if namespace.get(key, _MISSING) is not value:
+                    namespace[key] = value
+                    changed += 1
+            if sys.modules.get(name) is not module:
+                sys.modules[name] = module
+                changed += 1
+        for container, saved in self.contents.values():
+            if _differs(container, saved):
+                container.clear()
+                if isinstance(container, list):
+                    container.extend(saved)
+                else:
+                    container.update(saved)
+                changed += 1
+        for cls, saved in self.classes.values():
+            changed += _restore_class(cls, saved)
+        for function, code, defaults, kwdefaults in self.functions.values():
+            if function.__code__ is not code or function.__defaults__ is not defaults or function.__kwdefaults__ is not kwdefaults:
+                function.__code__, function.__defaults__, function.__kwdefaults__ = code, defaults, kwdefaults
+                changed += 1
+        sys.path[:] = self.path
+        sys.meta_path[:] = self.meta_path
+        sys.path_hooks[:] = self.path_hooks
+        sys.stdout, sys.stderr, sys.stdin, sys.displayhook, sys.excepthook = self.streams
+        sys.setrecursionlimit(self.recursion_limit)
+        sys.settrace(None)
+        sys.setprofile(None)
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading.settrace(None)
+            threading.setprofile(None)
+        if dict(os.environ) != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+            changed += 1
+        try:
+            if self.cwd is not None and os.getcwd() != self.cwd:
+                os.chdir(self.cwd)
+                changed += 1
+        except OSError:
+            pass
+        _restore_torch_settings(self.torch)
+        return changed
+
+
+def _differs(container, saved):
+    if len(container) != len(saved):
+        return True
+    if isinstance(container, list):
+        return any(a is not b for a, b in zip(container, saved))
+    if isinstance(container, set):
+        return not container.issuperset(saved)
+    return any(container.get(key, _MISSING) is not value for key, value in saved.items())
+
+
+def _restore_class(cls, saved):
+    changed = 0
+    try:
+        current = cls.__dict__
+        for key in [k for k in current if k not in saved]:
+            delattr(cls, key)
+            changed += 1
+        for key, value in saved.items():
+            if current.get(key, _MISSING) is not value:
+                setattr(cls, key, value)
+                changed += 1
+    except (TypeError, AttributeError):
+        pass  # a builtin type: Python code cannot change it either
+    return changed
+
+
+def _torch_settings():
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "get_default_dtype"):
+        return None
+    settings = {
+        "default_dtype": torch.get_default_dtype(),
+        "grad": torch.is_grad_enabled(),
+        "threads": torch.get_num_threads(),
+        "rng": torch.get_rng_state(),
+        "anomaly": torch.is_anomaly_enabled(),
+    }
+    if hasattr(torch, "are_deterministic_algorithms_enabled"):
+        settings["deterministic"] = torch.are_deterministic_algorithms_enabled()
+    return settings
+
+
+def _restore_torch_settings(settings):
+    torch = sys.modules.get("torch")
+    if settings is None or torch is None:
+        return
+    restores = [
+        lambda: torch.set_default_dtype(settings["default_dtype"]),
+        lambda: torch.set_grad_enabled(settings["grad"]),
+        lambda: torch.set_num_threads(settings["threads"]),
+        lambda: torch.set_rng_state(settings["rng"]),
+        lambda: torch.set_anomaly_enabled(settings["anomaly"]),
+    ]
+    if "deterministic" in settings:
+        restores.append(lambda: torch.use_deterministic_algorithms(settings["deterministic"]))
+    for restore in restores:
+        try:
+            restore()
+        except Exception:
+            pass
+
+
+def _before_model_code():
+    """Called before a lease's model code runs: the first call takes the baseline."""
+    global _baseline
+    if _baseline is None:
+        _baseline = _Baseline()
+
+
+# How long reset() waits for the threads a lease started to end once told to.
+THREAD_STOP_SECONDS = 0.5
+
+
+def _stop_threads(trusted):
+    """Raises SystemExit in every thread not in `trusted` (nor this one), again every
+    50 ms for THREAD_STOP_SECONDS; returns (how many ended, names of those running).
+    A thread waiting in C code (a sleep, a lock, I/O) sees it only when it returns to
+    Python; one that catches SystemExit goes on."""
+    import threading
+    import time
+
+    me = threading.get_ident()
+    foreign = [ident for ident in sys._current_frames() if ident not in trusted and ident != me]
+    if not foreign:
+        return 0, []
+    names = {thread.ident: thread.name for thread in threading.enumerate() if thread.ident in foreign}
+    deadline = time.monotonic() + THREAD_STOP_SECONDS
+    running = foreign
+    while running:
+        if _set_async_exc is not None:
+            for ident in running:
+                _set_async_exc(ident, SystemExit)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+        alive = sys._current_frames()
+        running = [ident for ident in running if ident in alive]
+    # Those still running get their SystemExit when they return to Python code.
+    return len(foreign) - len(running), [names.get(ident, f"thread {ident}") for ident in running]
+
+
 def reset():
-    """Forgets what the previous owner loaded, so the interpreter can serve a new pool.
-    Extension modules (torch) stay: CPython cannot unload them."""
+    """Forgets what the previous owner loaded, so the interpreter can serve a new pool:
+    its objects, its modules, the threads it started, and what it changed in modules
+    imported before its first model code ran (see _Baseline). Extension modules
+    (torch) stay: CPython cannot unload them. Returns {"restored": how many things were
+    put back, "threads_stopped": n, "threads_running": [names]}: an interpreter with
+    threads still running must not be lent to another model."""
+    global _baseline
+    baseline, _baseline = _baseline, None
+    trusted = baseline.threads if baseline is not None else set(sys._current_frames())
+    stopped, running = _stop_threads(trusted)
     _objects.clear()
+    _namespace.clear()
+    _namespace["__name__"] = "__coil__"
+    set_backend_hooks()
+    gc.collect()
+    restored = baseline.restore() if baseline is not None else 0
     for name in _loaded_modules:
         sys.modules.pop(name, None)
     _loaded_modules.clear()
@@ -487,10 +754,36 @@ def reset():
         if folder in sys.path:
             sys.path.remove(folder)
     _added_paths.clear()
-    _namespace.clear()
-    _namespace["__name__"] = "__coil__"
-    set_backend_hooks()
     gc.collect()
+    return {"restored": restored, "threads_stopped": stopped, "threads_running": running}
+
+
+_mallinfo2 = None
+
+
+def _heap_bytes():
+    """Bytes in use in this interpreter's malloc. Its namespace has a libc of its own,
+    so mallinfo2 there counts this interpreter's allocations only: torch's CPU tensors,
+    buffers, Python objects over 512 bytes; not pymalloc's small-object arenas (Python
+    maps those itself), nor mapped files (archives). None where libc lacks mallinfo2."""
+    global _mallinfo2
+    if _mallinfo2 is None:
+        fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(field, ctypes.c_size_t) for field in fields]
+
+        try:
+            function = ctypes.CDLL("libc.so.6").mallinfo2
+            function.restype = MallInfo2
+            function.argtypes = ()
+            _mallinfo2 = function
+        except (OSError, AttributeError):
+            _mallinfo2 = False
+    if _mallinfo2 is False:
+        return None
+    info = _mallinfo2()
+    return info.uordblks + info.hblkhd
 
 
 def info():
@@ -501,4 +794,5 @@ def info():
         "prefix": sys.prefix,
         "pid": os.getpid(),
         "objects": len(_objects),
+        "heap_bytes": _heap_bytes(),
     }

@@ -19,9 +19,10 @@ export class PoolFactory {
     @inject(TOKENS.PoolOptions) private readonly options: PoolOptions,
   ) {}
 
-  /** The pool, with the accelerators given (the container's TOKENS.Accelerator registrations). */
-  create(accelerators: readonly Accelerator[] = []): Promise<InterpreterPool> {
-    return InterpreterPool.create({ ...this.options, backend: this.backend, scheduler: this.scheduler, accelerators });
+  /** A pool, with the accelerators given (the container's TOKENS.Accelerator
+   * registrations); `overrides` over the container's pool options (a group's size). */
+  create(accelerators: readonly Accelerator[] = [], overrides: PoolOptions = {}): Promise<InterpreterPool> {
+    return InterpreterPool.create({ ...this.options, ...overrides, backend: this.backend, scheduler: this.scheduler, accelerators });
   }
 }
 
@@ -37,11 +38,12 @@ export function createCoilContainer(options: PoolOptions = {}, parent: Dependenc
   return container;
 }
 
-/** Resolves the pool a container describes, with every accelerator registered in it. */
-export async function createPoolFromContainer(container: DependencyContainer): Promise<InterpreterPool> {
+/** Resolves the pool a container describes, with every accelerator registered in it;
+ * `overrides` over its pool options (e.g. one model group's size). */
+export async function createPoolFromContainer(container: DependencyContainer, overrides: PoolOptions = {}): Promise<InterpreterPool> {
   if (!container.isRegistered(TOKENS.Backend, true)) {
     throw new CoilError("BACKEND_UNAVAILABLE", "no backend registered: add a backend plugin (e.g. @coil/backend-cpu) or register one under TOKENS.Backend");
   }
   const accelerators = container.isRegistered(TOKENS.Accelerator, true) ? container.resolveAll(TOKENS.Accelerator) : [];
-  return container.resolve(PoolFactory).create(accelerators);
+  return container.resolve(PoolFactory).create(accelerators, overrides);
 }

@@ -16,7 +16,15 @@ export {
 export type { Adapter, Backend, BackendInfo, CoilPlugin, InterpreterHost, PrepareContext, Scheduler } from "./contracts.js";
 export { createCoilContainer, createPoolFromContainer, PoolFactory } from "./container.js";
 export { LoadedModel, type LoadArchiveOptions, type ReplicateCreation } from "./loaded-model.js";
-export { InterpreterPool, type PoolCloseOptions, type PoolCreateOptions, type PoolOptions } from "./pool.js";
+export {
+  DEFAULT_STUCK_AFTER_MS,
+  InterpreterPool,
+  type InterpreterMemory,
+  type PoolCloseOptions,
+  type PoolCreateOptions,
+  type PoolOptions,
+} from "./pool.js";
+export { defaultInstances, ModelGroups, type GroupInfo, type ModelGroupSettings, type ModelGroupsOptions } from "./model-groups.js";
 export { ReplicatedObject, type Creation, type ReplicatedCallOptions, type ReplicatedObjectSpec } from "./replicated-object.js";
 export { concatRows, splitRows } from "./batch-tensors.js";
 export { BytesTensor, decodeBytesElements, encodeBytesElements } from "./bytes-tensor.js";

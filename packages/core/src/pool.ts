@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 
-import { CoilError } from "@coil/errors";
+import { CoilError, isCoilError } from "@coil/errors";
 import {
   acquireInterpreters,
   discoverPython,
@@ -26,6 +26,21 @@ export interface PoolOptions {
   /** The Python executable whose shared libpython and sys.path to use. Default:
    * $COIL_PYTHON, else the first of python3 / /usr/bin/python3 with the backend's modules. */
   python?: string;
+  /** How long an interpreter may go on with a call that was cancelled or ran past its
+   * deadline (and so was to be interrupted) before it counts as stuck. Default 1000 ms. */
+  stuckAfterMs?: number;
+}
+
+/** An interrupt lands at the call's next Python bytecode, within microseconds; a call
+ * still running a second later is inside C code (a sleep, a long kernel) the interrupt
+ * cannot reach. */
+export const DEFAULT_STUCK_AFTER_MS = 1000;
+
+/** What an interpreter's own malloc holds (see the bridge's info()). */
+export interface InterpreterMemory {
+  /** Bytes in use in the interpreter's libc malloc (mallinfo2: uordblks + hblkhd);
+   * undefined where that libc lacks mallinfo2. */
+  heapBytes: number | undefined;
 }
 
 export interface PoolCreateOptions extends PoolOptions {
@@ -59,6 +74,13 @@ export class InterpreterPool {
   #drained: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   #nextObjectId = 1;
+  readonly #stuckAfterMs: number;
+  /** Per interpreter: when a call of it was cancelled or timed out, and how busy the
+   * interpreter was then. It is stuck while no call has finished since (busySeconds
+   * unchanged) past stuckAfterMs. */
+  readonly #abandoned = new Map<Interpreter, { since: number; busyAt: number }>();
+  readonly #memory = new Map<Interpreter, InterpreterMemory>();
+  readonly #sampling = new Map<Interpreter, Promise<void>>();
   /** What the pool's objects run through: the pool's hot path, not its public API. */
   readonly #host: InterpreterHost;
 
@@ -69,7 +91,9 @@ export class InterpreterPool {
     info: BackendInfo[],
     scheduler: Scheduler,
     accelerators: readonly Accelerator[],
+    stuckAfterMs: number,
   ) {
+    this.#stuckAfterMs = stuckAfterMs;
     this.accelerators = Object.freeze([...accelerators]);
     this.interpreters = Object.freeze(interpreters);
     this.python = python;
@@ -104,7 +128,15 @@ export class InterpreterPool {
       // Backends import torch here, where too few namespaces' static TLS shows first.
       throw explainTlsExhaustion(error);
     }
-    return new InterpreterPool(interpreters, python, options.backend, info, options.scheduler ?? new LeastLoadedScheduler(), options.accelerators ?? []);
+    return new InterpreterPool(
+      interpreters,
+      python,
+      options.backend,
+      info,
+      options.scheduler ?? new LeastLoadedScheduler(),
+      options.accelerators ?? [],
+      options.stuckAfterMs ?? DEFAULT_STUCK_AFTER_MS,
+    );
   }
 
   get size(): number {
@@ -175,7 +207,65 @@ export class InterpreterPool {
     const call = interpreter.call<T>(fn, args, options);
     this.#inFlight++;
     call.then(this.#settled, this.#settled);
+    // Only a call with a deadline or a signal can be abandoned while it runs.
+    if (options?.timeoutMs !== undefined || options?.signal) call.catch((error: unknown) => this.#noteAbandoned(interpreter, error));
     return call;
+  }
+
+  #noteAbandoned(interpreter: Interpreter, error: unknown): void {
+    if (!isCoilError(error, "DEADLINE_EXCEEDED") && !isCoilError(error, "CANCELLED")) return;
+    if (!this.#abandoned.has(interpreter)) this.#abandoned.set(interpreter, { since: performance.now(), busyAt: interpreter.busySeconds });
+  }
+
+  /**
+   * Whether `interpreter` is stuck: a call of this pool was cancelled or ran past its
+   * deadline, and for stuckAfterMs since then the interpreter has finished no call
+   * while it still has one (the interrupt did not reach it: it waits in C code). A
+   * call queued behind a long one that expires marks it too, as it did not move.
+   */
+  isStuck(interpreter: Interpreter): boolean {
+    const mark = this.#abandoned.get(interpreter);
+    if (!mark) return false;
+    if (interpreter.busySeconds !== mark.busyAt || interpreter.load === 0) {
+      this.#abandoned.delete(interpreter);
+      return false;
+    }
+    return performance.now() - mark.since >= this.#stuckAfterMs;
+  }
+
+  /** Every interpreter of the pool is stuck: nothing it is given can run. */
+  get allStuck(): boolean {
+    return this.interpreters.every((i) => this.isStuck(i));
+  }
+
+  /** The last memory sample of `interpreter` (see sampleMemory). */
+  memory(interpreter: Interpreter): InterpreterMemory | undefined {
+    return this.#memory.get(interpreter);
+  }
+
+  /**
+   * Samples each interpreter's memory (a short call, behind those queued there); one
+   * sample per interpreter at a time, so a stuck one is asked once. Not counted as the
+   * pool's work: close() does not wait for it.
+   */
+  sampleMemory(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return Promise.all(
+      this.interpreters.map((interpreter) => {
+        let sample = this.#sampling.get(interpreter);
+        if (!sample) {
+          sample = interpreter
+            .call<{ heap_bytes?: number | null }>("info")
+            .then(
+              (info) => void this.#memory.set(interpreter, { heapBytes: info?.heap_bytes ?? undefined }),
+              () => undefined,
+            )
+            .finally(() => this.#sampling.delete(interpreter));
+          this.#sampling.set(interpreter, sample);
+        }
+        return sample;
+      }),
+    ).then(() => undefined);
   }
 
   #settled = (): void => {

@@ -12,6 +12,15 @@ interface Slot {
   python: PythonInstallation;
   version: string;
   lease: Interpreter | undefined; // the holder's handle; undefined when idle
+  /** Why it may not be lent now: threads its last holder started still run in it. */
+  quarantined?: string;
+}
+
+/** What the bridge's reset() reports. */
+interface ResetOutcome {
+  restored?: number;
+  threads_stopped?: number;
+  threads_running?: string[];
 }
 
 const slots: Slot[] = [];
@@ -22,10 +31,11 @@ const slots: Slot[] = [];
 export const RESET_TIMEOUT_MS = 10_000;
 
 /** Interpreters this process has created (started or failed), and how many idle. */
-export function interpreterStats(): { created: number; idle: number; budget: number; max: number } {
+export function interpreterStats(): { created: number; idle: number; quarantined: number; budget: number; max: number } {
   return {
     created: loadAddon().interpreterCount(),
-    idle: slots.filter((s) => !s.lease).length,
+    idle: slots.filter((s) => !s.lease && !s.quarantined).length,
+    quarantined: slots.filter((s) => !s.lease && s.quarantined).length,
     budget: interpreterBudget(),
     max: MAX_INTERPRETERS,
   };
@@ -41,11 +51,22 @@ export async function acquireInterpreters(count: number, python: PythonInstallat
     throw new CoilError("INVALID_ARGUMENT", `interpreter count must be an integer from 1 to ${MAX_INTERPRETERS}, got ${count}`);
   }
   const addon = loadAddon();
-  const reused = slots.filter((s) => !s.lease && s.python.library === python.library).slice(0, count);
+  // An interpreter held back for its last holder's threads is lent once they have ended.
+  await Promise.all(slots.filter((s) => !s.lease && s.quarantined).map((slot) => resetSlot(slot)));
+  const reused = slots.filter((s) => !s.lease && !s.quarantined && s.python.library === python.library).slice(0, count);
   const fresh = count - reused.length;
   const created = addon.interpreterCount();
   const budget = interpreterBudget();
   if (created + fresh > budget) {
+    const quarantined = slots.filter((s) => !s.lease && s.quarantined);
+    if (quarantined.length > 0 && created + fresh - quarantined.length <= budget) {
+      throw new CoilError(
+        "INTERPRETER_LIMIT",
+        `${quarantined.length} of this process's idle interpreters are held back until threads a previous model started end ` +
+          `(${quarantined.map((s) => s.quarantined).join("; ")}), and ${count} were asked for`,
+        { details: { created, asked: count, quarantined: quarantined.length } },
+      );
+    }
     if (created + fresh <= MAX_INTERPRETERS) throw tunableMissingError(created + fresh, budget);
     throw new CoilError(
       "INTERPRETER_LIMIT",
@@ -90,23 +111,28 @@ export async function releaseInterpreters(interpreters: Interpreter[]): Promise<
       const slot = slots.find((s) => s.lease === lease);
       if (!slot) return;
       lease.markClosed();
-      const id = nextJobId();
-      const reset = slot.native.call("reset", [], id);
-      const timer = setTimeout(() => slot.native.cancel(id, "DEADLINE_EXCEEDED", "reset took too long"), RESET_TIMEOUT_MS);
-      try {
-        await reset;
-        slot.lease = undefined;
-      } catch {
-        // A reset that fails or never runs leaves state behind: retire the interpreter.
-        slots.splice(slots.indexOf(slot), 1);
-      } finally {
-        clearTimeout(timer);
-      }
+      await resetSlot(slot);
     }),
   );
 }
 
-function lend(slot: Slot): Interpreter {
-  slot.lease = new Interpreter(slot.native, slot.python, slot.version);
-  return slot.lease;
+/** Resets an interpreter nobody holds: idle if its last holder left nothing running,
+ * quarantined while threads it started run, retired if the reset fails or never runs. */
+async function resetSlot(slot: Slot): Promise<void> {
+  const id = nextJobId();
+  const reset = slot.native.call("reset", [], id) as Promise<ResetOutcome | null>;
+  const timer = setTimeout(() => slot.native.cancel(id, "DEADLINE_EXCEEDED", "reset took too long"), RESET_TIMEOUT_MS);
+  try {
+    const running = (await reset)?.threads_running ?? [];
+    slot.lease = undefined;
+    // Its threads would run beside the next holder's code, in the next holder's Python.
+    if (running.length > 0) slot.quarantined = `interpreter ${slot.native.index}: threads ${running.join(", ")}`;
+    else delete slot.quarantined;
+  } catch {
+    // A reset that fails or never runs leaves state behind: retire the interpreter.
+    slots.splice(slots.indexOf(slot), 1);
+  } finally {
+    clearTimeout(timer);
+  }
 }
+
