@@ -13,6 +13,7 @@ import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
+import type { ModelGroupSettings } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
 import { handOff } from "@coil/native";
 import { MANIFEST_DTYPES, type ManifestDType, type TensorSpec } from "@coil/format-reader";
@@ -45,7 +46,12 @@ const USAGES = {
   keygen: `  coil keygen -o <name>     ed25519 key pair: <name>.pem and <name>.pub.pem`,
   serve: `  coil serve <repository> [options]     Open Inference Protocol over HTTP (8000) and gRPC (8001)
       --host ADDR  --http-port N  --grpc-port N (0: any free port; -1: off)
-      --interpreters N  --python PATH  --backend cpu|cuda|MODULE
+      --instances N   interpreters each model gets of its own (default: the process's budget,
+                   15, split between the repository's models, at most one per core, at least one);
+                   per model in coil.json: "models": {"MODEL": {"instances": N}}; models that trust
+                   each other may share interpreters: {"MODEL": {"group": "NAME"}} on each
+                   (--interpreters N: the older name of --instances)
+      --python PATH  --backend cpu|cuda|MODULE
       --plugin MODULE   a plugin (package name or path) to load after the defaults (repeatable)
       --accelerate NAME | MODEL=NAME   run every model (or one) through an accelerator: compile
                    (torch.compile), onnxruntime, or @coil/accelerator-NAME; none: eager (repeatable)
@@ -196,6 +202,7 @@ const SERVE_SETTINGS = {
   httpPort: "integer",
   grpcPort: "integer",
   interpreters: "integer",
+  instances: "integer",
   python: "string",
   backend: "string",
   maxQueueSize: "integer",
@@ -240,6 +247,7 @@ async function serveCommand(argv: string[]): Promise<number> {
   const settings: Partial<Record<ServeSetting | "repository", string | number | boolean>> = {};
   const plugins: PluginEntry[] = [];
   let accelerate: Record<string, string> = {};
+  let models: Record<string, ModelGroupSettings> | undefined;
   if (values.config) {
     const configFile = values.config as string;
     const file = parseJson(readFileSync(configFile, "utf8"), "--config") as Record<string, unknown>;
@@ -248,12 +256,14 @@ async function serveCommand(argv: string[]): Promise<number> {
         plugins.push(...configuredPlugins(value, configFile));
       } else if (key === "accelerate") {
         accelerate = checkSelection(value, `${configFile}: "accelerate"`);
+      } else if (key === "models") {
+        models = checkModels(value, `${configFile}: "models"`);
       } else if (key === "repository" || key in SERVE_SETTINGS) {
         settings[key as ServeSetting] = value as string | number | boolean;
       } else {
         throw new CoilError(
           "INVALID_ARGUMENT",
-          `${configFile}: unknown setting "${key}"; known: repository, plugins, accelerate, ${Object.keys(SERVE_SETTINGS).join(", ")}`,
+          `${configFile}: unknown setting "${key}"; known: repository, plugins, accelerate, models, ${Object.keys(SERVE_SETTINGS).join(", ")}`,
         );
       }
     }
@@ -321,6 +331,8 @@ async function serveCommand(argv: string[]): Promise<number> {
     grpcPort: port("grpcPort", 8001),
     ...(text("host") !== undefined && { host: text("host")! }),
     ...(settings.interpreters !== undefined && { interpreters: int("interpreters")! }),
+    ...(settings.instances !== undefined && { instances: int("instances")! }),
+    ...(models && { models }),
     ...(text("python") !== undefined && { python: text("python")! }),
     ...(text("backend") !== undefined && { backend: text("backend")! }),
     plugins,
@@ -424,4 +436,16 @@ function parseFlags<T extends ParseArgsConfig & { args: string[] }>(config: T): 
     }
     throw error;
   }
+}
+
+/** coil.json's "models": per model name, { "instances": N } and/or { "group": "NAME" }. */
+function checkModels(value: unknown, where: string): Record<string, ModelGroupSettings> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new CoilError("INVALID_ARGUMENT", `${where} must be an object: {"MODEL": {"instances": N, "group": "NAME"}}`);
+  }
+  for (const [model, settings] of Object.entries(value)) {
+    const known = typeof settings === "object" && settings !== null && Object.keys(settings).every((k) => k === "instances" || k === "group");
+    if (!known) throw new CoilError("INVALID_ARGUMENT", `${where}.${model} takes "instances" (an integer) and "group" (a name), got ${JSON.stringify(settings)}`);
+  }
+  return value as Record<string, ModelGroupSettings>;
 }

@@ -3,13 +3,17 @@ import "reflect-metadata";
 import {
   createCoilContainer,
   createPoolFromContainer,
+  ModelGroups,
   TOKENS,
   type Adapter,
   type InferenceService,
+  type Interpreter,
   type InterpreterPool,
   type LoadArchiveOptions,
+  type ModelGroupSettings,
   type ModelQueueOptions,
 } from "@coil/core";
+import { CoilError } from "@coil/errors";
 import type { DependencyContainer } from "tsyringe";
 
 import { ACCESS_CONTROL, AccessPolicy, type AccessPolicyOptions } from "./access-policy.js";
@@ -20,8 +24,15 @@ import { ServingRuntime, type RuntimeLogger } from "./serving-runtime.js";
 export interface RuntimeConfig {
   /** The model repository folder. */
   repository: string;
-  /** Interpreters in the pool (default: the cores, within the process's budget). */
+  /** Interpreters each model gets of its own (Triton's instance count), where `models`
+   * says none. Default: the process's interpreter budget split evenly between the
+   * repository's models, at most one per core, at least one (see defaultInstances). */
+  instances?: number;
+  /** The older name of `instances`. */
   interpreters?: number;
+  /** Per model name: its own `instances`, or a `group` it shares with the other models
+   * naming it (trusted models only: they share Python, modules and objects). */
+  models?: Readonly<Record<string, ModelGroupSettings>>;
   /** The Python executable (default: discovery). */
   python?: string;
   /**
@@ -61,7 +72,12 @@ export interface RuntimeConfig {
 export interface Runtime {
   readonly container: DependencyContainer;
   readonly service: ServingRuntime;
+  /** Where each model gets its interpreters. */
+  readonly groups: ModelGroups;
+  /** The pool of the first model group made (for callers serving one model; see groups). */
   readonly pool: InterpreterPool;
+  /** Every interpreter the model groups hold now. */
+  readonly interpreters: readonly Interpreter[];
   /** Every adapter the plugins registered, started, in registration order. */
   readonly adapters: readonly Adapter[];
   /** Stops the adapters (they finish requests in flight), drains the models, returns the interpreters. */
@@ -74,20 +90,24 @@ export interface Runtime {
  * (TOKENS.InferenceService), and every adapter (TOKENS.Adapter) is started over it.
  */
 export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
-  const container = createCoilContainer(
-    {
-      ...(config.interpreters !== undefined && { size: config.interpreters }),
-      ...(config.python !== undefined && { python: config.python }),
-    },
-    config.container,
-  );
+  const container = createCoilContainer({ ...(config.python !== undefined && { python: config.python }) }, config.container);
   // Before the plugins, so that the adapters find it (and a plugin may replace it).
   container.register(ACCESS_CONTROL, { useValue: new AccessPolicy({ ...config.access, ...(config.logger && { logger: config.logger }) }) });
   await registerPlugins(container, config.plugins ?? DEFAULT_PLUGINS, config.pluginBaseDir);
   await registerSelectedAccelerators(container, config.accelerate, config.pluginBaseDir);
-  const pool = await createPoolFromContainer(container);
+  let first: InterpreterPool | undefined;
+  const instances = config.instances ?? config.interpreters;
+  const groups = new ModelGroups({
+    createPool: async (size) => {
+      const pool = await createPoolFromContainer(container, { size });
+      first ??= pool;
+      return pool;
+    },
+    ...(instances !== undefined && { instances }),
+    ...(config.models && { models: config.models }),
+  });
   const service = new ServingRuntime({
-    pool,
+    groups,
     repository: config.repository,
     ...(config.queue && { queue: config.queue }),
     ...(config.archive && { archive: config.archive }),
@@ -113,7 +133,14 @@ export async function createRuntime(config: RuntimeConfig): Promise<Runtime> {
   return {
     container,
     service,
-    pool,
+    groups,
+    get pool() {
+      if (!first) throw new CoilError("MODEL_NOT_READY", "no model has loaded yet, so no model group has interpreters");
+      return first;
+    },
+    get interpreters() {
+      return groups.list().flatMap((g) => g.pool?.interpreters ?? []);
+    },
     adapters,
     close: () =>
       (closing ??= (async () => {

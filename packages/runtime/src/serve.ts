@@ -66,14 +66,17 @@ export async function serve(options: ServeOptions): Promise<Server> {
     const url = runtime.adapters.find((a) => a.name === name)?.url;
     return url === undefined ? undefined : Number(new URL(url).port);
   };
-  const info = runtime.pool.backendInfo[0];
+  const groups = runtime.groups.list();
+  const info = groups.find((g) => g.pool)?.pool?.backendInfo[0];
   log.info(
     {
       http: portOf("http"),
       grpc: portOf("grpc"),
       adapters: runtime.adapters.map((a) => ({ name: a.name, ...(a.url !== undefined && { url: a.url }) })),
-      interpreters: runtime.pool.size,
-      backend: runtime.pool.backend.name,
+      interpreters: runtime.interpreters.length,
+      // Interpreters per model group (a model's own, or a shared group's).
+      groups: Object.fromEntries(groups.map((g) => [g.name, { interpreters: g.size, models: [...new Set(g.models)] }])),
+      backend: info?.backend,
       python: info?.python,
       torch: info?.torch,
       startupMs: Math.round(performance.now() - started),
