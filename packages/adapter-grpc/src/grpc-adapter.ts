@@ -191,19 +191,18 @@ export class GrpcAdapter implements Adapter {
 
   #handlers(maxBytes: number): UntypedServiceImplementation {
     const service = this.#service;
-    const guarded = this.#guarded.bind(this);
     const control = (action: string) => (request: RepositoryModelRequest) => ({ action, model: request.model_name });
     return {
-      ServerLive: guarded("health", () => ({ live: service.isLive() })),
-      ServerReady: guarded("health", () => ({ ready: service.isReady() })),
-      ModelReady: guarded<NameVersion, { ready: boolean }>("health", ({ request }) => ({
+      ServerLive: this.#guarded("health", () => ({ live: service.isLive() })),
+      ServerReady: this.#guarded("health", () => ({ ready: service.isReady() })),
+      ModelReady: this.#guarded<NameVersion, { ready: boolean }>("health", ({ request }) => ({
         ready: service.isModelReady(request.name, versionOf(request.version)),
       })),
-      ServerMetadata: guarded("metadata", () => {
+      ServerMetadata: this.#guarded("metadata", () => {
         const { name, version, extensions } = service.serverMetadata();
         return { name, version, extensions };
       }),
-      ModelMetadata: guarded<NameVersion, ModelMetadataResponse>("metadata", ({ request }) => {
+      ModelMetadata: this.#guarded<NameVersion, ModelMetadataResponse>("metadata", ({ request }) => {
         const model = service.model(request.name, versionOf(request.version));
         const tensor = (t: TensorSignature) => ({
           name: t.name,
@@ -218,14 +217,14 @@ export class GrpcAdapter implements Adapter {
           outputs: model.outputs.map(tensor),
         };
       }),
-      ModelInfer: guarded<ModelInferRequest, ModelInferResponse>("inference", (call) => this.#infer(call, maxBytes)),
-      RepositoryIndex: guarded<RepositoryIndexRequest, RepositoryIndexResponse>("metadata", ({ request }) => ({
+      ModelInfer: this.#guarded<ModelInferRequest, ModelInferResponse>("inference", (call) => this.#infer(call, maxBytes)),
+      RepositoryIndex: this.#guarded<RepositoryIndexRequest, RepositoryIndexResponse>("metadata", ({ request }) => ({
         models: service
           .modelIndex()
           .filter((entry) => !request.ready || entry.state === "READY")
           .map((entry) => ({ name: entry.name, version: entry.version, state: entry.state, reason: entry.reason ?? "" })),
       })),
-      RepositoryModelLoad: guarded<RepositoryModelRequest, object>(
+      RepositoryModelLoad: this.#guarded<RepositoryModelRequest, object>(
         "control",
         async ({ request }) => {
           await service.loadModel(request.model_name);
@@ -233,7 +232,7 @@ export class GrpcAdapter implements Adapter {
         },
         control("load"),
       ),
-      RepositoryModelUnload: guarded<RepositoryModelRequest, object>(
+      RepositoryModelUnload: this.#guarded<RepositoryModelRequest, object>(
         "control",
         async ({ request }) => {
           await service.unloadModel(request.model_name);

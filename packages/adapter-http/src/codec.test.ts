@@ -1,7 +1,7 @@
 import { BytesTensor, Tensor } from "@coil/core";
 import { describe, expect, it } from "vitest";
 
-import { decodeInferRequest, jsonData } from "./codec.js";
+import { decodeInferRequest, encodeInferResponse, JSON_SLICE_ELEMENTS, jsonData, type DecodedInferRequest, type EncodedResponse } from "./codec.js";
 
 /** A request body in Triton's binary form: the JSON header, then `pad` bytes of
  * other inputs' data, then `blob` (so `blob` lands at byte offset header + pad). */
@@ -83,5 +83,55 @@ describe("decodeInferRequest", () => {
     expect(() => decode(json("UINT16", [1, 65536]))).toThrow('input "x": element 1 is out of range for UINT16: 65536 is not an integer in 0..65535');
     expect(() => decode(json("FP32", [1, true]))).toThrow('input "x": element 1 must be a number, got true');
     expect(() => decode(json("BYTES", ["a", 1]))).toThrow('input "x": element 1 must be a string, got 1');
+  });
+});
+
+describe("encodeInferResponse", () => {
+  const asJson: DecodedInferRequest = { request: { inputs: [] }, binaryByDefault: false, binaryOutputs: new Map() };
+  const response = (tensor: Tensor | BytesTensor) => ({ modelName: "m", modelVersion: "1", outputs: [{ name: "y", tensor }] });
+
+  async function text(encoded: EncodedResponse): Promise<string> {
+    if (typeof encoded.body === "string" || Buffer.isBuffer(encoded.body)) return encoded.body.toString();
+    const chunks: Buffer[] = [];
+    for await (const chunk of encoded.body) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    expect(body.length).toBe(encoded.contentLength);
+    return body.toString("utf8");
+  }
+
+  it("encodes large outputs a slice at a time, returning to the event loop between slices, into the same JSON", async () => {
+    const n = 2 * JSON_SLICE_ELEMENTS + 5;
+    const floats = Float32Array.from({ length: n }, (_, i) => i / 7 - 1000);
+    const int64s = BigInt64Array.from({ length: n }, (_, i) => BigInt(i) * 3_000_000_007n - 2n ** 62n);
+    const words = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? `é${i}` : String(i)));
+    for (const tensor of [new Tensor("float32", [n], floats), new Tensor("int64", [n], int64s), BytesTensor.from([n], words)]) {
+      let turns = 0;
+      let encoding = true;
+      const tick = () => {
+        turns++;
+        if (encoding) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const encoded = await encodeInferResponse(response(tensor), asJson);
+      encoding = false;
+      expect(turns, tensor.dtype).toBeGreaterThanOrEqual(2); // one per slice boundary, at least
+      expect(typeof encoded.body).not.toBe("string"); // over 1 MiB: streamed in parts
+      const body = await text(encoded);
+      expect(body.slice(body.indexOf('"data":') + 7, -3), tensor.dtype).toBe(jsonData(tensor));
+      expect(JSON.parse(body)).toMatchObject({ model_name: "m", outputs: [{ name: "y", shape: [n] }] });
+    }
+  });
+
+  it("refuses a JSON body over maxJsonBytes with RESPONSE_TOO_LARGE, and sends small ones in one piece", async () => {
+    const tensor = new Tensor("float32", [3 * JSON_SLICE_ELEMENTS], new Float32Array(3 * JSON_SLICE_ELEMENTS).fill(0.125));
+    await expect(encodeInferResponse(response(tensor), asJson, { maxJsonBytes: 100_000 })).rejects.toMatchObject({
+      code: "RESPONSE_TOO_LARGE",
+      message: expect.stringContaining("parameters.binary_data_output: true"),
+    });
+    // Binary, the same tensor is not JSON and passes.
+    const binary = await encodeInferResponse(response(tensor), { ...asJson, binaryByDefault: true }, { maxJsonBytes: 100_000 });
+    expect(binary.headerLength).toBeGreaterThan(0);
+    const small = await encodeInferResponse(response(new Tensor("float32", [2], new Float32Array([1.5, -2]))), asJson);
+    expect(small.body).toBe('{"model_name":"m","model_version":"1","outputs":[{"name":"y","datatype":"FP32","shape":[2],"data":[1.5,-2]}]}');
   });
 });

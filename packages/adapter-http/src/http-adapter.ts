@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { AddressInfo, Socket } from "node:net";
 import { totalmem } from "node:os";
+import type { Readable } from "node:stream";
 
 import { httpStatusFor, protocolDatatype, TOKENS, type Adapter, type InferenceService, type ServedModel, type TensorSignature } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
@@ -186,7 +187,7 @@ export class HttpAdapter implements Adapter {
     const limits = { maxBytes: bodyLimit, timeoutMs: bodyTimeoutMs, pending: this.#pending };
     const raw = async (request: FastifyRequest, payload: NodeJS.ReadableStream) => {
       const length = request.headers["content-length"];
-      return readBody(payload as import("node:stream").Readable, length === undefined ? undefined : Number(length), limits);
+      return readBody(payload as Readable, length === undefined ? undefined : Number(length), limits);
     };
     app.addContentTypeParser(octetStream, raw);
     app.addContentTypeParser("application/json", raw);

@@ -297,6 +297,18 @@ async function serveCommand(argv: string[]): Promise<number> {
   };
   const maxBatchSize = int("maxBatchSize", 1)!;
   const logger = pino({ name: "coil", level: text("logLevel") ?? "info" });
+  // Checked (and its files read) before anything starts, in a supervisor's primary too.
+  const security = securityServeOptions({
+    modelControl: text("modelControl"),
+    authTokenFile: text("authTokenFile"),
+    authInference: flag("authInference"),
+    tlsCert: text("tlsCert"),
+    tlsKey: text("tlsKey"),
+    followSymlinks: flag("followSymlinks"),
+    bodyTimeoutS: int("bodyTimeoutS"),
+    maxPendingBodyBytes: int("maxPendingBodyBytes"),
+    maxResponseBytes: int("maxResponseBytes"),
+  });
   const workers = int("workers");
   if (workers !== undefined && workers < 1) throw new CoilError("INVALID_ARGUMENT", `--workers must be at least 1, got ${workers}`);
   for (const key of ["stuckGraceS", "maxWorkerMemory", "drainTimeoutS"] as const) {
@@ -342,17 +354,7 @@ async function serveCommand(argv: string[]): Promise<number> {
       ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("maxQueueDelayUs", 100)! } }),
     },
     ...(text("publicKey") !== undefined && { archive: { publicKey: readFileSync(text("publicKey")!, "utf8") } }),
-    ...securityServeOptions({
-      modelControl: text("modelControl"),
-      authTokenFile: text("authTokenFile"),
-      authInference: flag("authInference"),
-      tlsCert: text("tlsCert"),
-      tlsKey: text("tlsKey"),
-      followSymlinks: flag("followSymlinks"),
-      bodyTimeoutS: int("bodyTimeoutS"),
-      maxPendingBodyBytes: int("maxPendingBodyBytes"),
-      maxResponseBytes: int("maxResponseBytes"),
-    }),
+    ...security,
   };
   if (workers !== undefined) {
     // A worker: the cores shared among the workers unless --interpreters says otherwise.

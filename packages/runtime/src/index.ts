@@ -7,7 +7,9 @@ export { packModel, parseTarget, type PackOptions, type PackResult } from "./pac
 export { main, parseSpec } from "./commands.js";
 export { formatBytes, Progress } from "./progress.js";
 export { reexecWithTunable, SERVE_NODE_FLAGS } from "./reexec.js";
-export { scanRepository, type RepositoryEntry, type RepositoryScan, type SkippedFile } from "./model-repository.js";
+export { scanRepository, type RepositoryEntry, type RepositoryScan, type ScanOptions, type SkippedFile } from "./model-repository.js";
+export { ACCESS_CONTROL, AccessPolicy, MODEL_CONTROLS, type AccessPolicyOptions, type ModelControl } from "./access-policy.js";
+export { securityServeOptions, type SecurityServeOptions, type SecuritySettings } from "./security-settings.js";
 export { ServingRuntime, type RuntimeLogger, type ServingRuntimeOptions } from "./serving-runtime.js";
 export { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
 export {
