@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,13 +34,38 @@ std::atomic<int> g_caller_spin_us{HandOff{}.caller_spin_us};
 std::atomic<int> g_busy_interpreters{0};
 std::atomic<int> g_spinning_threads{0};
 
-// Other processes' threads count too, but this process cannot see them cheaply: an
-// interpreter thread that the kernel preempts is the sign (NoteContention). Until
-// this time (steady clock, ns), nothing spins or polls.
+// Other processes' threads count too: the kernel's count of runnable threads
+// (/proc/loadavg's "R/T"), read now and then by interpreter threads (NoteContention),
+// above the CPUs twice running means some wait. Until this time (steady clock, ns),
+// nothing spins or polls. (A thread's own involuntary context switches were tried
+// first: on an idle 2-vCPU VM they come from this process's own wake-ups too, and
+// it backed off all the time.)
 std::atomic<int64_t> g_contended_until_ns{0};
+std::atomic<int64_t> g_next_contention_check_ns{0};
+std::atomic<int> g_over_cpus_in_a_row{0};
 std::atomic<uint64_t> g_contention_backoffs{0};
-constexpr auto kContentionCheckEvery = std::chrono::milliseconds(2);
+constexpr auto kContentionCheckEvery = std::chrono::milliseconds(5);
 constexpr auto kContentionBackoff = std::chrono::milliseconds(100);
+
+// Runnable threads on the machine right now (this one included), or -1.
+int RunnableThreads() {
+  static const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[128];
+  ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+  if (n <= 0) return -1;
+  text[n] = '\0';
+  // "0.52 0.58 0.59 2/171 12345": the fourth field's numerator.
+  const char* field = text;
+  for (int spaces = 0; spaces < 3 && field != nullptr; ++spaces) {
+    field = std::strchr(field, ' ');
+    if (field != nullptr) ++field;
+  }
+  if (field == nullptr) return -1;
+  int runnable = 0;
+  for (; *field >= '0' && *field <= '9'; ++field) runnable = runnable * 10 + (*field - '0');
+  return *field == '/' ? runnable : -1;
+}
 
 int UsableCpus() {
   static const int cpus = [] {
@@ -98,16 +122,25 @@ bool CpuFreeForCaller() { return CpusFitWith(1); }
 
 uint64_t ContentionBackoffs() { return g_contention_backoffs.load(std::memory_order_relaxed); }
 
-void Interpreter::NoteContention(Clock::time_point now) {
-  if (now < next_contention_check_) return;
-  next_contention_check_ = now + kContentionCheckEvery;
-  rusage usage;
-  if (getrusage(RUSAGE_THREAD, &usage) != 0) return;
-  if (involuntary_switches_ >= 0 && usage.ru_nivcsw > involuntary_switches_) {
+static void NoteContention(Clock::time_point now) {
+  const int64_t now_ns = SinceEpochNs(now);
+  int64_t next = g_next_contention_check_ns.load(std::memory_order_relaxed);
+  // One thread looks per period, whichever gets there first.
+  if (now_ns < next || !g_next_contention_check_ns.compare_exchange_strong(
+                           next, SinceEpochNs(now + kContentionCheckEvery), std::memory_order_relaxed)) {
+    return;
+  }
+  const int runnable = RunnableThreads();
+  if (runnable < 0 || runnable <= UsableCpus()) {
+    g_over_cpus_in_a_row.store(0, std::memory_order_relaxed);
+    return;
+  }
+  // Twice in a row: one look catches a kernel thread passing by.
+  if (g_over_cpus_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1 >= 2) {
     g_contended_until_ns.store(SinceEpochNs(now + kContentionBackoff), std::memory_order_relaxed);
     g_contention_backoffs.fetch_add(1, std::memory_order_relaxed);
+    g_over_cpus_in_a_row.store(0, std::memory_order_relaxed);
   }
-  involuntary_switches_ = usage.ru_nivcsw;
 }
 
 void Interpreter::AddLoad() {

@@ -54,9 +54,9 @@ struct InterpreterOptions {
 //   after its last result or submission while jobs are in flight -- only while a
 //   CPU is free for it (CpuFreeForCaller); interpreters then need not wake it.
 // "Free" counts this process's threads against the CPUs it may use, and also backs
-// off when other processes want them: an interpreter thread preempted by the kernel
-// (an involuntary context switch) means runnable threads outnumber CPUs, and then
-// nothing spins or polls for a while (ContentionBackoffs counts those times).
+// off when other processes want them: when the machine's runnable threads outnumber
+// the CPUs (looked at every few ms), nothing spins or polls for a while
+// (ContentionBackoffs counts those times).
 struct HandOff {
   int batch_while_queued = 2;
   int batch_window_us = 200;
@@ -107,9 +107,7 @@ class Interpreter {
   void Serve();
   std::unique_ptr<Job> NextJob(Batch* finished);
   bool SpinForWork();
-  // Every few ms: if the kernel preempted this thread since the last look, suspend
-  // spinning and polling process-wide for a while.
-  void NoteContention(std::chrono::steady_clock::time_point now);
+
   void AddLoad();   // load_ + 1, and this interpreter counts as busy from 0 to 1
   void DropLoad();  // load_ - 1, and it no longer counts as busy at 0
   bool Initialize(JobError* error);
@@ -141,9 +139,7 @@ class Interpreter {
   JobError init_error_;
   std::atomic<size_t> load_{0};
   std::atomic<uint64_t> busy_ns_{0};
-  // This thread's involuntary context switches at the last look (NoteContention).
-  long involuntary_switches_ = -1;
-  std::chrono::steady_clock::time_point next_contention_check_{};
+
   std::atomic<uint64_t> running_job_{0};
   std::atomic<uint64_t> python_job_{0};  // read by the bridge through ctypes as a uint64
   static_assert(sizeof(std::atomic<uint64_t>) == sizeof(uint64_t) && std::atomic<uint64_t>::is_always_lock_free,

@@ -95,9 +95,9 @@ describe("results held back and delivered in batches", () => {
 });
 
 describe("contention from other processes", () => {
-  it("suspends spinning and polling when the interpreter's thread gets preempted", async () => {
-    // A busy loop on every CPU: the interpreter's thread now shares its CPU, and the
-    // kernel preempts it -- the sign the engine backs off on.
+  it("suspends spinning and polling while other processes keep the CPUs busy", async () => {
+    // A busy loop on every CPU: runnable threads outnumber the CPUs -- what the engine
+    // backs off on.
     const hogs = Array.from({ length: availableParallelism() }, () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
     try {
       const before = handOffStats().contentionBackoffs;

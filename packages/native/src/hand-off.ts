@@ -28,10 +28,10 @@ export interface HandOffSettings {
 
 /** What the hand-off did, process-wide, since the process started. */
 export interface HandOffStats {
-  /** Times spinning and polling were suspended (for 100 ms each) because an interpreter
-   * thread was preempted: other threads, of this process or others, wanted the CPUs.
-   * "A CPU is free" counts this process's threads; this is how the engine notices the
-   * rest of the machine. */
+  /** Times spinning and polling were suspended (for 100 ms each) because the machine's
+   * runnable threads outnumbered its CPUs (other processes wanted them). "A CPU is
+   * free" counts this process's threads; this is how the engine notices the rest of
+   * the machine. */
   contentionBackoffs: number;
 }
 
