@@ -336,14 +336,14 @@ def _package():
 
 def export_package(output, file, factory, args, kwargs, patterns):
     """Packs factory(*args, **kwargs) from `file` into a torch.package archive."""
-    _before_model_code()
+    _before_model_code(archive=True)
     return export(_package().export(output, file, factory, args, kwargs, **patterns))
 
 
 def load_package(object_id, path, mapping, offsets, package, resource):
     """Instantiates an archive's entry object as a replicated object of this interpreter;
     returns what Node should warn about (a distribution of another version)."""
-    _before_model_code()
+    _before_model_code(archive=True)
     _objects[object_id], warnings = _package().load(path, mapping, offsets, package, resource)
     return {"warnings": warnings}
 
@@ -508,7 +508,7 @@ _KEEP_MODULES = frozenset(
 )
 # Modules whose containers are caches or bookkeeping of live objects: their bindings are
 # rewound, their containers' contents are not.
-_KEEP_CONTENTS = frozenset({"logging", "linecache", "weakref", "_weakrefset", "abc", "_abc", "typing", "warnings", "functools", "gc"})
+_KEEP_CONTENTS = frozenset({"logging", "linecache", "weakref", "_weakrefset", "abc", "_abc", "typing", "warnings", "functools"})
 
 _baseline = None
 
@@ -533,23 +533,10 @@ class _Baseline:
         for name, module in list(sys.modules.items()):
             if name in _KEEP_MODULES or name.startswith(("coil_object_", "coil_user_", "coil_plugin_")):
                 continue
-            namespace = getattr(module, "__dict__", None)
-            if type(namespace) is not dict:
-                continue
-            self.modules[name] = (module, dict(namespace))
-            keep_contents = name in _KEEP_CONTENTS
-            for value in namespace.values():
-                if _is_container(value):
-                    if not keep_contents and id(value) not in self.contents:
-                        self.contents[id(value)] = (value, value.copy())
-                elif isinstance(value, type):
-                    if id(value) not in self.classes:
-                        members = dict(value.__dict__)
-                        self.classes[id(value)] = (value, members)
-                        for member in members.values():
-                            self._function(member)
-                else:
-                    self._function(value)
+            try:
+                self._module(name, module)
+            except Exception:
+                pass  # a module that will not show its namespace (a lazy one failing to load)
         self.path = list(sys.path)
         self.meta_path = list(sys.meta_path)
         self.path_hooks = list(sys.path_hooks)
@@ -562,6 +549,25 @@ class _Baseline:
             self.cwd = None
         self.threads = set(sys._current_frames())
         self.torch = _torch_settings()
+
+    def _module(self, name, module):
+        namespace = getattr(module, "__dict__", None)
+        if type(namespace) is not dict:
+            return
+        self.modules[name] = (module, dict(namespace))
+        keep_contents = name in _KEEP_CONTENTS
+        for value in namespace.values():
+            if _is_container(value):
+                if not keep_contents and id(value) not in self.contents:
+                    self.contents[id(value)] = (value, value.copy())
+            elif issubclass(type(value), type):  # not isinstance: it reads __class__, which some objects warn on
+                if id(value) not in self.classes:
+                    members = dict(value.__dict__)
+                    self.classes[id(value)] = (value, members)
+                    for member in members.values():
+                        self._function(member)
+            else:
+                self._function(value)
 
     def _function(self, value):
         if _is_function(value) and id(value) not in self.functions:
@@ -587,13 +593,7 @@ class _Baseline:
                 sys.modules[name] = module
                 changed += 1
         for container, saved in self.contents.values():
-            if _differs(container, saved):
-                container.clear()
-                if isinstance(container, list):
-                    container.extend(saved)
-                else:
-                    container.update(saved)
-                changed += 1
+            changed += _restore_contents(container, saved)
         for cls, saved in self.classes.values():
             changed += _restore_class(cls, saved)
         for function, code, defaults, kwdefaults in self.functions.values():
@@ -625,14 +625,45 @@ class _Baseline:
         return changed
 
 
-def _differs(container, saved):
-    if len(container) != len(saved):
-        return True
+def _from_model(value):
+    """Whether `value` was made by a lease's model code: defined in an archive's module
+    (torch.package names them <torch_package_N>...), in a model file's module, or in a
+    module no longer imported. Library code a model imported is not."""
+    module = getattr(value, "__module__", None)
+    if not isinstance(module, str):
+        function = getattr(value, "__func__", None)  # a bound method
+        module = getattr(function, "__module__", None) if function is not None else type(value).__module__
+    if not isinstance(module, str):
+        return False
+    return module.startswith(("<torch_package_", "coil_object_", "coil_user_")) or module not in sys.modules
+
+
+def _restore_contents(container, saved):
+    """Puts back what a dict, list or set held at the baseline, and drops what model
+    code added; what libraries imported since added (their registrations) stays."""
     if isinstance(container, list):
-        return any(a is not b for a, b in zip(container, saved))
+        if len(container) == len(saved) and all(a is b for a, b in zip(container, saved)):
+            return 0
+        saved_ids = {id(item) for item in saved}
+        added = [item for item in container if id(item) not in saved_ids and not _from_model(item)]
+        container[:] = list(saved) + added
+        return 1
     if isinstance(container, set):
-        return not container.issuperset(saved)
-    return any(container.get(key, _MISSING) is not value for key, value in saved.items())
+        extra = [item for item in container if item not in saved and _from_model(item)]
+        missing = [item for item in saved if item not in container]
+        container.difference_update(extra)
+        container.update(missing)
+        return int(bool(extra or missing))
+    changed = 0
+    for key in [k for k in container if k not in saved]:
+        if _from_model(key) or _from_model(container[key]):
+            del container[key]
+            changed += 1
+    for key, value in saved.items():
+        if container.get(key, _MISSING) is not value:
+            container[key] = value
+            changed += 1
+    return changed
 
 
 def _restore_class(cls, saved):
@@ -687,10 +718,17 @@ def _restore_torch_settings(settings):
             pass
 
 
-def _before_model_code():
-    """Called before a lease's model code runs: the first call takes the baseline."""
+def _before_model_code(archive=False):
+    """Called before a lease's model code runs: the first call takes the baseline. An
+    archive needs torch: imported first, so that torch is in the baseline even where no
+    backend imported it (packing), and what the model does to it is undone."""
     global _baseline
     if _baseline is None:
+        if archive:
+            try:
+                _load_torch()
+            except ImportError:
+                pass
         _baseline = _Baseline()
 
 
@@ -741,7 +779,6 @@ def reset():
     _namespace.clear()
     _namespace["__name__"] = "__coil__"
     set_backend_hooks()
-    gc.collect()
     restored = baseline.restore() if baseline is not None else 0
     for name in _loaded_modules:
         sys.modules.pop(name, None)

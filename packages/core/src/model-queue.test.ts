@@ -113,6 +113,16 @@ describe("ModelQueue", () => {
     expect(() => new ModelQueue(model, { batching: { maxBatchSize: 2, maxQueueDelayMicros: Infinity } })).toThrow(/maxQueueDelayMicros/);
   });
 
+  it("runs a failed batch again request by request: only the bad request fails, with the model's error", async () => {
+    const model = await doubler();
+    const queue = new ModelQueue<Tensor<"float32">>(model, { method: "picky", batching: { maxBatchSize: 4, maxQueueDelayMicros: 30_000_000 } });
+    const outcomes = await Promise.allSettled([queue.infer([row(1)]), queue.infer([row(-1)]), queue.infer([row(2)]), queue.infer([row(3)])]);
+    expect(outcomes.map((o) => (o.status === "fulfilled" ? Array.from(o.value.data) : o.reason.pythonType))).toEqual([[2], "ValueError", [4], [6]]);
+    // The batch of four, then each request alone.
+    expect(await model.callMethod("seen")).toEqual([4, 1, 1, 1, 1]);
+    expect(queue.stats()).toMatchObject({ batches: 5, batchedRequests: 8 });
+  });
+
   it("gives every request of a failed batch the model's error", async () => {
     const model = await doubler();
     const queue = new ModelQueue(model, { method: "fail", batching: { maxBatchSize: 4, maxQueueDelayMicros: 20_000 } });

@@ -24,7 +24,8 @@ export interface ModelQueueOptions {
   maxQueueSize?: number;
   /** Dynamic batching, for models whose inputs and outputs have a batch dimension
    * (dim 0): requests that arrive close together are stacked along it, run as one
-   * call, and the outputs split back. */
+   * call, and the outputs split back. A batched call that fails is run again request
+   * by request, so that one bad request fails alone. */
   batching?: BatchingOptions;
   /** Method to call: null (default) calls the object itself. */
   method?: string | null;
@@ -300,16 +301,41 @@ export class ModelQueue<T = unknown> {
     // Counted before the requests settle, so whoever awaits them sees the call in stats().
     const recorded = call.finally(() => this.#recordCall(timings, waitedSeconds, rows.reduce((a, b) => a + b, 0)));
     recorded
-      .then((output) => {
-        const pieces = batch.length === 1 ? [output] : this.#binding.splitBatch(output, rows);
-        batch.forEach((r, i) => this.#settle(r, undefined, pieces[i]));
-      })
+      .then(
+        (output) => {
+          const pieces = batch.length === 1 ? [output] : this.#binding.splitBatch(output, rows);
+          batch.forEach((r, i) => this.#settle(r, undefined, pieces[i]));
+        },
+        async (error: unknown) => {
+          // One bad request must not fail the others: a call that failed is run again
+          // request by request, so only the requests that fail alone get an error.
+          if (batch.length > 1 && retriesAlone(error)) await Promise.all(batch.map((r) => this.#runAlone(r)));
+          else batch.forEach((r) => this.#settle(r, error));
+        },
+      )
+      // Outputs that do not split along the batch dimension: the model's fault, not a request's.
       .catch((error: unknown) => batch.forEach((r) => this.#settle(r, error)))
       .finally(() => {
         this.#batchesInFlight--;
         this.#inFlight -= batch.length;
         this.#pump();
       });
+  }
+
+  /** Runs one request of a failed batch by itself, within what is left of its deadline. */
+  async #runAlone(request: Request): Promise<void> {
+    if (request.settled) return;
+    const timings: CallTimings = { queuedSeconds: 0, runSeconds: 0 };
+    const timeoutMs = request.deadline === undefined ? undefined : Math.max(0, request.deadline - performance.now());
+    const waited = (performance.now() - request.enqueuedAt) / 1000;
+    try {
+      const output = await this.#model
+        .callMethod(this.#method, request.inputs, { timings, ...(timeoutMs !== undefined && { timeoutMs }) })
+        .finally(() => this.#recordCall(timings, [waited], request.rows));
+      this.#settle(request, undefined, output);
+    } catch (error) {
+      this.#settle(request, error);
+    }
   }
 
   /** Counts one model call: each request's wait (`waitedSeconds`: before the call
@@ -332,4 +358,10 @@ export class ModelQueue<T = unknown> {
     if (error !== undefined) request.reject(error);
     else request.resolve(value);
   }
+}
+
+/** A call that failed for these reasons would fail alone too (or its requests are
+ * already answered); any other failure (the model raised) may be one request's fault. */
+function retriesAlone(error: unknown): boolean {
+  return !(error instanceof CoilError && ["DEADLINE_EXCEEDED", "CANCELLED", "CLOSED"].includes(error.code));
 }

@@ -92,6 +92,53 @@ describe("a call stuck in C code", () => {
     const next = await createPool(1);
     expect(next.interpreters[0]!.index).not.toBe(stuckInterpreter!.index);
   }, 30_000);
+
+  it("counts an interpreter stuck while a call past its deadline goes on in C code, and not once it returns", async () => {
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend(), stuckAfterMs: 200 });
+    const p = pool;
+    const [interpreter] = p.interpreters;
+    // A Python loop: the interrupt lands at once and the interpreter serves on.
+    const model = p.replicate({ file: COUNTER, factory: "Counter" });
+    await expect(model.callMethod("spin", [], { timeoutMs: 150 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED" });
+    expect(await model.callMethod("add", [1, 1])).toBe(2);
+    expect(p.isStuck(interpreter!)).toBe(false);
+    // time.sleep: the interrupt waits for it to return.
+    await expect(p.run("eval_expr", ["__import__('time').sleep(2)"], { timeoutMs: 100 })).rejects.toMatchObject({ code: "DEADLINE_EXCEEDED" });
+    while (!p.allStuck) await new Promise((r) => setTimeout(r, 50));
+    expect(p.isStuck(interpreter!)).toBe(true);
+    expect(await p.run("eval_expr", ["1 + 1"])).toBe(2); // runs once the sleep returns
+    expect(p.allStuck).toBe(false);
+  }, 30_000);
+
+  it("returns its interpreters with what model code changed put back and the threads it started stopped", async () => {
+    const p = await createPool(1);
+    const [interpreter] = p.interpreters;
+    await interpreter!.exec(
+      "import os, threading, time\n" +
+        "os.path.join = lambda *parts: 'patched'\n" +
+        "threading.Thread(target=lambda: [time.sleep(0.01) for _ in iter(int, 1)], name='model-thread', daemon=True).start()",
+    );
+    expect(await interpreter!.eval("__import__('os').path.join('a', 'b')")).toBe("patched");
+    await p.close();
+    pool = undefined;
+    expect(interpreterStats().quarantined).toBe(0); // its thread ended
+    const next = await createPool(interpreterStats().idle);
+    const again = next.interpreters.find((i) => i.index === interpreter!.index)!;
+    expect(await again.eval("__import__('os').path.join('a', 'b')")).toBe("a/b");
+    expect(await again.eval("[t.name for t in __import__('threading').enumerate()]")).not.toContain("model-thread");
+  });
+
+  it("samples each interpreter's own heap: what one allocates shows in its sample alone", async () => {
+    const p = await createPool(2);
+    const [first, second] = p.interpreters;
+    await p.sampleMemory();
+    const before = p.interpreters.map((i) => p.memory(i)!.heapBytes!);
+    for (const heap of before) expect(heap).toBeGreaterThan(0);
+    await first!.exec("kept = bytearray(64 * 1024 * 1024)");
+    await p.sampleMemory();
+    expect(p.memory(first!)!.heapBytes! - before[0]!).toBeGreaterThanOrEqual(64 * 1024 * 1024);
+    expect(Math.abs(p.memory(second!)!.heapBytes! - before[1]!)).toBeLessThan(4 * 1024 * 1024);
+  });
 });
 
 describe("ReplicatedObject", () => {

@@ -136,3 +136,8 @@ async function resetSlot(slot: Slot): Promise<void> {
   }
 }
 
+
+function lend(slot: Slot): Interpreter {
+  slot.lease = new Interpreter(slot.native, slot.python, slot.version);
+  return slot.lease;
+}
