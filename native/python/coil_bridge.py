@@ -586,7 +586,10 @@ class _Baseline:
                 del namespace[key]
                 changed += 1
             for key, value in saved.items():
-                if namespace.get(key, _MISSING) is not value:
+                current = namespace.get(key, _MISSING)
+                # Integers stay: module-level counters (torch.package's mangle index) must
+                # only grow, or names of objects still alive are handed out again.
+                if current is not value and not (type(current) is int and type(value) is int):
                     namespace[key] = value
                     changed += 1
             if sys.modules.get(name) is not module:
