@@ -222,10 +222,10 @@ describe("ServingRuntime", () => {
     expect(value(/coil_batch_requests_sum\{model="net",version="1"\} (\d+)/)).toBe(requests);
     expect(value(/coil_batch_requests_bucket\{model="net",version="1",le="1"\} (\d+)/)).toBeLessThan(calls);
 
-    const busy = [...text.matchAll(/coil_interpreter_busy_seconds_total\{interpreter="\d+"\} ([\d.e-]+)/g)].map((m) => Number(m[1]));
+    const busy = [...text.matchAll(/coil_interpreter_busy_seconds_total\{interpreter="\d+",group="shared"\} ([\d.e-]+)/g)].map((m) => Number(m[1]));
     expect(busy).toHaveLength(2);
     for (const seconds of busy) expect(seconds).toBeGreaterThan(0);
-    expect(text).toMatch(/coil_interpreter_load\{interpreter="\d+"\} \d+/);
+    expect(text).toMatch(/coil_interpreter_load\{interpreter="\d+",group="shared"\} \d+/);
   });
 });
 
