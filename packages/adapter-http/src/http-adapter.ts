@@ -187,7 +187,10 @@ export class HttpAdapter implements Adapter {
     const limits = { maxBytes: bodyLimit, timeoutMs: bodyTimeoutMs, pending: this.#pending };
     const raw = async (request: FastifyRequest, payload: NodeJS.ReadableStream) => {
       const length = request.headers["content-length"];
-      return readBody(payload as Readable, length === undefined ? undefined : Number(length), limits);
+      const headerLength = Number(request.headers[HEADER_LENGTH_HEADER]);
+      return readBody(payload as Readable, length === undefined ? undefined : Number(length), limits, {
+        ...(Number.isSafeInteger(headerLength) && headerLength >= 0 && { alignAt: headerLength }),
+      });
     };
     app.addContentTypeParser(octetStream, raw);
     app.addContentTypeParser("application/json", raw);

@@ -2,7 +2,7 @@
 import "reflect-metadata";
 
 export { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind, type AccessRequest } from "./access.js";
-export { PendingBodies, readBody, type BodyLimits } from "./request-body.js";
+export { PendingBodies, readBody, type BodyLayout, type BodyLimits } from "./request-body.js";
 export {
   DEFAULT_BODY_LIMIT,
   DEFAULT_BODY_TIMEOUT_MS,

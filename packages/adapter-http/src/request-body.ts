@@ -30,6 +30,14 @@ export class PendingBodies {
   }
 }
 
+/** Where the binary tensor data of a body starts (Triton's Inference-Header-Content-Length):
+ * the body is placed in memory so that this offset is 8-byte aligned, and tensors are
+ * views of it rather than copies (an unaligned 64 MiB tensor took 0.4 s to copy, the
+ * event loop blocked meanwhile). */
+export interface BodyLayout {
+  alignAt?: number;
+}
+
 export interface BodyLimits {
   /** Largest body: 413 past it. */
   maxBytes: number;
@@ -54,7 +62,7 @@ const busy = (pending: PendingBodies) =>
  * a chunked body reserves as it arrives. The reservation is released when the body
  * is complete or refused: a complete body belongs to its request from then on.
  */
-export function readBody(payload: Readable, declaredLength: number | undefined, limits: BodyLimits): Promise<Buffer> {
+export function readBody(payload: Readable, declaredLength: number | undefined, limits: BodyLimits, layout: BodyLayout = {}): Promise<Buffer> {
   const { maxBytes, timeoutMs, pending } = limits;
   // A body larger than all the body memory there is could never be read: 413, not 503.
   const largest = Math.min(maxBytes, pending.maxBytes);
@@ -63,7 +71,7 @@ export function readBody(payload: Readable, declaredLength: number | undefined, 
   }
   if (declaredLength !== undefined && !pending.tryReserve(declaredLength)) return Promise.reject(busy(pending));
   let reserved = declaredLength ?? 0;
-  const whole = declaredLength !== undefined ? Buffer.allocUnsafe(declaredLength) : undefined;
+  const whole = declaredLength !== undefined ? alignedBuffer(declaredLength, layout.alignAt) : undefined;
   const chunks: Buffer[] = [];
   let received = 0;
 
@@ -102,7 +110,7 @@ export function readBody(payload: Readable, declaredLength: number | undefined, 
       if (whole && received !== whole.length) {
         finish(new HttpError(400, `the request body has ${received} bytes, not the ${whole.length} of its Content-Length`));
       } else {
-        finish(undefined, whole ?? Buffer.concat(chunks, received));
+        finish(undefined, whole ?? alignedCopy(chunks, received, layout.alignAt));
       }
     };
     const onError = (error: Error) => finish(error);
@@ -116,4 +124,23 @@ export function readBody(payload: Readable, declaredLength: number | undefined, 
     payload.once("error", onError);
     payload.once("close", onClose);
   });
+}
+
+const ALIGNMENT = 8;
+
+/** `length` bytes of fresh memory whose byte `alignAt` is 8-byte aligned. */
+function alignedBuffer(length: number, alignAt = 0): Buffer {
+  // Not Buffer.allocUnsafe: small ones come from a shared pool at any offset.
+  const pad = (ALIGNMENT - (alignAt % ALIGNMENT)) % ALIGNMENT;
+  return Buffer.from(new ArrayBuffer(length + pad), pad, length);
+}
+
+function alignedCopy(chunks: Buffer[], length: number, alignAt: number | undefined): Buffer {
+  const body = alignedBuffer(length, alignAt);
+  let offset = 0;
+  for (const chunk of chunks) {
+    chunk.copy(body, offset);
+    offset += chunk.length;
+  }
+  return body;
 }

@@ -50,13 +50,15 @@ const file = join(mkdtempSync(join(tmpdir(), "coil-loop-")), "body");
 writeFileSync(file, Buffer.concat([header, Buffer.from(values.buffer)]));
 
 let worst = 0;
+let started = performance.now();
 let last = performance.now();
 const timer = setInterval(() => {
   const now = performance.now();
   worst = Math.max(worst, now - last);
+  if (process.env.GAPS && now - last > 100) console.log(`gap ${(now - last).toFixed(0)} ms at ${((now - started) / 1000).toFixed(2)} s`);
   last = now;
 }, 10);
-const started = performance.now();
+started = performance.now();
 const { stdout } = await promisify(execFile)("curl", [
   "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
   "-H", `Inference-Header-Content-Length: ${header.length}`, "-H", "Content-Type: application/octet-stream",

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 
 import { CpuBackend } from "@coil/backend-cpu";
 import { InterpreterPool, Tensor } from "@coil/core";
+import { openArchive } from "@coil/format-reader";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 
 import { scanRepository } from "./model-repository.js";
@@ -45,8 +46,8 @@ describe("the model repository", () => {
       "README.md": "not an archive (neither .coil nor a zip)",
       "bad name!.pt": expect.stringContaining("a model's name must match"),
       "copy.zip": 'model "copy" is already served from another archive',
-      device: "not a regular file",
-      pipe: "not a regular file",
+      device: "a symbolic link out of the repository, to /dev/null: not followed (coil serve --follow-symlinks to serve it)",
+      pipe: "not a regular file (a FIFO): not opened",
       "versioned/3/notes.txt": "not an archive (neither .coil nor a zip)",
       "versioned/latest": expect.stringContaining("not a version folder"),
       "weights.pt": expect.stringMatching(/not a torch\.package archive.*torch\.save checkpoint holds weights alone/),
@@ -82,4 +83,65 @@ describe("the model repository", () => {
       await runtime.close();
     }
   });
+});
+
+describe("the model repository's links and special files", () => {
+  it("follows links inside the repository, skips links out of it unless told to follow them", async () => {
+    const outside = mkdtempSync(join(tmpdir(), "coil-outside-"));
+    copyFileSync(join(repo, "model.pt"), join(outside, "elsewhere.pt"));
+    mkdirSync(join(outside, "folder", "1"), { recursive: true });
+    copyFileSync(join(repo, "model.pt"), join(outside, "folder", "1", "model.pt"));
+    const linked = mkdtempSync(join(tmpdir(), "coil-links-repo-"));
+    copyFileSync(join(repo, "model.pt"), join(linked, "real.pt"));
+    symlinkSync(join(linked, "real.pt"), join(linked, "inside.pt"));
+    symlinkSync(join(outside, "elsewhere.pt"), join(linked, "outside.pt"));
+    symlinkSync(join(outside, "folder"), join(linked, "folder"));
+    mkdirSync(join(linked, "versioned", "1"), { recursive: true });
+    symlinkSync(join(outside, "elsewhere.pt"), join(linked, "versioned", "1", "model.pt"));
+    symlinkSync(join(linked, "missing.pt"), join(linked, "dangling.pt"));
+
+    const confined = await scanRepository(linked);
+    expect(confined.entries.map((e) => e.name)).toEqual(["inside", "real"]);
+    const reasons = Object.fromEntries(confined.skipped.map((s) => [s.path.slice(linked.length + 1), s.reason]));
+    expect(reasons).toEqual({
+      "dangling.pt": "a symbolic link to nothing (or to something unreadable)",
+      folder: expect.stringMatching(/^a symbolic link out of the repository, to .*coil-outside-.*folder: not followed \(coil serve --follow-symlinks/),
+      "outside.pt": expect.stringContaining("a symbolic link out of the repository"),
+      "versioned/1/model.pt": expect.stringContaining("a symbolic link out of the repository"),
+    });
+
+    const followed = await scanRepository(linked, { followSymlinks: true });
+    expect(followed.entries.map((e) => `${e.name}/${e.version}`)).toEqual(["folder/1", "inside/1", "outside/1", "real/1", "versioned/1"]);
+  });
+
+  it("skips FIFOs without opening them: start-up completes, and a load of one does not hang", async () => {
+    const special = mkdtempSync(join(tmpdir(), "coil-fifo-repo-"));
+    copyFileSync(join(repo, "model.pt"), join(special, "model.pt"));
+    execFileSync("mkfifo", [join(special, "trap.coil"), join(special, "trap.pt")]);
+    mkdirSync(join(special, "piped", "1"), { recursive: true });
+    execFileSync("mkfifo", [join(special, "piped", "1", "model.coil")]);
+    symlinkSync(join(special, "trap.coil"), join(special, "alias.coil"));
+    const warnings: Record<string, unknown>[] = [];
+    const pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new CpuBackend() });
+    const runtime = new ServingRuntime({ pool, repository: special, logger: { warn: (fields) => warnings.push(fields) } });
+    try {
+      // A timeout of the test's own: a FIFO opened for reading waits for a writer forever.
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("start-up hung on a FIFO")), 30_000)));
+      await Promise.race([runtime.start(), hung]).finally(() => clearTimeout(timer));
+      expect(runtime.modelIndex()).toEqual([{ name: "model", version: "1", state: "READY" }]);
+      const fifo = "not a regular file (a FIFO): not opened";
+      expect(Object.fromEntries(warnings.map((w) => [String(w["path"]).slice(special.length + 1), w["reason"]]))).toEqual({
+        "alias.coil": fifo,
+        "piped/1/model.coil": fifo,
+        "trap.coil": fifo,
+        "trap.pt": fifo,
+      });
+      await expect(runtime.loadModel("trap")).rejects.toMatchObject({ code: "MODEL_NOT_FOUND" });
+      // And should a FIFO take an archive's place after the scan, opening it fails at once.
+      await expect(openArchive(join(special, "trap.coil"))).rejects.toMatchObject({ message: expect.stringContaining("is not a regular file") });
+    } finally {
+      await runtime.close();
+    }
+  }, 60_000);
 });
