@@ -511,6 +511,7 @@ _KEEP_MODULES = frozenset(
 _KEEP_CONTENTS = frozenset({"logging", "linecache", "weakref", "_weakrefset", "abc", "_abc", "typing", "warnings", "functools"})
 
 _baseline = None
+_trusted_threads = None  # the threads there were when the last baseline was taken
 
 
 def _is_container(value):
@@ -774,9 +775,13 @@ def reset():
     (torch) stay: CPython cannot unload them. Returns {"restored": how many things were
     put back, "threads_stopped": n, "threads_running": [names]}: an interpreter with
     threads still running must not be lent to another model."""
-    global _baseline
+    global _baseline, _trusted_threads
     baseline, _baseline = _baseline, None
-    trusted = baseline.threads if baseline is not None else set(sys._current_frames())
+    if baseline is not None:
+        _trusted_threads = baseline.threads
+    # With no model code since the last reset, the threads trusted then (one reset finding a
+    # lease's thread still running is followed by another, before the interpreter is lent).
+    trusted = _trusted_threads if _trusted_threads is not None else set(sys._current_frames())
     stopped, running = _stop_threads(trusted)
     _objects.clear()
     _namespace.clear()

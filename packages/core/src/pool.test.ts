@@ -128,6 +128,24 @@ describe("a call stuck in C code", () => {
     expect(await again.eval("[t.name for t in __import__('threading').enumerate()]")).not.toContain("model-thread");
   });
 
+  it("holds an interpreter back while a thread its last holder started waits in C code, and lends it once the thread ends", async () => {
+    const p = await createPool(1);
+    const [interpreter] = p.interpreters;
+    await interpreter!.exec("import threading, time\nthreading.Thread(target=time.sleep, args=(3,), name='sleeper', daemon=True).start()");
+    await p.close();
+    pool = undefined;
+    expect(interpreterStats().quarantined).toBe(1);
+    const other = await createPool(1);
+    expect(other.interpreters[0]!.index).not.toBe(interpreter!.index);
+    await other.close();
+    pool = undefined;
+    await new Promise((r) => setTimeout(r, 3000));
+    // The next acquisition resets it again, finds the thread gone, and lends it.
+    const next = await createPool(interpreterStats().idle + 1);
+    expect(interpreterStats().quarantined).toBe(0);
+    expect(next.interpreters.map((i) => i.index)).toContain(interpreter!.index);
+  }, 30_000);
+
   it("samples each interpreter's own heap: what one allocates shows in its sample alone", async () => {
     const p = await createPool(2);
     const [first, second] = p.interpreters;
