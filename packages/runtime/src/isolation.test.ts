@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, statSync } from "node:fs";
+import { copyFileSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { interpreterStats } from "@coil/native";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 
+import { main } from "./commands.js";
 import { createRuntime, type Runtime } from "./create-runtime.js";
 import { packModel } from "./pack.js";
 
@@ -139,5 +140,20 @@ describe("models do not share Python", () => {
     const archive = Number(/coil_model_archive_bytes\{model="victim",version="1"\} (\d+)/.exec(text)?.[1]);
     expect(archive).toBe(statSync(victimArchive).size);
     expect(text).toMatch(new RegExp(`coil_interpreter_stuck\\{interpreter="${victim}",group="victim"\\} 0`));
+  });
+
+  it("coil serve takes --instances and coil.json \"models\", and refuses a malformed one before starting", async () => {
+    const config = join(mkdtempSync(join(tmpdir(), "coil-isolation-config-")), "coil.json");
+    writeFileSync(config, JSON.stringify({ models: { victim: { instances: 2, gruop: "x" } } }));
+    await expect(main(["serve", repo, "--config", config, "--http-port", "-1", "--grpc-port", "-1"])).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining('models".victim takes "instances"'),
+    });
+    writeFileSync(config, JSON.stringify({ models: { victim: { instances: 0 } } }));
+    await expect(main(["serve", repo, "--config", config, "--http-port", "-1", "--grpc-port", "-1"])).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining("models.victim.instances must be an integer from 1 to 15"),
+    });
+    await expect(main(["serve", repo, "--instances", "two", "--http-port", "-1", "--grpc-port", "-1"])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
 });
