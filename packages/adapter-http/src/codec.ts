@@ -375,13 +375,19 @@ class JsonText {
     return this.#parts.join("");
   }
 
-  /** The parts as Buffers, each converted only when the stream reaches it. */
+  /** The parts as Buffers, each converted only when the stream reaches it, with a turn
+   * of the event loop between parts: a socket that takes every write at once (loopback)
+   * would otherwise run the whole send in one stretch of nextTicks (0.8 s for 336 MB). */
   stream(): Readable {
     const parts = this.#parts;
     return Readable.from(
-      (function* () {
-        for (const part of parts) yield Buffer.from(part, "utf8");
+      (async function* () {
+        for (const [i, part] of parts.entries()) {
+          if (i > 0) await nextTurn();
+          yield Buffer.from(part, "utf8");
+        }
       })(),
+      { highWaterMark: 1 }, // one part converted per read, not 16
     );
   }
 }

@@ -1,0 +1,13 @@
+import { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Tensor } from "@coil/core";
+import { encodeInferResponse } from "./dist/index.js";
+const N = 16 * 1024 * 1024;
+const data = new Float32Array(N); for (let i = 0; i < N; i++) data[i] = Math.random() * 2 - 1;
+let last = performance.now(); const t0 = last; let phase = "encode";
+const timer = setInterval(() => { const now = performance.now(); if (now - last > 80) console.log(`gap ${(now-last).toFixed(0)} ms at ${((now-t0)/1000).toFixed(2)} s during ${phase}`); last = now; }, 10);
+const enc = await encodeInferResponse({ modelName: "m", modelVersion: "1", outputs: [{ name: "y", tensor: new Tensor("float32", [N], data) }] }, { request: { inputs: [] }, binaryByDefault: false, binaryOutputs: new Map() }, { maxJsonBytes: 2 ** 30 });
+phase = "stream"; console.log("encoded", enc.contentLength, ((performance.now()-t0)/1000).toFixed(2));
+await pipeline(enc.body, new Writable({ write(c, e, cb) { setImmediate(cb); } }));
+phase = "after"; console.log("streamed", ((performance.now()-t0)/1000).toFixed(2));
+await new Promise((r) => setTimeout(r, 1500)); clearInterval(timer);
