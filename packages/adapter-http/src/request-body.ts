@@ -93,8 +93,8 @@ export function readBody(payload: Readable, declaredLength: number | undefined, 
       }
     };
     const onData = (chunk: Buffer) => {
-      if (received + chunk.length > (declaredLength ?? maxBytes)) {
-        finish(new HttpError(413, `the request body is more than ${declaredLength ?? maxBytes} bytes`));
+      if (received + chunk.length > (declaredLength ?? largest)) {
+        finish(new HttpError(413, `the request body is more than ${declaredLength ?? largest} bytes`));
         return;
       }
       if (whole) {

@@ -101,6 +101,31 @@ describe("HTTP request limits", () => {
     expect((await post(inferBody(1))).status).toBe(200);
   }, 30_000);
 
+  it("counts a chunked body against the cap as it arrives: 503 while others hold the memory, 413 past the cap itself", async () => {
+    const chunked = (size: number) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.write("POST /v2/models/net/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+      for (let sent = 0; sent < size; sent += 100_000) socket.write(`${(100_000).toString(16)}\r\n${" ".repeat(100_000)}\r\n`);
+      socket.write("0\r\n\r\n");
+      return new Promise<string>((resolve) => {
+        let text = "";
+        socket.on("data", (chunk: Buffer) => {
+          text += chunk.toString("latin1");
+          if (text.includes("\r\n\r\n")) {
+            socket.destroy();
+            resolve(text);
+          }
+        });
+        socket.on("error", () => resolve(text));
+      });
+    };
+    expect(await chunked(PENDING_CAP + 100_000)).toMatch(/^HTTP\/1\.1 413 /);
+    const slow = unfinishedUpload(800_000, 1);
+    expect(await chunked(300_000)).toMatch(/^HTTP\/1\.1 503 [\s\S]*retry-after: 1/i);
+    slow.socket.destroy();
+    await slow.answer;
+  }, 30_000);
+
   it("refuses a JSON response over --max-response-bytes, pointing at binary outputs, which it then serves", async () => {
     const small = await post(inferBody(2));
     expect(small.status).toBe(200);
