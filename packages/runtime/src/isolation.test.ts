@@ -33,6 +33,7 @@ beforeAll(async () => {
   };
   await packModel({ target: `${FIXTURES}/victim.py:build`, output: victimArchive, python: PYTHON, ...signature });
   await packModel({ target: `${FIXTURES}/patcher.py:build`, output: join(repo, "patcher.coil"), python: PYTHON, ...signature });
+  await packModel({ target: `${FIXTURES}/walker.py:build`, output: join(repo, "walker.coil"), python: PYTHON, ...signature });
   // What the victim computes in a Python nobody patched.
   expected = JSON.parse(
     execFileSync(PYTHON, [
@@ -48,7 +49,7 @@ beforeAll(async () => {
     python: PYTHON,
     instances: 1,
     // Loaded later: two trusted models sharing one group, and one asking for more than the budget.
-    models: { "shared-1": { group: "trusted" }, "shared-2": { group: "trusted" }, greedy: { instances: 15 } },
+    models: { "shared-1": { group: "trusted" }, "shared-2": { group: "trusted" }, "walker-shared": { group: "trusted" }, greedy: { instances: 15 } },
     plugins: ["@coil/backend-cpu", { module: "@coil/adapter-http", options: { host: "127.0.0.1", port: 0 } }],
   });
   http = runtime.adapters[0]!.url!;
@@ -86,6 +87,8 @@ describe("models do not share Python", () => {
     const answer = await infer("victim");
     expect(answer.status).toBe(200);
     expectClose(answer.data, expected);
+    // Walking gc, a model finds no other archive's objects.
+    expect(await infer("walker")).toEqual({ status: 200, data: [0, 0, 0, 0] });
   });
 
   it("unloading a model returns its interpreter reset: its patches undone, its spinning thread stopped, a model loaded there computes right", async () => {
@@ -112,6 +115,10 @@ describe("models do not share Python", () => {
     expect(one.group).toBe("trusted");
     expect(runtime.service.groupOf("shared-2")).toEqual(one);
     expectClose((await infer("shared-2")).data, expected);
+    // Sharing is what it says: a model of the group sees the others' objects.
+    copyFileSync(join(repo, "walker.coil"), join(repo, "walker-shared.coil"));
+    await runtime.service.loadModel("walker-shared");
+    expect((await infer("walker-shared")).data[0]).toBe(2);
   });
 
   it("refuses a model past the interpreter budget with a typed error that names the budget and how to share", async () => {
