@@ -218,7 +218,9 @@ describe("coil serve's control-plane flags", () => {
       });
       void exited.then((code) => reject(new Error(`coil serve exited early with ${code}`)));
     });
-    const http = `http://127.0.0.1:${(await serving).http as number}`;
+    const ready = await serving;
+    expect(ready).toMatchObject({ modelControl: "none", token: false, authInference: false, tls: false });
+    const http = `http://127.0.0.1:${ready.http as number}`;
     const unload = await curl(`${http}/v2/repository/models/net/unload`);
     expect(unload.status).toBe(403);
     expect((await curl(`${http}/v2/models/net/infer`, "-d", INFER_BODY)).status).toBe(200);

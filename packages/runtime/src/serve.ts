@@ -79,6 +79,11 @@ export async function serve(options: ServeOptions): Promise<Server> {
       backend: info?.backend,
       python: info?.python,
       torch: info?.torch,
+      // The security posture, so that an operator sees it at a glance (docs/security.md).
+      modelControl: config.access?.modelControl ?? "none",
+      token: config.access?.token !== undefined,
+      authInference: config.access?.authInference ?? false,
+      tls: tls !== undefined,
       startupMs: Math.round(performance.now() - started),
       nodeFlags: process.execArgv,
     },
