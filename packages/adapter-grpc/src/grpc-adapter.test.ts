@@ -101,6 +101,9 @@ describe("GrpcAdapter", () => {
       ["MODEL_NOT_READY", status.UNAVAILABLE],
       ["CLOSED", status.UNAVAILABLE],
       ["DEADLINE_EXCEEDED", status.DEADLINE_EXCEEDED],
+      ["UNAUTHENTICATED", status.UNAUTHENTICATED],
+      ["PERMISSION_DENIED", status.PERMISSION_DENIED],
+      ["RESPONSE_TOO_LARGE", status.RESOURCE_EXHAUSTED],
       ["PYTHON_ERROR", status.INTERNAL],
       ["INTERNAL", status.INTERNAL],
     ];
@@ -113,6 +116,36 @@ describe("GrpcAdapter", () => {
     }
     next = new TypeError("a bug");
     await expect(modelInfer(client).result).rejects.toMatchObject({ code: status.INTERNAL, details: "a bug" });
+  });
+
+  it("serves Triton's repository RPCs: the index (ready only, if asked), load and unload", async () => {
+    const asked: string[] = [];
+    const service: InferenceService = {
+      ...stubService(echo),
+      modelIndex: () => [
+        { name: "a", version: "1", state: "READY" },
+        { name: "b", version: "2", state: "UNAVAILABLE", reason: "unloaded" },
+      ],
+      loadModel: async (name) => void asked.push(`load ${name}`),
+      unloadModel: async (name) => void asked.push(`unload ${name}`),
+    };
+    const { client } = await serve(service);
+    const call = (method: string, request: object) =>
+      new Promise<unknown>((resolve, reject) =>
+        (client as unknown as Record<string, Function>)[method]!.call(client, request, (error: ServiceError | null, response: unknown) =>
+          error ? reject(error) : resolve(response),
+        ),
+      );
+    expect(await call("RepositoryIndex", {})).toEqual({
+      models: [
+        { name: "a", version: "1", state: "READY", reason: "" },
+        { name: "b", version: "2", state: "UNAVAILABLE", reason: "unloaded" },
+      ],
+    });
+    expect(await call("RepositoryIndex", { ready: true })).toEqual({ models: [{ name: "a", version: "1", state: "READY", reason: "" }] });
+    expect(await call("RepositoryModelUnload", { model_name: "a" })).toEqual({});
+    expect(await call("RepositoryModelLoad", { model_name: "a" })).toEqual({});
+    expect(asked).toEqual(["unload a", "load a"]);
   });
 
   it("passes the client's deadline as timeoutMs, and its cancellation as an aborted signal", async () => {
