@@ -31,11 +31,14 @@ const slots: Slot[] = [];
 export const RESET_TIMEOUT_MS = 10_000;
 
 /** Interpreters this process has created (started or failed), and how many idle. */
-export function interpreterStats(): { created: number; idle: number; quarantined: number; budget: number; max: number } {
+export function interpreterStats(): { created: number; idle: number; quarantined: number; heldBack: string[]; budget: number; max: number } {
+  const held = slots.filter((s) => !s.lease && s.quarantined);
   return {
     created: loadAddon().interpreterCount(),
     idle: slots.filter((s) => !s.lease && !s.quarantined).length,
-    quarantined: slots.filter((s) => !s.lease && s.quarantined).length,
+    quarantined: held.length,
+    /** Why each quarantined interpreter is held back (its index, the threads still running). */
+    heldBack: held.map((s) => s.quarantined!),
     budget: interpreterBudget(),
     max: MAX_INTERPRETERS,
   };

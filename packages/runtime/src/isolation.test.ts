@@ -163,4 +163,30 @@ describe("models do not share Python", () => {
     });
     await expect(main(["serve", repo, "--instances", "two", "--http-port", "-1", "--grpc-port", "-1"])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
+
+  it("logs a model whose threads outlive its unload, and holds its interpreter back until they end", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "coil-isolation-lingerer-"));
+    await packModel({
+      target: `${FIXTURES}/lingerer.py:build`,
+      output: join(folder, "lingerer.coil"),
+      python: PYTHON,
+      inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
+      outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
+    });
+    const warnings: { fields: Record<string, unknown>; message: string }[] = [];
+    const logger = { warn: (fields: Record<string, unknown>, message: string) => void warnings.push({ fields, message }) };
+    const lingering = await createRuntime({ repository: folder, python: PYTHON, instances: 1, logger, plugins: ["@coil/backend-cpu"] });
+    try {
+      await lingering.service.unloadModel("lingerer");
+      expect(warnings).toContainEqual({
+        fields: { model: "lingerer", version: "1", heldBack: [expect.stringContaining("lingerer-thread")] },
+        message: expect.stringContaining("held back"),
+      });
+      // (Packing it started the thread in the packing interpreter too: that one is held back as well.)
+      const warned = warnings.find((w) => w.fields.model === "lingerer")!.fields.heldBack as string[];
+      expect(interpreterStats().heldBack).toEqual(expect.arrayContaining(warned));
+    } finally {
+      await lingering.close();
+    }
+  }, 60_000);
 });

@@ -20,6 +20,7 @@ import {
   type TensorSignature,
 } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
+import { interpreterStats } from "@coil/native";
 
 import { acceleratorFor, type AcceleratorSelection } from "./accelerator-selection.js";
 import { Exposition, type Sample } from "./exposition.js";
@@ -450,7 +451,17 @@ export class ServingRuntime implements InferenceService {
     await queue?.close();
     await model?.unload();
     // The group's last version gives its interpreters back, reset.
-    if (held) await this.groups.release(v.entry.name);
+    if (held) {
+      const before = new Set(interpreterStats().heldBack);
+      await this.groups.release(v.entry.name);
+      const heldBack = interpreterStats().heldBack.filter((h) => !before.has(h));
+      if (heldBack.length > 0) {
+        this.#options.logger?.warn(
+          { model: v.entry.name, version: v.entry.version, heldBack },
+          "model: threads it started still run after unload; its interpreters are held back until they end",
+        );
+      }
+    }
   }
 
   #version(name: string, version: string | undefined): Version {
