@@ -430,14 +430,25 @@ def _example_inputs(signature, size, seed):
     return tuple(inputs)
 
 
+def _as_served(value):
+    """`value` shaped as Node receives it (see export): mappings (a ModelOutput
+    included) as dicts, sequences as lists or tuples, so an accelerated form may
+    return a plain dict where eager returns a ModelOutput."""
+    if isinstance(value, dict):
+        return {str(key): _as_served(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return (list if type(value) is list else tuple)(_as_served(item) for item in value)
+    return value
+
+
 def _mismatch(expected, got, rtol, atol):
-    """Why `got` is not `expected` (None if it is): the same structure, and each tensor
-    leaf close within rtol/atol (other leaves equal)."""
+    """Why `got` is not `expected` (None if it is): the same structure as served, and
+    each tensor leaf close within rtol/atol (other leaves equal)."""
     torch = _load_torch()
     from torch.utils import _pytree as pytree
 
-    want, want_spec = pytree.tree_flatten(expected)
-    have, have_spec = pytree.tree_flatten(got)
+    want, want_spec = pytree.tree_flatten(_as_served(expected))
+    have, have_spec = pytree.tree_flatten(_as_served(got))
     if want_spec != have_spec:
         return f"it returns another structure than eager ({have_spec} instead of {want_spec})"
     for index, (a, b) in enumerate(zip(want, have)):

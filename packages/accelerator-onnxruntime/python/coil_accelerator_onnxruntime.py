@@ -120,19 +120,34 @@ class OnnxRuntimeModel:
         import torch
         from torch.utils import _pytree as pytree
 
-        self._torch = torch
-        self._unflatten = pytree.tree_unflatten
-        self._session = session
+        self._from_numpy = torch.from_numpy
+        self._run = session.run
         wanted = {arg.name for arg in session.get_inputs()}
         # The session's inputs by the model's positions; an input the graph does not use is dropped.
-        self._feed = [(position, name) for position, name in enumerate(names) if name in wanted]
-        self._structure = structure
+        self._feed = tuple((position, name) for position, name in enumerate(names) if name in wanted)
+        self._rebuild = _rebuilder(structure, pytree)
         self.coil_details = details
 
     def __call__(self, *inputs):
-        feed = {name: inputs[position].numpy() for position, name in self._feed}
-        outputs = [self._torch.from_numpy(array) for array in self._session.run(None, feed)]
-        return self._unflatten(outputs, self._structure)
+        outputs = self._run(None, {name: inputs[position].numpy() for position, name in self._feed})
+        return self._rebuild([self._from_numpy(array) for array in outputs])
+
+
+def _rebuilder(structure, pytree):
+    """How the session's flat outputs become eager's structure. A tensor, a tuple of
+    tensors or a mapping of names to tensors (a ModelOutput) is rebuilt directly, as
+    what Node receives from it: a ModelOutput is returned as a plain dict of its fields
+    (the bridge sends both the same way), 10 µs less than building one per call."""
+    leaf = pytree.tree_flatten(0)[1]
+    children = structure.children() if callable(getattr(structure, "children", None)) else structure.children_specs
+    if structure == leaf:
+        return lambda outputs: outputs[0]
+    if structure.type is tuple and all(child == leaf for child in children):
+        return tuple
+    if isinstance(structure.context, (list, tuple)) and issubclass(structure.type, dict) and all(child == leaf for child in children):
+        keys = tuple(structure.context)
+        return lambda outputs: dict(zip(keys, outputs))
+    return lambda outputs: pytree.tree_unflatten(outputs, structure)
 
 
 def accelerate(model, request):
