@@ -1,4 +1,14 @@
-import { protocolDatatype, TOKENS, type Adapter, type InferenceService, type TensorSignature } from "@coil/core";
+import {
+  ACCESS_CONTROL,
+  OPEN_ACCESS,
+  protocolDatatype,
+  TOKENS,
+  type AccessControl,
+  type AccessKind,
+  type Adapter,
+  type InferenceService,
+  type TensorSignature,
+} from "@coil/core";
 import { CoilError } from "@coil/errors";
 import {
   Server,
@@ -9,7 +19,6 @@ import {
 } from "@grpc/grpc-js";
 import { inject, injectable, type InjectionToken } from "tsyringe";
 
-import { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind } from "./access.js";
 import type {
   ModelInferRequest,
   ModelInferResponse,

@@ -4,7 +4,7 @@
  */
 import "reflect-metadata";
 
-export { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind, type AccessRequest } from "./access.js";
+export { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind, type AccessRequest } from "@coil/core";
 export { GRPC_ADAPTER_OPTIONS, GrpcAdapter, validateGrpcAdapterOptions, type GrpcAdapterOptions } from "./grpc-adapter.js";
 export { inferenceService, inferenceServiceDefinition, PROTO_LOADER_OPTIONS, PROTO_PATH } from "./proto.js";
 /** The plugin (default export): registers it into a runtime\'s container. */

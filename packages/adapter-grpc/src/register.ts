@@ -1,7 +1,7 @@
 import { TOKENS } from "@coil/core";
 import { Lifecycle, type DependencyContainer } from "tsyringe";
 
-import { ACCESS_CONTROL, OPEN_ACCESS } from "./access.js";
+import { ACCESS_CONTROL, OPEN_ACCESS } from "@coil/core";
 import { GRPC_ADAPTER_OPTIONS, GrpcAdapter, validateGrpcAdapterOptions, type GrpcAdapterOptions } from "./grpc-adapter.js";
 
 /** The plugin: registers the gRPC adapter under TOKENS.Adapter (one instance per

@@ -3,12 +3,23 @@ import type { AddressInfo, Socket } from "node:net";
 import { totalmem } from "node:os";
 import type { Readable } from "node:stream";
 
-import { httpStatusFor, protocolDatatype, TOKENS, type Adapter, type InferenceService, type ServedModel, type TensorSignature } from "@coil/core";
+import {
+  ACCESS_CONTROL,
+  httpStatusFor,
+  OPEN_ACCESS,
+  protocolDatatype,
+  TOKENS,
+  type AccessControl,
+  type AccessKind,
+  type Adapter,
+  type InferenceService,
+  type ServedModel,
+  type TensorSignature,
+} from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import { inject, injectable, type InjectionToken } from "tsyringe";
 
-import { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind } from "./access.js";
 import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER, HttpError } from "./codec.js";
 import { PendingBodies, readBody } from "./request-body.js";
 
@@ -66,10 +77,6 @@ export function validateHttpAdapterOptions(options: HttpAdapterOptions): void {
   }
 }
 
-/** The HTTP status of the codes @coil/core's httpStatusFor does not know. */
-const ACCESS_STATUS: Readonly<Record<string, number>> = { UNAUTHENTICATED: 401, PERMISSION_DENIED: 403, RESPONSE_TOO_LARGE: 400 };
-
-const statusFor = (code: string) => ACCESS_STATUS[code] ?? httpStatusFor(code);
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -217,7 +224,7 @@ export class HttpAdapter implements Adapter {
 
     app.setErrorHandler((error: unknown, request, reply) => {
       let status = 500;
-      if (isCoilError(error)) status = statusFor(error.code);
+      if (isCoilError(error)) status = httpStatusFor(error.code);
       else {
         const code = (error as { statusCode?: unknown }).statusCode;
         if (typeof code === "number" && code >= 400 && code < 600) status = code;

@@ -1,7 +1,7 @@
 /** @coil/adapter-http — the Open Inference Protocol (KServe v2 REST, as Triton serves it) over HTTP for Coil. */
 import "reflect-metadata";
 
-export { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind, type AccessRequest } from "./access.js";
+export { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind, type AccessRequest } from "@coil/core";
 export { PendingBodies, readBody, type BodyLayout, type BodyLimits } from "./request-body.js";
 export {
   DEFAULT_BODY_LIMIT,

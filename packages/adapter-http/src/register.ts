@@ -1,7 +1,7 @@
 import { TOKENS } from "@coil/core";
 import { Lifecycle, type DependencyContainer } from "tsyringe";
 
-import { ACCESS_CONTROL, OPEN_ACCESS } from "./access.js";
+import { ACCESS_CONTROL, OPEN_ACCESS } from "@coil/core";
 import { HTTP_ADAPTER_OPTIONS, HttpAdapter, validateHttpAdapterOptions, type HttpAdapterOptions } from "./http-adapter.js";
 
 /** The plugin: registers the HTTP adapter under TOKENS.Adapter (one instance per

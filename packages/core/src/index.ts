@@ -59,6 +59,7 @@ export {
   type TensorSignature,
 } from "./serving.js";
 export { TOKENS } from "./tokens.js";
+export { ACCESS_CONTROL, OPEN_ACCESS, type AccessControl, type AccessKind, type AccessRequest } from "./access-control.js";
 // The boundary types, re-exported so most users need only @coil/core.
 export {
   DTYPES,

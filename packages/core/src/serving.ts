@@ -90,7 +90,12 @@ export function httpStatusFor(code: string): number {
     case "INVALID_ARGUMENT":
     case "SHAPE_MISMATCH":
     case "UNSUPPORTED_DTYPE":
+    case "RESPONSE_TOO_LARGE":
       return 400;
+    case "UNAUTHENTICATED":
+      return 401;
+    case "PERMISSION_DENIED":
+      return 403;
     case "MODEL_NOT_FOUND":
       return 404;
     case "QUEUE_FULL":

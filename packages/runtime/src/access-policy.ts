@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 
-import { ACCESS_CONTROL, type AccessControl, type AccessRequest } from "@coil/adapter-http";
+import { ACCESS_CONTROL, type AccessControl, type AccessRequest } from "@coil/core";
 import { CoilError } from "@coil/errors";
 
 import type { RuntimeLogger } from "./serving-runtime.js";

@@ -1,27 +1,29 @@
 import type { InjectionToken } from "tsyringe";
 
 /**
- * Who may do what: asked before each call is served. The same contract as
- * @coil/adapter-http's (one object, @coil/runtime's AccessPolicy, serves both; the
- * container holds it under the same Symbol.for key), declared here so that neither
- * adapter depends on the other.
+ * Who may do what: every protocol adapter asks before it serves a request (HTTP
+ * before the body is read). One object answers for all adapters -- @coil/runtime's
+ * AccessPolicy (model control, bearer token, audit log) -- registered under
+ * ACCESS_CONTROL.
  */
 export interface AccessControl {
   /** Throws a CoilError (UNAUTHENTICATED, PERMISSION_DENIED) to refuse. */
   authorize(request: AccessRequest): void;
 }
 
-/** health: ServerLive, ServerReady, ModelReady (never need a token); metadata:
- * ServerMetadata, ModelMetadata, RepositoryIndex; inference: ModelInfer; control:
- * RepositoryModelLoad and RepositoryModelUnload. */
+/** health: liveness and readiness (never needs a token: Kubernetes probes);
+ * metadata: server and model metadata, the repository index, metrics;
+ * inference; control: model load and unload. */
 export type AccessKind = "health" | "metadata" | "inference" | "control";
 
 export interface AccessRequest {
   kind: AccessKind;
+  /** For control: "load" or "unload". */
   action?: string;
   model?: string;
-  /** The call's `authorization` metadata, as sent. */
+  /** The Authorization header (HTTP) or authorization metadata (gRPC), as sent. */
   authorization: string | undefined;
+  /** The client's address and port. */
   remote: string;
   protocol: "http" | "grpc";
 }
