@@ -9,7 +9,6 @@
  */
 import cluster from "node:cluster";
 import { readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
@@ -356,11 +355,8 @@ async function serveCommand(argv: string[]): Promise<number> {
     ...(text("publicKey") !== undefined && { archive: { publicKey: readFileSync(text("publicKey")!, "utf8") } }),
     ...security,
   };
-  if (workers !== undefined) {
-    // A worker: the cores shared among the workers unless --interpreters says otherwise.
-    const interpreters = settings.interpreters === undefined ? Math.min(15, Math.max(1, Math.floor(availableParallelism() / workers))) : undefined;
-    return runWorker({ ...serveOptions, ...(interpreters !== undefined && { interpreters }) });
-  }
+  // A worker of a supervisor: a whole server, its instances per model its own.
+  if (workers !== undefined) return runWorker(serveOptions);
   const server = await serve(serveOptions);
   // SIGTERM / SIGINT: stop accepting, finish what is in flight, exit 0.
   await new Promise<void>((resolve) => {

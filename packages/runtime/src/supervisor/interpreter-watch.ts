@@ -2,6 +2,8 @@ import type { InterpreterStatus } from "./messages.js";
 
 /** What the watch reads of an interpreter (@coil/native's Interpreter has both). */
 export interface WatchedInterpreter {
+  /** Which of the process's interpreters (they come and go with the models' groups). */
+  readonly index: number;
   readonly load: number;
   readonly busySeconds: number;
 }
@@ -19,8 +21,7 @@ export class InterpreterWatch {
 
   /** Looks at the interpreters now (call it every second or so). */
   sample(interpreters: readonly WatchedInterpreter[], nowMs: number): InterpreterStatus[] {
-    return interpreters.map((interpreter, index) => {
-      const { load, busySeconds } = interpreter;
+    return interpreters.map(({ index, load, busySeconds }) => {
       const seen = this.#seen.get(index);
       if (load === 0 || !seen || seen.busySeconds !== busySeconds) {
         this.#seen.set(index, { busySeconds, since: nowMs });

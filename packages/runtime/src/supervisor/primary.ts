@@ -52,8 +52,8 @@ interface Slot {
  * crash-loops is given up and readiness turns false), drains and replaces a worker
  * whose interpreters are all stuck or whose memory is over the limit, and serves the
  * cluster's view (readiness, every worker's metrics, its own series) to every worker.
- * Listening sockets are the primary's (round-robin scheduling): a new connection goes
- * to a live worker; a dead worker's connections are lost with it.
+ * The workers share the primary's listening sockets and accept from them themselves:
+ * a new connection goes to a live worker; a dead worker's connections close with it.
  *
  * SIGINT and SIGTERM (to the primary or its process group) drain every worker: each
  * stops accepting and finishes what it accepted, then the primary returns 0. If every
@@ -97,9 +97,14 @@ export class Supervisor {
       const port = this.#options[`${protocol}Port`];
       if (port !== null) this.#workerEnv[WORKER_PORT_ENV[protocol]] = String(port === 0 ? await freePort(this.#options.host) : port);
     }
-    // The primary accepts and hands connections out in turn: a dead worker gets none,
-    // whereas with the kernel's balancing (SCHED_NONE) the busiest worker gets most.
-    cluster.schedulingPolicy = cluster.SCHED_RR;
+    // The workers accept from the one listening socket themselves (SCHED_NONE): a
+    // connection is either still in the kernel's queue, for a live worker to take, or
+    // accepted by one worker, and closed at once if that one dies. With round-robin
+    // (SCHED_RR) the primary accepts and passes each connection over IPC, and one
+    // passed to a worker as it dies is never answered nor closed: its client hangs
+    // until its own timeout (seen: 300 s, undici's). The cost: the kernel balances
+    // connections less evenly than round-robin.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => this.#onSignal(signal));
     for (const slot of this.#slots) this.#fork(slot);
     this.#tick = setInterval(
@@ -116,7 +121,7 @@ export class Supervisor {
     slot.residentBytes = undefined;
     const worker = cluster.fork({ ...this.#workerEnv, [WORKER_SLOT_ENV]: String(slot.index) });
     slot.worker = worker;
-    this.#log.info({ worker: slot.index, pid: worker.process.pid }, "worker started");
+    this.#log.info({ worker: slot.index, workerPid: worker.process.pid }, "worker started");
     worker.on("message", (message: unknown) => {
       if (!isWorkerMessage(message) || slot.worker !== worker) return;
       if (message.coil === "status") {
@@ -130,33 +135,33 @@ export class Supervisor {
         this.#log.info({ workers: this.#slots.length, ...this.#ports }, "serving");
       }
     });
-    worker.on("exit", (code, signal) => this.#onExit(slot, worker, exitCause(code, signal)));
+    worker.on("exit", (code: number | null, signal: string | null) => this.#onExit(slot, worker, exitCause(code, signal as NodeJS.Signals | null)));
     // A send racing the worker's death fails here; its exit is handled above.
     worker.on("error", (error: Error) => this.#log.debug({ worker: slot.index, err: error }, "worker channel error"));
   }
 
   #onExit(slot: Slot, worker: Worker, cause: ExitCause): void {
-    const pid = worker.process.pid;
+    const workerPid = worker.process.pid;
     const deadline = this.#retiring.get(worker);
     if (deadline !== undefined) {
       clearTimeout(deadline);
       this.#retiring.delete(worker);
-      this.#log.info({ worker: slot.index, pid, cause: cause.cause }, "worker drained and exited");
+      this.#log.info({ worker: slot.index, workerPid, cause: cause.cause }, "worker drained and exited");
     } else if (slot.worker === worker) {
       slot.worker = undefined;
       slot.serving = false;
       if (this.#stopping) {
-        this.#log.warn({ worker: slot.index, pid, cause: cause.cause }, "worker exited while stopping");
+        this.#log.warn({ worker: slot.index, workerPid, cause: cause.cause }, "worker exited while stopping");
       } else {
-        this.#onDeath(slot, pid, cause);
+        this.#onDeath(slot, workerPid, cause);
       }
     }
     this.#finishIfStopped();
   }
 
-  #onDeath(slot: Slot, pid: number | undefined, cause: ExitCause): void {
+  #onDeath(slot: Slot, workerPid: number | undefined, cause: ExitCause): void {
     this.#log.error(
-      { worker: slot.index, pid, cause: cause.cause, ...(cause.signal && { signal: cause.signal }), ...(cause.code !== undefined && { code: cause.code }) },
+      { worker: slot.index, workerPid, cause: cause.cause, ...(cause.signal && { signal: cause.signal }), ...(cause.code !== undefined && { code: cause.code }) },
       `worker died: ${cause.cause}`,
     );
     if (!this.#started) {
@@ -218,7 +223,7 @@ export class Supervisor {
   /** Drains the slot's worker and starts its replacement at once (the old one serves nothing new). */
   #replace(slot: Slot, reason: "stuck" | "memory", details: Record<string, number>): void {
     const old = slot.worker!;
-    this.#log.warn({ worker: slot.index, pid: old.process.pid, reason, ...details }, `worker ${reason === "stuck" ? "stuck" : "over its memory limit"}: draining and replacing it`);
+    this.#log.warn({ worker: slot.index, workerPid: old.process.pid, reason, ...details }, `worker ${reason === "stuck" ? "stuck" : "over its memory limit"}: draining and replacing it`);
     this.#count(reason);
     this.#drain(old, reason);
     this.#fork(slot);
@@ -228,7 +233,7 @@ export class Supervisor {
   #drain(worker: Worker, reason: string): void {
     if (this.#retiring.has(worker)) return;
     const deadline = setTimeout(() => {
-      this.#log.error({ pid: worker.process.pid, drainTimeoutSeconds: this.#options.drainTimeoutSeconds }, "worker did not drain in time: killing it");
+      this.#log.error({ workerPid: worker.process.pid, drainTimeoutSeconds: this.#options.drainTimeoutSeconds }, "worker did not drain in time: killing it");
       worker.process.kill("SIGKILL");
     }, this.#options.drainTimeoutSeconds * 1000);
     this.#retiring.set(worker, deadline);

@@ -48,7 +48,7 @@ export async function runWorker(options: ServeOptions & { logger: Logger }): Pro
     send({
       coil: "status",
       metrics: service!.localMetrics(),
-      interpreters: watch.sample(server.runtime.pool.interpreters, Date.now()),
+      interpreters: watch.sample(server.runtime.interpreters, Date.now()),
     });
   const timer = setInterval(report, STATUS_INTERVAL_MS);
   timer.unref();
