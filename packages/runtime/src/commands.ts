@@ -60,8 +60,8 @@ const USAGES = {
                    (default: one process, no supervisor); a worker that dies is restarted (backoff;
                    5 deaths in 60 s: given up, not ready), the log names the signal or exit code
       --stuck-grace-s S (default 30; 0: off)  --max-worker-memory MB (default 0: no limit)
-                   a worker whose interpreters all run one call that long, or over that memory,
-                   is drained and replaced    --drain-timeout-s S (default 30) then it is killed
+                   a worker in which a model's interpreters all run one call that long, or over
+                   that memory, is replaced, then drained   --drain-timeout-s S (default 30), then killed
       --model-control none|explicit   none (default): load/unload requests are refused (403 /
                    PERMISSION_DENIED); explicit: clients may load and unload models (logged)
       --auth-token-file FILE   the bearer token (the file's text) that load/unload requests

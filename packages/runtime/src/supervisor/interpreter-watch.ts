@@ -12,8 +12,9 @@ export interface WatchedInterpreter {
  * Tells, for each interpreter of a worker, how long it has had calls without finishing
  * one: its busy time grows only when a call ends, so an interpreter with load whose
  * busy time stands still is running one call all along (a model blocked in C, whose
- * caller may long have timed out). The primary replaces a worker whose interpreters are
- * all stalled past the grace period.
+ * caller may long have timed out). The primary replaces a worker in which the
+ * interpreters of one model group are all stalled past the grace period: nothing else
+ * gets that model's interpreters back from a call blocked in C.
  */
 export class InterpreterWatch {
   /** Per interpreter: its busy time when last looked at, and since when it has stood still with calls. */

@@ -12,11 +12,17 @@ export interface InterpreterStatus {
   stalledSeconds: number;
 }
 
+/** A model group (a model's own interpreters, or a shared group's) in a worker. */
+export interface GroupStatus {
+  name: string;
+  interpreters: InterpreterStatus[];
+}
+
 export type WorkerMessage =
   /** The worker serves: its ports as its adapters report them. */
   | { coil: "serving"; http?: number; grpc?: number }
-  /** Every second: its own metrics and what its interpreters are doing. */
-  | { coil: "status"; metrics: string; interpreters: InterpreterStatus[] };
+  /** Every second: its own metrics and what the interpreters of each model group are doing. */
+  | { coil: "status"; metrics: string; groups: GroupStatus[] };
 
 export type PrimaryMessage =
   /** Stop accepting, finish what is in flight, exit 0. */

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { Exposition, type Sample } from "../exposition.js";
 import { exitCause, type ExitCause } from "./exit-cause.js";
 import { allStalledSeconds } from "./interpreter-watch.js";
-import { isWorkerMessage, type InterpreterStatus, type PrimaryMessage } from "./messages.js";
+import { isWorkerMessage, type GroupStatus, type PrimaryMessage } from "./messages.js";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
 import { freePort, WORKER_PORT_ENV } from "./ports.js";
 import { residentBytes } from "./worker-memory.js";
@@ -19,8 +19,8 @@ export interface SupervisorOptions {
   httpPort: number | null;
   grpcPort: number | null;
   logger: Logger;
-  /** A worker whose interpreters all have run one call each for this long is drained
-   * and replaced; 0: never. */
+  /** A worker in which every interpreter of a model group has run one call for this
+   * long is replaced; 0: never. */
   stuckGraceSeconds: number;
   /** A worker whose resident memory exceeds this many MiB is drained and replaced; 0: no limit. */
   maxWorkerMemoryMb: number;
@@ -31,13 +31,15 @@ export interface SupervisorOptions {
 
 interface WorkerStatus {
   metrics: string;
-  interpreters: InterpreterStatus[];
+  groups: GroupStatus[];
 }
 
 /** One of the N places a worker serves from; its worker is replaced, the slot stays. */
 interface Slot {
   readonly index: number;
   worker: Worker | undefined;
+  /** The worker being replaced: it serves until `worker` does, then drains. */
+  outgoing: Worker | undefined;
   serving: boolean;
   status: WorkerStatus | undefined;
   residentBytes: number | undefined;
@@ -49,8 +51,9 @@ interface Slot {
 /**
  * The primary of `coil serve --workers N` (node:cluster): forks the workers, restarts
  * one that dies (the log names the signal or the exit code; backoff; a slot that
- * crash-loops is given up and readiness turns false), drains and replaces a worker
- * whose interpreters are all stuck or whose memory is over the limit, and serves the
+ * crash-loops is given up and readiness turns false), replaces a worker in which a
+ * model group's interpreters are all stuck or whose memory is over the limit (the old
+ * one serves until its successor does, then drains), and serves the
  * cluster's view (readiness, every worker's metrics, its own series) to every worker.
  * The workers share the primary's listening sockets and accept from them themselves:
  * a new connection goes to a live worker; a dead worker's connections close with it.
@@ -83,6 +86,7 @@ export class Supervisor {
     this.#slots = Array.from({ length: options.workers }, (_, index) => ({
       index,
       worker: undefined,
+      outgoing: undefined,
       serving: false,
       status: undefined,
       residentBytes: undefined,
@@ -129,6 +133,10 @@ export class Supervisor {
         return;
       }
       slot.serving = true;
+      if (slot.outgoing) {
+        this.#drain(slot.outgoing, "replaced by its successor");
+        slot.outgoing = undefined;
+      }
       this.#ports = { ...(message.http !== undefined && { http: message.http }), ...(message.grpc !== undefined && { grpc: message.grpc }) };
       if (!this.#started && this.#slots.every((s) => s.serving)) {
         this.#started = true;
@@ -147,6 +155,9 @@ export class Supervisor {
       clearTimeout(deadline);
       this.#retiring.delete(worker);
       this.#log.info({ worker: slot.index, workerPid, cause: cause.cause }, "worker drained and exited");
+    } else if (slot.outgoing === worker) {
+      slot.outgoing = undefined;
+      this.#log.warn({ worker: slot.index, workerPid, cause: cause.cause }, "worker being replaced exited before its successor served");
     } else if (slot.worker === worker) {
       slot.worker = undefined;
       slot.serving = false;
@@ -203,10 +214,12 @@ export class Supervisor {
     );
     if (this.#stopping) return;
     for (const slot of this.#slots) {
-      if (!slot.serving || !slot.status) continue;
-      const stalled = allStalledSeconds(slot.status.interpreters);
-      if (stuckGraceSeconds > 0 && stalled >= stuckGraceSeconds) {
-        this.#replace(slot, "stuck", { stalledSeconds: Math.round(stalled), graceSeconds: stuckGraceSeconds });
+      if (!slot.serving || !slot.status || slot.outgoing) continue;
+      const stuck = slot.status.groups
+        .map((group) => ({ group: group.name, stalled: allStalledSeconds(group.interpreters) }))
+        .find(({ stalled }) => stuckGraceSeconds > 0 && stalled >= stuckGraceSeconds);
+      if (stuck) {
+        this.#replace(slot, "stuck", { group: stuck.group, stalledSeconds: Math.round(stuck.stalled), graceSeconds: stuckGraceSeconds });
       } else if (maxWorkerMemoryMb > 0 && (slot.residentBytes ?? 0) > maxWorkerMemoryMb * 1024 * 1024) {
         this.#replace(slot, "memory", { residentMb: Math.round(slot.residentBytes! / 2 ** 20), maxWorkerMemoryMb });
       }
@@ -220,12 +233,15 @@ export class Supervisor {
     for (const slot of this.#slots) if (slot.serving && slot.worker?.isConnected()) slot.worker.send(view);
   }
 
-  /** Drains the slot's worker and starts its replacement at once (the old one serves nothing new). */
-  #replace(slot: Slot, reason: "stuck" | "memory", details: Record<string, number>): void {
+  /** Starts the slot's next worker; the current one serves until that one does, then drains. */
+  #replace(slot: Slot, reason: "stuck" | "memory", details: Record<string, number | string>): void {
     const old = slot.worker!;
-    this.#log.warn({ worker: slot.index, workerPid: old.process.pid, reason, ...details }, `worker ${reason === "stuck" ? "stuck" : "over its memory limit"}: draining and replacing it`);
+    this.#log.warn(
+      { worker: slot.index, workerPid: old.process.pid, reason, ...details },
+      `worker ${reason === "stuck" ? "stuck" : "over its memory limit"}: replacing it (it drains once its successor serves)`,
+    );
     this.#count(reason);
-    this.#drain(old, reason);
+    slot.outgoing = old;
     this.#fork(slot);
   }
 
@@ -281,6 +297,8 @@ export class Supervisor {
     for (const slot of this.#slots) {
       clearTimeout(slot.restartTimer);
       slot.restartTimer = undefined;
+      if (slot.outgoing) this.#drain(slot.outgoing, "the server is stopping");
+      slot.outgoing = undefined;
       const worker = slot.worker;
       if (!worker) continue;
       if (slot.serving) {

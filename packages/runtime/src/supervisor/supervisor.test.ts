@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const CLI = resolve(here, "../../dist/cli.js");
 const FIXTURES = resolve(here, "../../test/fixtures");
 let repo: string;
+/** The segfaulting model alone: its workers start faster (five deaths must fit in the crash-loop window). */
+let segfaultRepo: string;
 
 beforeAll(async () => {
   repo = mkdtempSync(join(tmpdir(), "coil-crash-repo-"));
@@ -28,6 +30,8 @@ beforeAll(async () => {
     await packModel({ ...io, target: `${FIXTURES}/crash/crash.py:${name}`, output: join(repo, `${name}.coil`) });
   }
   await packModel({ ...io, target: `${FIXTURES}/slow/slow.py:build`, output: join(repo, "slow.coil") });
+  segfaultRepo = mkdtempSync(join(tmpdir(), "coil-segfault-repo-"));
+  copyFileSync(join(repo, "segfault.coil"), join(segfaultRepo, "segfault.coil"));
 }, 400_000);
 
 type LogLine = Record<string, unknown> & { msg: string };
@@ -46,11 +50,11 @@ afterEach(() => {
 });
 
 /** `coil serve --workers N` in a process group of its own, as a user starts it. */
-function serveCluster(args: string[]) {
+function serveCluster(args: string[], repository = repo) {
   const env: NodeJS.ProcessEnv = { ...process.env, COIL_PYTHON: PYTHON };
   delete env.GLIBC_TUNABLES;
   delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [CLI, "serve", repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", ...args], {
+  const child = spawn(process.execPath, [CLI, "serve", repository, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", ...args], {
     env,
     detached: true,
     stdio: ["ignore", "pipe", "inherit"],
@@ -195,14 +199,14 @@ describe("coil serve --workers", () => {
     expect(await server.exited).toEqual({ code: 0, signal: null });
   }, 400_000);
 
-  it("a worker whose interpreters are all stuck past the grace period is drained and replaced", async () => {
+  it("a worker in which a model's interpreters are all stuck past the grace period is replaced, then drained", async () => {
     const server = serveCluster(["--workers", "1", "--interpreters", "1", "--stuck-grace-s", "2", "--drain-timeout-s", "2"]);
     const { http } = (await server.serving) as LogLine & { http: number };
     const stuck = infer(http, "hang", -1).then(
       (r) => r.status,
       () => "connection lost",
     );
-    expect(await server.logged((l) => l.msg.startsWith("worker stuck"))).toMatchObject({ worker: 0, reason: "stuck", graceSeconds: 2 });
+    expect(await server.logged((l) => l.msg.startsWith("worker stuck"))).toMatchObject({ worker: 0, reason: "stuck", group: "hang", graceSeconds: 2 });
     await server.logged((l) => l.msg === "worker did not drain in time: killing it");
     await server.logged((l) => l.msg === "worker drained and exited" && l.cause === "SIGKILL");
     await server.logged((l) => l.msg === "serving" && l.worker === 0 && server.logs.some((d) => d.msg.startsWith("worker stuck") && (d.time as number) < (l.time as number)));
@@ -227,7 +231,7 @@ describe("coil serve --workers", () => {
   }, 400_000);
 
   it("a slot that crash-loops is given up; with none left the server exits 128 + the signal's number and says which", async () => {
-    const server = serveCluster(["--workers", "1", "--interpreters", "1"]);
+    const server = serveCluster(["--workers", "1", "--interpreters", "1"], segfaultRepo);
     const { http } = (await server.serving) as LogLine & { http: number };
     for (let death = 1; death <= 5; death++) {
       await infer(http, "segfault", -1).catch(() => undefined);

@@ -48,7 +48,9 @@ export async function runWorker(options: ServeOptions & { logger: Logger }): Pro
     send({
       coil: "status",
       metrics: service!.localMetrics(),
-      interpreters: watch.sample(server.runtime.interpreters, Date.now()),
+      groups: server.runtime.groups
+        .list()
+        .flatMap((group) => (group.pool ? [{ name: group.name, interpreters: watch.sample(group.pool.interpreters, Date.now()) }] : [])),
     });
   const timer = setInterval(report, STATUS_INTERVAL_MS);
   timer.unref();
