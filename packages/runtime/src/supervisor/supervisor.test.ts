@@ -243,4 +243,16 @@ describe("coil serve --workers", () => {
     expect(await server.exited).toEqual({ code: 139, signal: null });
     expect(server.logs.filter((l) => l.msg === "restarting worker").map((l) => l.delayMs)).toEqual([500, 1000, 2000, 4000]);
   }, 400_000);
+
+  it("a worker over --max-worker-memory is replaced, then drained once its successor serves", async () => {
+    const server = serveCluster(["--workers", "1", "--interpreters", "1", "--max-worker-memory", "1"], segfaultRepo);
+    const { http } = (await server.serving) as LogLine & { http: number };
+    const over = await server.logged((l) => l.msg.startsWith("worker over its memory limit"));
+    expect(over).toMatchObject({ worker: 0, reason: "memory", maxWorkerMemoryMb: 1 });
+    expect(over.residentMb).toBeGreaterThan(1);
+    await server.logged((l) => l.msg === "worker drained and exited" && l.cause === "exit code 0");
+    expect((await infer(http, "segfault", 1)).status).toBe(200);
+    process.kill(server.child.pid!, "SIGTERM");
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+  }, 400_000);
 });
