@@ -106,8 +106,9 @@ export class Supervisor {
     // accepted by one worker, and closed at once if that one dies. With round-robin
     // (SCHED_RR) the primary accepts and passes each connection over IPC, and one
     // passed to a worker as it dies is never answered nor closed: its client hangs
-    // until its own timeout (seen: 300 s, undici's). The cost: the kernel balances
-    // connections less evenly than round-robin.
+    // until its own timeout (supervisor.test.ts under SCHED_RR: one request sent as the
+    // worker died waited out the client's 30 s; under SCHED_NONE, 3 connections reset at
+    // once, none hung). The cost: the kernel balances connections less evenly.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => this.#onSignal(signal));
     for (const slot of this.#slots) this.#fork(slot);
