@@ -2,6 +2,8 @@ import { spawn } from "node:child_process";
 
 import { GLIBC_TUNABLE, replaceProcess, startupTunables } from "@coil/native";
 
+import { exitCause } from "./supervisor/exit-cause.js";
+
 /**
  * Node flags `coil serve` runs with unless the user set them. Each one removed
  * mark-compacts under load (bursts of dozens in a second, or one every half second)
@@ -55,7 +57,7 @@ export function reexecWithTunable(nodeFlags: readonly string[] = []): Promise<nu
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, forward);
   return new Promise((resolve) => {
-    child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 + signalNumber(signal) : 1)));
+    child.on("exit", (code, signal) => resolve(exitCause(code, signal).status));
     child.on("error", () => resolve(1));
   });
 }
@@ -64,8 +66,4 @@ export function reexecWithTunable(nodeFlags: readonly string[] = []): Promise<nu
  * "--memory-reducer" (V8 takes _ for - too). */
 function flagName(flag: string): string {
   return flag.split("=")[0]!.replaceAll("_", "-").replace(/^--no-/, "--");
-}
-
-function signalNumber(signal: NodeJS.Signals): number {
-  return ({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 0;
 }
