@@ -521,6 +521,21 @@ _KEEP_MODULES = frozenset(
 # rewound, their containers' contents are not.
 _KEEP_CONTENTS = frozenset({"logging", "linecache", "weakref", "_weakrefset", "abc", "_abc", "typing", "warnings", "functools"})
 
+# Compilers and exporters keep caches, registries and flags in their modules, set as
+# they work and tied to state in C++: rewinding them broke the next export (torch.export
+# failed in a reset interpreter once the TorchScript-based ONNX exporter had run). Models
+# patch public APIs, so private modules (a name part starting with "_") and these
+# packages are not rewound.
+_COMPILER_PACKAGES = ("torch.jit", "torch.onnx", "torch.export", "torch.fx", "torch.compiler", "onnxscript", "onnx_ir", "onnxruntime")
+
+
+def _rewound(name):
+    """Whether a reset rewinds the module called `name`."""
+    if any(part.startswith("_") for part in name.split(".")):
+        return False
+    return not any(name == package or name.startswith(package + ".") for package in _COMPILER_PACKAGES)
+
+
 _baseline = None
 _trusted_threads = None  # the threads there were when the last baseline was taken
 
@@ -543,7 +558,7 @@ class _Baseline:
         self.classes = {}  # id -> (class, copy of its namespace)
         self.functions = {}  # id -> (function, __code__, __defaults__, __kwdefaults__)
         for name, module in list(sys.modules.items()):
-            if name in _KEEP_MODULES or name.startswith(("coil_object_", "coil_user_", "coil_plugin_")):
+            if name in _KEEP_MODULES or name.startswith(("coil_object_", "coil_user_", "coil_plugin_")) or not _rewound(name):
                 continue
             try:
                 self._module(name, module)
@@ -591,12 +606,11 @@ class _Baseline:
         for name, (module, saved) in self.modules.items():
             namespace = module.__dict__
             for key in [k for k in namespace if k not in saved]:
-                value = namespace[key]
-                # A submodule imported since is bound on its package: that binding stays.
-                if type(value) is type(sys) and sys.modules.get(getattr(value, "__name__", None)) is value:
-                    continue
-                del namespace[key]
-                changed += 1
+                # What model code added goes; what libraries added since (a submodule
+                # bound on its package, a lazily made attribute) stays.
+                if _from_model(namespace[key]):
+                    del namespace[key]
+                    changed += 1
             for key, value in saved.items():
                 current = namespace.get(key, _MISSING)
                 # Integers stay: module-level counters (torch.package's mangle index) must
@@ -685,7 +699,9 @@ def _restore_class(cls, saved):
     changed = 0
     try:
         current = cls.__dict__
-        for key in [k for k in current if k not in saved]:
+        # What model code added goes; what libraries added since stays (a lazy install:
+        # sympy's registry keeps singletons as class attributes, torch's added one).
+        for key in [k for k in current if k not in saved and _from_model(current[k])]:
             delattr(cls, key)
             changed += 1
         for key, value in saved.items():

@@ -109,6 +109,8 @@ describe("OnnxRuntimeAccelerator", () => {
     const model = p.replicate({ file: MODELS, factory: "tiny_bert", accelerator: "onnxruntime", inputs });
     const eager = p.replicate({ file: MODELS, factory: "tiny_bert" });
     await model.materialize();
+    // If it stayed eager, the failure shows why.
+    expect(model.acceleration?.reason).toBeUndefined();
     expect(model.acceleration).toMatchObject({ active: true });
     type BertOutput = { last_hidden_state: Tensor<"float32">; pooler_output: Tensor<"float32"> };
     for (const [batch, length] of [[1, 5], [3, 7]] as const) {
