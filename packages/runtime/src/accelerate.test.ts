@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -9,13 +9,13 @@ import { GLIBC_TUNABLE } from "@coil/native";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 
 import { netRepository } from "../test/net-repository.js";
+import { startServe } from "../test/serve-process.js";
 import { acceleratorFor, parseAccelerateFlags } from "./accelerator-selection.js";
 import { createRuntime } from "./create-runtime.js";
 import { main } from "./commands.js";
 import { servePlugins } from "./serve.js";
 
 const PYTHON = inject("testPython");
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
 const curl = promisify(execFile);
 
 /** What this stack's Python can accelerate with: torch.compile needs torch 2, the other onnxruntime. */
@@ -108,24 +108,7 @@ describe("coil serve --accelerate", () => {
     writeFileSync(config, JSON.stringify({ repository: repo, host: "127.0.0.1", interpreters: 1, python: PYTHON, accelerate: { other: "onnxruntime" } }));
     // The flags: compile for every model, but "other" keeps the file's onnxruntime and "net" is named again.
     const args = ["serve", "--config", config, "--http-port", "0", "--grpc-port", "-1", "--accelerate", "compile", "--accelerate", "other=onnxruntime"];
-    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
-    const logs: Record<string, unknown>[] = [];
-    let buffered = "";
-    const serving = new Promise<Record<string, unknown>>((resolveServing, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString();
-        for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          if (!line.startsWith("{")) continue; // torch's own prints
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          logs.push(entry);
-          if (entry.msg === "serving") resolveServing(entry);
-        }
-      });
-      child.on("exit", (code) => reject(new Error(`coil serve exited early with ${code}`)));
-    });
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    const { child, logs, serving, exited } = startServe(args, { env: childEnv });
     try {
       const ready = await serving;
       for (const [model, accelerator, available] of [
@@ -139,6 +122,6 @@ describe("coil serve --accelerate", () => {
     } finally {
       child.kill("SIGTERM");
     }
-    expect(await exited).toBe(0);
+    expect((await exited).code).toBe(0);
   }, 600_000);
 });

@@ -1,7 +1,7 @@
 // The control plane end to end: `coil serve`'s settings (securityServeOptions, as the
 // command reads them) into serve(), a real CPU pool, and real clients: curl over HTTP
 // and HTTPS, grpcio in Python over plain and TLS channels.
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -13,6 +13,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 
 import { netRepository } from "../test/net-repository.js";
+import { startServe } from "../test/serve-process.js";
 import { main } from "./commands.js";
 import { securityServeOptions, type SecuritySettings } from "./security-settings.js";
 import { serve, type Server } from "./serve.js";
@@ -21,7 +22,6 @@ const PYTHON = inject("testPython");
 // grpcio stays on Debian's Python (docs/python.md), as in grpc-serving.test.ts.
 const GRPC_CLIENT_PYTHON = "/usr/bin/python3";
 const GRPC_CALL = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixtures/control-plane/grpc_call.py");
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), "../dist/cli.js");
 const TOKEN = "s3cret-token-for-tests";
 const run = promisify(execFile);
 
@@ -201,23 +201,8 @@ describe("coil serve's control-plane flags", () => {
   it("the real command, by default: unload is refused (403) and logged, the model serves on", async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, GLIBC_TUNABLES: GLIBC_TUNABLE };
     delete env.NODE_OPTIONS;
-    const args = [CLI, "serve", repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", "--interpreters", "1", "--python", PYTHON];
-    const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "inherit"] });
-    const logs: Record<string, unknown>[] = [];
-    let buffered = "";
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-    const serving = new Promise<Record<string, unknown>>((resolveServing, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString();
-        for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-          const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
-          buffered = buffered.slice(nl + 1);
-          logs.push(line);
-          if (line.msg === "serving") resolveServing(line);
-        }
-      });
-      void exited.then((code) => reject(new Error(`coil serve exited early with ${code}`)));
-    });
+    const args = ["serve", repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", "--interpreters", "1", "--python", PYTHON];
+    const { child, logs, serving, exited } = startServe(args, { env, stderr: "inherit" });
     const ready = await serving;
     expect(ready).toMatchObject({ modelControl: "none", token: false, authInference: false, tls: false });
     const http = `http://127.0.0.1:${ready.http as number}`;
@@ -225,7 +210,7 @@ describe("coil serve's control-plane flags", () => {
     expect(unload.status).toBe(403);
     expect((await curl(`${http}/v2/models/net/infer`, "-d", INFER_BODY)).status).toBe(200);
     child.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    expect((await exited).code).toBe(0);
     expect(logs).toContainEqual(
       expect.objectContaining({ audit: "model-control", action: "unload", model: "net", allowed: false, reason: "PERMISSION_DENIED", token: "not required" }),
     );

@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,12 +8,12 @@ import { GLIBC_TUNABLE } from "@coil/native";
 import { beforeAll, describe, expect, inject, it, vi } from "vitest";
 
 import { netRepository } from "../test/net-repository.js";
+import { startServe } from "../test/serve-process.js";
 import { main } from "./commands.js";
 import { SERVE_NODE_FLAGS } from "./reexec.js";
 
 const PYTHON = inject("testPython");
 const here = dirname(fileURLToPath(import.meta.url));
-const CLI = resolve(here, "../dist/cli.js");
 const PLUGINS = resolve(here, "../test/fixtures/plugins");
 let repo: string;
 
@@ -43,22 +43,7 @@ describe("coil serve", () => {
       }),
     );
     const args = ["serve", "--config", config, "--http-port", "0", "--grpc-port", "0", "--spin-us", "20", "--plugin", "./rest-adapter.mjs"];
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: PLUGINS, env, stdio: ["ignore", "pipe", "pipe"] });
-    const logs: Record<string, unknown>[] = [];
-    let buffered = "";
-    const serving = new Promise<Record<string, unknown>>((resolveServing, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString();
-        for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-          const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
-          buffered = buffered.slice(nl + 1);
-          logs.push(line);
-          if (line.msg === "serving") resolveServing(line);
-        }
-      });
-      child.on("exit", (code) => reject(new Error(`coil serve exited early with ${code}`)));
-    });
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    const { child, logs, serving, exited } = startServe(args, { cwd: PLUGINS, env });
     const ready = await serving;
     expect(ready).toMatchObject({ interpreters: 1, backend: "cpu", grpc: expect.any(Number) });
     // The re-executed process runs with the server's Node flags.
@@ -88,7 +73,7 @@ describe("coil serve", () => {
     }
     expect(tags).toEqual(["from-config", "tag"]);
     child.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    expect((await exited).code).toBe(0);
     expect(logs.map((l) => l.msg)).toContain("stopped");
   }, 120_000);
 

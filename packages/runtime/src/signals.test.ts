@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -6,11 +5,11 @@ import { fileURLToPath } from "node:url";
 
 import { beforeAll, describe, expect, inject, it } from "vitest";
 
+import { startServe } from "../test/serve-process.js";
 import { packModel } from "./pack.js";
 
 const PYTHON = inject("testPython");
 const here = dirname(fileURLToPath(import.meta.url));
-const CLI = resolve(here, "../dist/cli.js");
 const SLOW = resolve(here, "../test/fixtures/slow/slow.py");
 let repo: string;
 
@@ -26,32 +25,12 @@ beforeAll(async () => {
 }, 120_000);
 
 /** `coil serve` in a process group of its own, started as a user would (no tunable in
- * the environment, so it restarts itself); resolves once it logs "serving". */
+ * the environment, so it restarts itself). */
 function serve() {
   const env: NodeJS.ProcessEnv = { ...process.env, COIL_PYTHON: PYTHON };
   delete env.GLIBC_TUNABLES;
   delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [CLI, "serve", repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", "--interpreters", "2"], {
-    env,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const logs: Record<string, unknown>[] = [];
-  let buffered = "";
-  const serving = new Promise<Record<string, unknown>>((resolveServing, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString();
-      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-        const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
-        buffered = buffered.slice(nl + 1);
-        logs.push(line);
-        if (line.msg === "serving") resolveServing(line);
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`coil serve exited early with ${code}`)));
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on("exit", (code, signal) => r({ code, signal })));
-  return { child, logs, serving, exited };
+  return startServe(["serve", repo, "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", "--interpreters", "2"], { env, detached: true });
 }
 
 describe("coil serve and signals", () => {
