@@ -9,7 +9,7 @@ import { once } from "node:events";
 import type { E2eContext } from "./context.js";
 import { KNOBS } from "./knobs.js";
 import { PYTHON } from "./python.js";
-import { childEnv, isAlive, run, tail } from "./process.js";
+import { childEnv, run, tail } from "./process.js";
 
 /** A TCP port nothing listens on now (the kernel's pick). */
 export async function freePort(): Promise<number> {
@@ -160,23 +160,19 @@ export class CoilServer {
     return this.lines.filter((line) => line.msg === msg);
   }
 
-  /** The re-exec'd child node process that serves (where the interpreters live), if any. */
-  async servingPid(): Promise<number | undefined> {
-    const result = await run("pgrep", ["-P", String(this.pid), "-n", "node"]);
-    const pid = Number.parseInt(result.stdout.trim(), 10);
-    return Number.isInteger(pid) ? pid : undefined;
+  /** Node processes started by the server process (it restarts itself in place, so
+   * none are expected: a non-empty list is a process left behind). */
+  async childNodePids(): Promise<number[]> {
+    const result = await run("pgrep", ["-P", String(this.pid), "node"]);
+    return result.stdout.split("\n").map((line) => Number.parseInt(line.trim(), 10)).filter(Number.isInteger);
   }
 
-  /** SIGTERM, and the exit; SIGKILL to it and its serving child after 20 s if it still
-   * runs (cleanup after a failed test). */
+  /** SIGTERM, and the exit; SIGKILL after 20 s if it still runs (cleanup after a
+   * failed test). */
   async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const running = this.child.exitCode === null && this.child.signalCode === null;
-    const serving = running ? await this.servingPid() : undefined;
     if (running) this.child.kill("SIGTERM");
-    const timer = setTimeout(() => {
-      this.child.kill("SIGKILL");
-      if (serving !== undefined && isAlive(serving)) process.kill(serving, "SIGKILL");
-    }, 20_000);
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 20_000);
     try {
       return await this.exited;
     } finally {

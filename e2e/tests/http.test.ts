@@ -26,10 +26,10 @@ describe("coil serve starts", () => {
     expect(live.server.logged("model ready").map((line) => line["model"])).toContain(model);
   });
 
-  it("re-executes itself with GLIBC_TUNABLES, in a child process that serves", async () => {
-    const child = await live.server.servingPid();
-    expect(child, "no child node process of coil serve").toBeDefined();
-    const environ = readFileSync(`/proc/${child}/environ`, "utf8").split("\0");
+  it("restarts itself in place with GLIBC_TUNABLES: the process started is the one that serves", async () => {
+    expect(await live.server.childNodePids()).toEqual([]);
+    expect(live.server.logged("serving")[0]?.pid).toBe(live.server.pid);
+    const environ = readFileSync(`/proc/${live.server.pid}/environ`, "utf8").split("\0");
     expect(environ.some((entry) => /^GLIBC_TUNABLES=.*glibc\.rtld\.nns=/.test(entry))).toBe(true);
   });
 });

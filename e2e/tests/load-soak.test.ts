@@ -36,8 +36,8 @@ const memory = (pid: number): Memory => ({ private: privateKb(pid), rss: rssKb(p
 const growthPct = () => ((results.end!.private - results.warm!.private) / results.warm!.private) * 100;
 
 beforeAll(async () => {
-  // The re-exec'd child holds the interpreters; the parent only waits for it.
-  results.pid = (await live.server.servingPid()) ?? live.server.pid;
+  // coil serve restarts itself in place: the process started holds the interpreters.
+  results.pid = live.server.pid;
   results.start = memory(results.pid);
 });
 
