@@ -85,6 +85,36 @@ describe("the model repository", () => {
   });
 });
 
+describe("the model repository in KServe's layout", () => {
+  it("serves an archive straight in a model folder as version 1, as KServe's model agent lays it out", async () => {
+    // The agent downloads a TrainedModel's storageUri into <repo>/<name>/ and marks it done
+    // with SUCCESS.<sha256 of the model's spec> (kserve pkg/agent/downloader.go).
+    const kserve = mkdtempSync(join(tmpdir(), "coil-kserve-repo-"));
+    const marker = `SUCCESS.${"ab12".repeat(16)}`;
+    mkdirSync(join(kserve, "agent"));
+    copyFileSync(join(repo, "model.pt"), join(kserve, "agent", "model.pt"));
+    writeFileSync(join(kserve, "agent", marker), '{"storageUri":"s3://models/agent/"}');
+    mkdirSync(join(kserve, "both", "1"), { recursive: true });
+    copyFileSync(join(repo, "model.pt"), join(kserve, "both", "1", "model.pt"));
+    copyFileSync(join(repo, "model.pt"), join(kserve, "both", "loose.pt"));
+    mkdirSync(join(kserve, "two"));
+    copyFileSync(join(repo, "model.pt"), join(kserve, "two", "a.pt"));
+    copyFileSync(join(repo, "model.pt"), join(kserve, "two", "b.coil"));
+
+    const { entries, skipped } = await scanRepository(kserve);
+    expect(entries.map((e) => [e.name, e.version, e.path.slice(kserve.length + 1)])).toEqual([
+      ["agent", "1", "agent/model.pt"],
+      ["both", "1", "both/1/model.pt"],
+      ["two", "1", "two/b.coil"],
+    ]);
+    expect(Object.fromEntries(skipped.map((s) => [s.path.slice(kserve.length + 1), s.reason]))).toEqual({
+      [`agent/${marker}`]: "KServe's model agent's download marker",
+      "both/loose.pt": 'version 1 of "both" is served from 1/model.pt',
+      "two/a.pt": 'version 1 of "two" is served from b.coil',
+    });
+  });
+});
+
 describe("the model repository's links and special files", () => {
   it("follows links inside the repository, skips links out of it unless told to follow them", async () => {
     const outside = mkdtempSync(join(tmpdir(), "coil-outside-"));

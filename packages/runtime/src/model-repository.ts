@@ -1,6 +1,6 @@
 import { constants, type Stats } from "node:fs";
 import { lstat, open, readdir, realpath, stat } from "node:fs/promises";
-import { extname, join, sep } from "node:path";
+import { extname, join, relative, sep } from "node:path";
 
 import { CoilError, isCoilError } from "@coil/errors";
 import { openArchive } from "@coil/format-reader";
@@ -33,11 +33,15 @@ export interface RepositoryScan {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const ZIP_MAGIC = Buffer.from("PK\x03\x04", "latin1");
+/** The file KServe's model agent writes next to a model it downloaded: SUCCESS.<sha256 of its spec>. */
+const KSERVE_MARKER = /(^|\/)SUCCESS\.[0-9a-f]{64}$/;
 
 /**
  * Lists the models in a repository folder, as Triton lays one out:
  *   <repo>/<name>.<ext>                     version "1"
  *   <repo>/<name>/<version>/<any file>      numeric version folders, one archive each
+ *   <repo>/<name>/<any file>                version "1": KServe's layout (its model agent and
+ *                                           storage initializer put a model's files there)
  * An archive is a `.coil` file, or any other zip with torch.package's layout (a stock
  * `model.pt` written by torch.package's PackageExporter, a `.zip`, ...); its name is the
  * file's without the extension. Everything else is skipped and said why: files that are
@@ -115,29 +119,52 @@ async function scanVersions(
   const entries: RepositoryEntry[] = [];
   const numeric = (v: string) => (/^\d{1,9}$/.test(v) ? Number(v) : Infinity);
   const versions = (await readdir(folder).catch(() => [])).sort((a, b) => numeric(a) - numeric(b) || (a < b ? -1 : 1));
+  const loose: string[] = [];
   for (const version of versions) {
     const path = join(folder, version);
-    if (!/^\d{1,9}$/.test(version)) {
-      skip(path, "not a version folder (versions are numbers: <model>/1/model.coil)");
-      continue;
-    }
     const info = await look(path);
     if (typeof info === "string") {
       skip(path, info);
       continue;
     }
-    let served: string | undefined;
-    for (const file of (await readdir(path).catch(() => [])).sort(byExtensionThenName)) {
-      const archive = join(path, file);
-      const info = await look(archive);
-      const problem = typeof info === "string" ? info : await archiveProblem(archive, info);
-      if (problem !== undefined) skip(archive, problem);
-      else if (served !== undefined) skip(archive, `version ${version} of "${name}" is served from ${served}`);
-      else served = file;
+    if (!/^\d{1,9}$/.test(version)) {
+      if (info.isDirectory()) skip(path, "not a version folder (versions are numbers: <model>/1/model.coil)");
+      else loose.push(version);
+      continue;
     }
-    if (served !== undefined) entries.push({ name, version, path: join(path, served) });
+    const files = (await readdir(path).catch(() => [])).map((file) => join(version, file));
+    const served = await pickArchive(folder, files, `version ${version} of "${name}"`, skip, look);
+    if (served !== undefined) entries.push({ name, version, path: served });
   }
+  // Files straight in the model folder, as KServe's model agent lays a model out
+  // (<repo>/<name>/model.coil next to its SUCCESS.<sha256> marker): version 1.
+  const versionOne = entries.find((e) => e.version === "1");
+  const served = await pickArchive(folder, loose, `version 1 of "${name}"`, skip, look, versionOne && relative(folder, versionOne.path));
+  if (served !== undefined) entries.unshift({ name, version: "1", path: served });
   return entries;
+}
+
+/** The first archive among `files` (paths relative to `folder`, .coil first), or
+ * undefined; every other file is skipped, saying why. `taken`: the version is already
+ * served from that file (relative to `folder`). */
+async function pickArchive(
+  folder: string,
+  files: string[],
+  version: string,
+  skip: (path: string, reason: string) => void,
+  look: (path: string) => Promise<Stats | string>,
+  taken?: string,
+): Promise<string | undefined> {
+  let served = taken;
+  for (const file of files.sort(byExtensionThenName)) {
+    const archive = join(folder, file);
+    const info = await look(archive);
+    const problem = typeof info === "string" ? info : KSERVE_MARKER.test(file) ? "KServe's model agent's download marker" : await archiveProblem(archive, info);
+    if (problem !== undefined) skip(archive, problem);
+    else if (served !== undefined) skip(archive, `${version} is served from ${served}`);
+    else served = file;
+  }
+  return served === taken || served === undefined ? undefined : join(folder, served);
 }
 
 /** Why a path cannot be served as an archive, or undefined if it can be. A `.coil`
