@@ -17,8 +17,8 @@ import {
   type TensorSignature,
 } from "@coil/core";
 import { CoilError, isCoilError } from "@coil/errors";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
-import { inject, injectable, type InjectionToken } from "tsyringe";
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
+import { inject, injectable, injectAll, type InjectionToken } from "tsyringe";
 
 import { decodeInferRequest, encodeInferResponse, HEADER_LENGTH_HEADER, HttpError } from "./codec.js";
 import { PendingBodies, readBody } from "./request-body.js";
@@ -54,6 +54,14 @@ export const DEFAULT_MAX_ELEMENTS = 2 ** 26;
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_PENDING_BODY_BYTES = Math.min(2 ** 30, Math.floor(totalmem() / 4));
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Routes other plugins add to the HTTP port (the dashboard): each a fastify plugin,
+ * registered on the adapter's app after its own routes, so the access hook (a route's
+ * `config.access`, "metadata" when not said) and the error handler cover them too.
+ * Register any number under this token; the adapter takes them all.
+ */
+export const HTTP_ROUTES = Symbol.for("@coil/adapter-http.Routes") as InjectionToken<FastifyPluginAsync>;
 
 /** The HttpAdapter's options in a container. */
 export const HTTP_ADAPTER_OPTIONS = Symbol.for("@coil/adapter-http.Options") as InjectionToken<HttpAdapterOptions>;
@@ -104,6 +112,7 @@ export class HttpAdapter implements Adapter {
   readonly #access: AccessControl;
   readonly #options: Required<Omit<HttpAdapterOptions, "logger" | "tls">> & Pick<HttpAdapterOptions, "logger" | "tls">;
   readonly #pending: PendingBodies;
+  readonly #routes: readonly FastifyPluginAsync[];
   #app: FastifyInstance | undefined;
   #url: string | undefined;
   #port: number | undefined;
@@ -113,10 +122,12 @@ export class HttpAdapter implements Adapter {
     @inject(TOKENS.InferenceService) service: InferenceService,
     @inject(HTTP_ADAPTER_OPTIONS) options: HttpAdapterOptions = {},
     @inject(ACCESS_CONTROL) access: AccessControl = OPEN_ACCESS,
+    @injectAll(HTTP_ROUTES, { isOptional: true }) routes: FastifyPluginAsync[] = [],
   ) {
     validateHttpAdapterOptions(options);
     this.#service = service;
     this.#access = access;
+    this.#routes = routes;
     this.#options = {
       host: options.host ?? "0.0.0.0",
       port: options.port ?? 8000,
@@ -323,6 +334,8 @@ export class HttpAdapter implements Adapter {
       return reply.code(200).send();
     });
 
+    // Other plugins' routes (HTTP_ROUTES), loaded when the app starts listening.
+    for (const routes of this.#routes) void app.register(routes);
     return app;
   }
 }

@@ -10,6 +10,7 @@ export {
   DEFAULT_MAX_PENDING_BODY_BYTES,
   DEFAULT_MAX_RESPONSE_BYTES,
   HTTP_ADAPTER_OPTIONS,
+  HTTP_ROUTES,
   HttpAdapter,
   modelMetadata,
   validateHttpAdapterOptions,
