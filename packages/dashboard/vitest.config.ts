@@ -1,0 +1,3 @@
+import { defineCoilVitestConfig } from "../../vitest.shared.ts";
+
+export default defineCoilVitestConfig();
