@@ -13,6 +13,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 import type { ModelGroupSettings } from "@coil/core";
+import { checkDashboardExposure } from "@coil/dashboard";
 import { CoilError, isCoilError } from "@coil/errors";
 import { handOff } from "@coil/native";
 import { MANIFEST_DTYPES, type ManifestDType, type TensorSpec } from "@coil/format-reader";
@@ -74,6 +75,9 @@ const USAGES = {
                    arriving hold at most N bytes together; past it new ones get 503 + Retry-After
       --max-response-bytes N (default 64 MiB)  larger JSON responses are refused: ask for binary
                    outputs (binary_data_output). See docs/security.md
+      --dashboard   a live status page at /dashboard/ on the HTTP port (models, interpreters,
+                   queues, throughput, latency, workers); off by default, and refused on an address
+                   other than loopback unless metadata needs the token (--auth-inference)
       --spin-us N  --caller-spin-us N   how long an idle interpreter spins for its next call
                    (default 50) and Node's thread polls for results (default 1000), only
                    on CPUs nothing else here needs; 0 turns each off (a CPU quota)
@@ -224,6 +228,7 @@ const SERVE_SETTINGS = {
   bodyTimeoutS: "integer",
   maxPendingBodyBytes: "integer",
   maxResponseBytes: "integer",
+  dashboard: "boolean",
 } as const;
 type ServeSetting = keyof typeof SERVE_SETTINGS;
 
@@ -308,6 +313,9 @@ async function serveCommand(argv: string[]): Promise<number> {
     maxPendingBodyBytes: int("maxPendingBodyBytes"),
     maxResponseBytes: int("maxResponseBytes"),
   });
+  // Before anything starts (a supervisor's workers would each refuse, over and over).
+  const dashboard = flag("dashboard") ?? false;
+  if (dashboard) checkDashboardExposure({ host: text("host") ?? "0.0.0.0", metadataNeedsToken: security.access?.authInference === true });
   const workers = int("workers");
   if (workers !== undefined && workers < 1) throw new CoilError("INVALID_ARGUMENT", `--workers must be at least 1, got ${workers}`);
   for (const key of ["stuckGraceS", "maxWorkerMemory", "drainTimeoutS"] as const) {
@@ -353,6 +361,7 @@ async function serveCommand(argv: string[]): Promise<number> {
       ...(maxBatchSize > 1 && { batching: { maxBatchSize, maxQueueDelayMicros: int("maxQueueDelayUs", 100)! } }),
     },
     ...(text("publicKey") !== undefined && { archive: { publicKey: readFileSync(text("publicKey")!, "utf8") } }),
+    ...(dashboard && { dashboard }),
     ...security,
   };
   // A worker of a supervisor: a whole server, its instances per model its own.

@@ -1,3 +1,4 @@
+import { CoilError } from "@coil/errors";
 import { pino, type Logger } from "pino";
 
 import { createRuntime, type Runtime, type RuntimeConfig } from "./create-runtime.js";
@@ -16,6 +17,8 @@ export interface ServeOptions extends Omit<RuntimeConfig, "plugins" | "logger"> 
   logger?: Logger;
   /** HTTPS and gRPC over TLS with this certificate chain and key (PEM). */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** The live status page at /dashboard on the HTTP port (@coil/dashboard); off by default. */
+  dashboard?: boolean;
   /** HTTP request limits (see @coil/adapter-http's options). */
   bodyTimeoutMs?: number;
   maxPendingBodyBytes?: number;
@@ -34,13 +37,16 @@ export interface Server {
  * `coil serve`: the default plugins — a backend, the Open Inference Protocol over HTTP
  * and gRPC, configured from the options — then the user's plugins.
  */
-export function servePlugins(options: Pick<ServeOptions, "host" | "httpPort" | "grpcPort" | "backend" | "plugins" | HttpLimit | "tls">): PluginEntry[] {
-  const { host = "0.0.0.0", httpPort = 8000, grpcPort = 8001, backend = "cpu", plugins = [], tls } = options;
+export function servePlugins(options: Pick<ServeOptions, "host" | "httpPort" | "grpcPort" | "backend" | "plugins" | HttpLimit | "tls" | "dashboard">): PluginEntry[] {
+  const { host = "0.0.0.0", httpPort = 8000, grpcPort = 8001, backend = "cpu", plugins = [], tls, dashboard = false } = options;
+  if (dashboard && httpPort === null) throw new CoilError("INVALID_ARGUMENT", "the dashboard is served on the HTTP port, which is off (--http-port -1)");
   const limits = Object.fromEntries(HTTP_LIMITS.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]));
   return [
     /^[a-z0-9-]+$/.test(backend) ? `@coil/backend-${backend}` : backend,
     ...(httpPort !== null ? [{ module: "@coil/adapter-http", options: { host, port: httpPort, ...limits, ...(tls && { tls }) } }] : []),
     ...(grpcPort !== null ? [{ module: "@coil/adapter-grpc", options: { host, port: grpcPort, ...(tls && { tls }) } }] : []),
+    // Its routes go on the HTTP adapter's port; it checks its exposure when that starts.
+    ...(dashboard ? ["@coil/dashboard"] : []),
     ...plugins,
   ];
 }
@@ -50,9 +56,9 @@ type HttpLimit = (typeof HTTP_LIMITS)[number];
 
 export async function serve(options: ServeOptions): Promise<Server> {
   const log = options.logger ?? pino({ name: "coil" });
-  const { host, httpPort, grpcPort, backend, plugins, logger: _logger, tls, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes, ...config } = options;
+  const { host, httpPort, grpcPort, backend, plugins, logger: _logger, tls, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes, dashboard, ...config } = options;
   const started = performance.now();
-  const adapters = { host, httpPort, grpcPort, backend, plugins, tls, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes };
+  const adapters = { host, httpPort, grpcPort, backend, plugins, tls, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes, dashboard };
   const runtime = await createRuntime({ ...config, logger: log, plugins: servePlugins(adapters) });
   if (config.access?.token !== undefined && !tls && !isLoopback(host ?? "0.0.0.0")) {
     log.warn({ host: host ?? "0.0.0.0" }, "a bearer token is set but TLS is not: the token crosses the network in clear text (--tls-cert/--tls-key)");
@@ -84,6 +90,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       token: config.access?.token !== undefined,
       authInference: config.access?.authInference ?? false,
       tls: tls !== undefined,
+      ...(dashboard && { dashboard: `${runtime.adapters.find((a) => a.name === "http")?.url}/dashboard/` }),
       startupMs: Math.round(performance.now() - started),
       nodeFlags: process.execArgv,
     },
