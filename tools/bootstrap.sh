@@ -20,13 +20,15 @@ fi
 for tool in cmake g++ make; do
   command -v "$tool" >/dev/null 2>&1 || apt_pkgs+=("$tool")
 done
+# Debian's Chromium: @coil/dashboard's browser test drives it headless (playwright-core).
+[ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   log "apt-get install ${apt_pkgs[*]}"
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${apt_pkgs[@]}"
 else
-  log "system packages: ok (python3 with torch/numpy/torchvision/grpc, cmake, g++, make)"
+  log "system packages: ok (python3 with torch/numpy/torchvision/grpc, cmake, g++, make, chromium)"
 fi
 
 # (b) npm dependencies, when missing or older than the lockfile.
