@@ -5,13 +5,16 @@ import { percentile, Samples } from "./stats.mjs";
 /**
  * `concurrency` callers run `call(callerIndex)` back to back for warm-up + duration;
  * counts the calls that complete inside the measured window (calls still in flight
- * at its end are not counted). With `tids` (the interpreters' OS threads), also how
+ * at its end are not counted). The window stays open past `durationMs` until
+ * `minCalls` calls completed in it, so a model slower than the window (a detector, a
+ * batch of 8 on a busy machine) gets a rate over a longer window rather than none. With `tids` (the interpreters' OS threads), also how
  * busy they and Node's main thread were, and how much CPU other processes took.
  */
-export async function closedLoop(call, { concurrency, warmupMs = 0, durationMs, tids = [] }) {
+export async function closedLoop(call, { concurrency, warmupMs = 0, durationMs, minCalls = 3, tids = [] }) {
   const latencies = new Samples();
   const start = performance.now() + warmupMs;
   const end = start + durationMs;
+  let windowEnd = end; // later than `end` when the window waited for `minCalls`
   // CPU use over the measured window: the machine's, Node's main thread's (its tid
   // is the pid) and the interpreters' threads'. Sampled by the first caller that sees
   // the window open or close -- not by timers: under load, completions keep the event
@@ -24,7 +27,7 @@ export async function closedLoop(call, { concurrency, warmupMs = 0, durationMs, 
     while (failure === undefined) {
       const begin = performance.now();
       if (begin >= start && cpuBefore === undefined) cpuBefore = sampleCpu(sampled);
-      if (begin >= end) {
+      if (begin >= end && latencies.length >= minCalls) {
         cpuAfter ??= sampleCpu(sampled);
         return;
       }
@@ -35,7 +38,10 @@ export async function closedLoop(call, { concurrency, warmupMs = 0, durationMs, 
         return;
       }
       const done = performance.now();
-      if (done >= start && done <= end) latencies.push(done - begin);
+      if (done >= start && (done <= end || latencies.length < minCalls)) {
+        latencies.push(done - begin);
+        windowEnd = Math.max(windowEnd, done);
+      }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, (_, i) => caller(i)));
@@ -44,7 +50,8 @@ export async function closedLoop(call, { concurrency, warmupMs = 0, durationMs, 
   const busy = cpuBefore && cpuAfter ? threadBusy(cpuBefore, cpuAfter) : [];
   return {
     calls: sorted.length,
-    callsPerSecond: sorted.length / (durationMs / 1e3),
+    seconds: (windowEnd - start) / 1e3,
+    callsPerSecond: sorted.length / ((windowEnd - start) / 1e3),
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
     otherCpu: cpuBefore && cpuAfter ? otherCpu(cpuBefore, cpuAfter) : null,

@@ -14,6 +14,10 @@ export class Samples {
     this.#data[this.#length++] = x;
   }
 
+  get length() {
+    return this.#length;
+  }
+
   /** The samples in ascending order (a view: sorts in place). */
   sorted() {
     return this.#data.subarray(0, this.#length).sort();

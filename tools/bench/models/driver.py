@@ -62,9 +62,12 @@ def percentile(sorted_values, fraction):
     return sorted_values[min(len(sorted_values), max(1, rank)) - 1]
 
 
-def measure(fn, args, threads, duration, warmup):
+def measure(fn, args, threads, duration, warmup, min_calls=3):
     """Runs fn(*args) from `threads` threads for warmup + duration seconds; counts
-    the calls that complete inside the measured window (after the warm-up)."""
+    the calls that complete inside the measured window (after the warm-up). The window
+    stays open past `duration` until `min_calls` calls completed in it (a model slower
+    than the window gets a rate over a longer one rather than none), as the Node side's
+    closed loop (tools/bench/lib/closed-loop.mjs)."""
     # A few calls first: the first ones pay one-time costs (oneDNN primitive
     # creation, allocator growth) that can outlast a time-based warm-up.
     for _ in range(3):
@@ -73,19 +76,24 @@ def measure(fn, args, threads, duration, warmup):
     latencies = [[] for _ in range(threads)]
     start_gate = threading.Barrier(threads + 1)
     window = {}
+    counted = {"calls": 0, "last": 0.0}
+    lock = threading.Lock()
 
     def worker(mine):
         start_gate.wait()
         start, end = window["start"], window["end"]
         while True:
             t0 = time.perf_counter()
-            if t0 >= end:
+            if t0 >= end and counted["calls"] >= min_calls:
                 return
             with torch.inference_mode():
                 fn(*args)
             t1 = time.perf_counter()
-            if start <= t1 <= end:
-                mine.append(t1 - t0)
+            with lock:
+                if start <= t1 and (t1 <= end or counted["calls"] < min_calls):
+                    mine.append(t1 - t0)
+                    counted["calls"] += 1
+                    counted["last"] = max(counted["last"], t1)
 
     workers = [threading.Thread(target=worker, args=(latencies[i],), name=f"bench-{i}") for i in range(threads)]
     for w in workers:
@@ -96,11 +104,12 @@ def measure(fn, args, threads, duration, warmup):
     start_gate.wait()
     # Sample the machine's CPU use over the measured window only.
     time.sleep(max(0.0, window["start"] - time.perf_counter()))
-    cpu_before = busy_seconds()
+    cpu_before, sampled_at = busy_seconds(), time.perf_counter()
     time.sleep(max(0.0, window["end"] - time.perf_counter()))
-    cpu_after = busy_seconds()
     for w in workers:
         w.join()
+    cpu_after, sampled_for = busy_seconds(), time.perf_counter() - sampled_at
+    duration = max(window["end"], counted["last"]) - window["start"]
     merged = sorted(x for mine in latencies for x in mine)
     return {
         "threads": threads,
@@ -111,7 +120,7 @@ def measure(fn, args, threads, duration, warmup):
         "p99Ms": percentile(merged, 0.99) * 1e3,
         "privateMb": private_mb(),
         "torchThreads": torch.get_num_threads(),
-        "otherCpu": other_cpu(cpu_before, cpu_after, duration),
+        "otherCpu": other_cpu(cpu_before, cpu_after, sampled_for),
     }
 
 
