@@ -17,6 +17,11 @@ const TOKENS = resolve(dirname(fileURLToPath(import.meta.url)), "../test/fixture
 let repo: string;
 let runtime: ServingRuntime;
 let expected: number[];
+const logged: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+const logger = {
+  warn: (fields: Record<string, unknown>, message: string) => logged.push({ level: "warn", fields, message }),
+  info: (fields: Record<string, unknown>, message: string) => logged.push({ level: "info", fields, message }),
+};
 
 beforeAll(async () => {
   repo = mkdtempSync(join(tmpdir(), "coil-repo-"));
@@ -53,7 +58,7 @@ beforeAll(async () => {
     ]).toString(),
   ) as number[];
   const pool = await InterpreterPool.create({ size: 2, python: PYTHON, backend: new CpuBackend() });
-  runtime = new ServingRuntime({ pool, repository: repo, queue: { batching: { maxBatchSize: 8, maxQueueDelayMicros: 2000 } } });
+  runtime = new ServingRuntime({ pool, repository: repo, queue: { batching: { maxBatchSize: 8, maxQueueDelayMicros: 2000 } }, logger });
   await runtime.start();
 }, 120_000);
 
@@ -79,6 +84,18 @@ describe("ServingRuntime", () => {
       inputs: [{ name: "x", dtype: "float32", shape: [-1, 4] }],
       outputs: [{ name: "y", dtype: "float32", shape: [-1, 2] }],
     });
+  });
+
+  it("logs start-up progress and one line per model loaded, with its load time and memory", () => {
+    const loading = logged.filter((l) => l.message === "model: loading").map((l) => l.fields);
+    expect(loading).toEqual([1, 2, 3, 4, 5].map((step) => expect.objectContaining({ step, of: 5 })));
+    const loaded = logged.filter((l) => l.message === "model: loaded").map((l) => l.fields);
+    // The four versions that loaded, not the broken archive.
+    expect(loaded.map((f) => `${f.model}/${f.version}`).sort()).toEqual(["net/1", "tokens/1", "versioned/1", "versioned/2"]);
+    for (const fields of loaded) {
+      expect(fields.loadMs).toBeGreaterThan(0);
+      expect(Number.isInteger(fields.rssAddedMb)).toBe(true);
+    }
   });
 
   it("answers a request with the model's named outputs, equal to eager PyTorch", async () => {

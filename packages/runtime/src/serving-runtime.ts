@@ -112,12 +112,18 @@ export class ServingRuntime implements InferenceService {
     const entries = await this.#scan();
     const names = [...new Set(entries.map((e) => e.name))];
     this.groups.plan(names);
+    let index = 0;
     for (const name of names) {
       await this.#serialized(name, async () => {
         if (this.#closed || this.#models.has(name)) return;
         const versions: Version[] = [];
         this.#models.set(name, versions);
-        for (const entry of entries) if (entry.name === name) versions.push(await this.#open(entry));
+        for (const entry of entries) {
+          if (entry.name !== name) continue;
+          // Start-up progress: a server with many models (or a slow accelerator) says where it is.
+          this.#options.logger?.info?.({ model: name, version: entry.version, step: ++index, of: entries.length }, "model: loading");
+          versions.push(await this.#open(entry));
+        }
       });
     }
     const fatal = [...this.#models.values()].flat().find((v) => v.poolFailed);
@@ -389,6 +395,8 @@ export class ServingRuntime implements InferenceService {
   /** Loads one version; a failure is recorded in the version (UNAVAILABLE), not thrown. */
   async #open(entry: RepositoryEntry): Promise<Version> {
     const v: Version = { entry, state: "LOADING", binding: new SignatureBinding() };
+    const started = performance.now();
+    const rssBefore = process.memoryUsage.rss();
     try {
       v.pool = await this.groups.acquire(entry.name);
     } catch (error) {
@@ -410,6 +418,7 @@ export class ServingRuntime implements InferenceService {
       v.queue = new ModelQueue(model.object, { ...this.#options.queue, binding: v.binding });
       await v.pool.sampleMemory();
       v.state = "READY";
+      this.#logLoaded(entry, started, rssBefore);
     } catch (error) {
       await v.model?.unload();
       delete v.model;
@@ -425,6 +434,14 @@ export class ServingRuntime implements InferenceService {
     v.reason = isCoilError(error) ? `${error.code}: ${error.message}` : String(error);
     v.error = error;
     return v;
+  }
+
+  /** One line per model loaded: how long it took and how much the process grew by
+   * (resident memory; another model loading at the same time counts in both). */
+  #logLoaded(entry: RepositoryEntry, started: number, rssBefore: number): void {
+    const loadMs = Math.round(performance.now() - started);
+    const rssAddedMb = Math.round((process.memoryUsage.rss() - rssBefore) / 2 ** 20);
+    this.#options.logger?.info?.({ model: entry.name, version: entry.version, loadMs, rssAddedMb }, "model: loaded");
   }
 
   /** An accelerated model at info, one that stays eager at warn with the reason. */
