@@ -8,7 +8,8 @@ export interface Series {
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 600;
 const HEIGHT = 180;
-const LEFT = 44;
+const LEFT = 58;
+const TOP = 10;
 const BOTTOM = 16;
 
 /**
@@ -19,7 +20,7 @@ const BOTTOM = 16;
 export function drawChart(svg: SVGSVGElement, series: readonly Series[], now: number, spanMs: number, format: (v: number) => string): void {
   const max = niceCeiling(Math.max(0, ...series.flatMap((s) => s.points.map(([, v]) => v))));
   const x = (t: number) => LEFT + ((t - (now - spanMs)) / spanMs) * (WIDTH - LEFT);
-  const y = (v: number) => (HEIGHT - BOTTOM) * (1 - v / max) + 2;
+  const y = (v: number) => TOP + (HEIGHT - BOTTOM - TOP) * (1 - v / max);
   svg.replaceChildren();
   for (let i = 0; i <= 4; i++) {
     const value = (max * i) / 4;
@@ -29,7 +30,7 @@ export function drawChart(svg: SVGSVGElement, series: readonly Series[], now: nu
     svg.append(label);
   }
   const minutes = element("text", { class: "axis-label", x: LEFT, y: HEIGHT - 2 });
-  minutes.textContent = `last ${Math.round(spanMs / 60_000)} min`;
+  minutes.textContent = `last ${spanMs >= 120_000 ? `${Math.round(spanMs / 60_000)} min` : `${Math.round(spanMs / 1000)} s`}`;
   svg.append(minutes);
   for (const s of series) {
     const points = s.points.filter(([t]) => t >= now - spanMs).map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`);

@@ -29,9 +29,8 @@ async function poll(): Promise<void> {
     $("#token-form").hidden = true;
     problem("");
     const status = (await response.json()) as DashboardStatus;
-    const previous = history.latest;
     history.add(status);
-    record(previous, status);
+    record(status);
     render(status);
   } catch (error) {
     problem(`the server did not answer: ${error instanceof Error ? error.message : String(error)}`);
@@ -49,14 +48,16 @@ const answered = (m: ModelStatus) => Object.values(m.requests).reduce((a, b) => 
 const errors = (m: ModelStatus) => Object.entries(m.requests).reduce((sum, [outcome, n]) => sum + (outcome === "success" ? 0 : n), 0);
 const interpreterKey = (i: InterpreterStatus) => `${i.worker ?? ""}/${i.interpreter}/${i.group}`;
 
-/** Adds this poll's points to the charts' series. */
-function record(previous: DashboardStatus | undefined, status: DashboardStatus): void {
+/** Adds this poll's points to the charts' series: rates and quantiles over the last
+ * WINDOW_MS (a moving window: the tables show the same figures). */
+function record(status: DashboardStatus): void {
   const oldest = status.time - HISTORY_MS;
   const push = (points: [number, number][], value: number) => {
     points.push([status.time, value]);
     while (points.length > 0 && points[0]![0] < oldest) points.shift();
   };
-  if (previous) {
+  const previous = history.before(WINDOW_MS);
+  if (previous && previous !== status) {
     const seconds = (status.time - previous.time) / 1000;
     let total = 0;
     for (const model of status.models) {
@@ -100,18 +101,23 @@ function render(status: DashboardStatus): void {
   $("#throughput-now").textContent = all.length > 0 ? formatRate(all.at(-1)![1]) : "–";
   $("#p50-now").textContent = latency.p50.length > 0 ? formatMs(latency.p50.at(-1)![1]) : "–";
   $("#p99-now").textContent = latency.p99.length > 0 ? formatMs(latency.p99.at(-1)![1]) : "–";
-  const throughputSeries: Series[] = [...throughput].map(([name, points], i) => ({
+  // "all" only says something with several models.
+  const lines = [...throughput].filter(([name]) => name !== "all" || throughput.size > 2);
+  const throughputSeries: Series[] = lines.map(([name, points], i) => ({
     name,
     points,
     colour: name === "all" ? "#1d232b" : COLOURS[i % COLOURS.length]!,
   }));
-  drawChart($<SVGSVGElement>("#throughput-chart"), throughputSeries, status.time, HISTORY_MS, formatRate);
+  // The charts span what the page has seen, from one minute up to HISTORY_MS.
+  const first = history.statuses[0]?.time ?? status.time;
+  const span = Math.min(HISTORY_MS, Math.max(60_000, status.time - first));
+  drawChart($<SVGSVGElement>("#throughput-chart"), throughputSeries, status.time, span, formatRate);
   drawLegend($("#throughput-legend"), throughputSeries);
   const latencySeries: Series[] = [
     { name: "p50", colour: COLOURS[0]!, points: latency.p50 },
     { name: "p99", colour: COLOURS[4]!, points: latency.p99 },
   ];
-  drawChart($<SVGSVGElement>("#latency-chart"), latencySeries, status.time, HISTORY_MS, formatMs);
+  drawChart($<SVGSVGElement>("#latency-chart"), latencySeries, status.time, span, formatMs);
   drawLegend($("#latency-legend"), latencySeries);
 
   renderModels(status);
@@ -172,9 +178,10 @@ function renderWorkers(status: DashboardStatus): void {
   const workers = status.workers;
   if (!workers) {
     $("#workers-summary").textContent = "one process (no --workers)";
-    $("#workers tbody").replaceChildren();
+    $("#workers").hidden = true;
     return;
   }
+  $("#workers").hidden = false;
   const restarts = Object.entries(workers.restarts).map(([reason, n]) => `${reason} ${n}`).join(", ") || "none";
   $("#workers-summary").textContent = `${workers.alive} of ${workers.configured} alive · given up ${workers.givenUp} · restarts: ${restarts}`;
   const rows = Object.entries(workers.residentBytes).map(([slot, bytes]) => {
@@ -221,7 +228,8 @@ function formatSeconds(seconds: number | undefined): string {
 
 function formatBytes(bytes: number | undefined): string {
   if (bytes === undefined) return "–";
-  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
 $<HTMLFormElement>("#token-form").addEventListener("submit", (event) => {
