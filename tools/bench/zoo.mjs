@@ -20,9 +20,9 @@
 //              interpreters (the whole Node process) vs N processes.
 // Prints the table and the failures, writes bench-results/zoo.json; --write-docs
 // also writes docs/zoo.md (table + SVG chart) and docs/zoo.json.
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 import { interpreterBudget } from "@coil/native";
 
@@ -58,6 +58,11 @@ const flags = parseFlags(import.meta.url, {
   compile: { type: "boolean", default: true, help: "torch.compile's rate, and Coil's with the compile accelerator (torch 2.x; compiling takes minutes per model here)" },
   onnx: { type: "boolean", default: true, help: "export to ONNX and measure onnxruntime (Python, onnxruntime-node from tools/bench/peers, and Coil with the onnxruntime accelerator)" },
   "write-docs": { type: "boolean", default: false, help: "also write docs/zoo.md and docs/zoo.json" },
+  resume: {
+    type: "boolean",
+    default: false,
+    help: "keep the models already measured in --out with the same settings and measure the rest (a full run takes hours: it can be done in parts; each row is still one model's run)",
+  },
   "busy-threshold": { type: "number", default: 0.2, help: "docs/zoo.md says BUSY when other processes took more cores than this" },
   out: outFlag("zoo"),
 });
@@ -84,9 +89,17 @@ const options = {
 };
 const results = startResults({ options, stacks, summary: null, rows: [], raw: {} });
 const scratch = scratchDir("coil-zoo");
+const earlier = flags.resume ? earlierRows() : new Map();
 
 for (const [i, model] of selected.entries()) {
   const python = pythons[model.stack];
+  const kept = earlier.get(model.name);
+  if (kept) {
+    progress(`[${i + 1}/${selected.length}] ${model.name}: kept from ${kept.row.measuredAt ?? "an earlier run"}`);
+    results.rows.push(kept.row);
+    if (kept.raw) results.raw[model.name] = kept.raw;
+    continue;
+  }
   progress(`[${i + 1}/${selected.length}] ${model.name} (${model.stack}, ${model.family})`);
   if (!existsSync(python)) {
     const why = model.stack === "venv" ? `no ${python} (tools/python-envs.sh makes it)` : `no ${python}`;
@@ -103,10 +116,13 @@ for (const [i, model] of selected.entries()) {
       timeoutMs: flags.modelTimeout * 1e3,
     });
     results.raw[model.name] = measured;
-    results.rows.push(modelRow(model, measured));
+    results.rows.push({ ...modelRow(model, measured), measuredAt: new Date().toISOString() });
   } catch (error) {
     results.rows.push(failedRow(model, describeError(error).slice(0, 300)));
   }
+  // After each model, so that a run stopped part-way can be resumed (--resume).
+  mkdirSync(dirname(flags.out), { recursive: true });
+  writeFileSync(flags.out, JSON.stringify(results, null, 2) + "\n");
 }
 results.summary = summary(results.rows);
 
@@ -123,4 +139,15 @@ if (flags.writeDocs) {
   writeFileSync(join(REPO_ROOT, "docs", "zoo.md"), markdown(results, { busyThreshold: flags.busyThreshold }));
   writeResults(join(REPO_ROOT, "docs", "zoo.json"), results);
   console.log("docs/zoo.md written");
+}
+
+/** The rows of --out measured with these settings (--resume); failed ones are measured again. */
+function earlierRows() {
+  if (!existsSync(flags.out)) return new Map();
+  const before = JSON.parse(readFileSync(flags.out, "utf8"));
+  const same = ["secondsPerMeasurement", "warmupS", "interpreters", "compile", "onnx"].every((key) => before.options?.[key] === options[key]);
+  if (!same) fail(`--resume: ${flags.out} was measured with other settings (${JSON.stringify(before.options)}); give the same flags or another --out`);
+  results.startedAt = before.startedAt;
+  const kept = (row) => row.pack?.ok !== undefined && !row.error;
+  return new Map(before.rows.filter(kept).map((row) => [row.name, { row, raw: before.raw?.[row.name] }]));
 }
