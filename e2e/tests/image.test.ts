@@ -1,0 +1,85 @@
+// Coil's OCI image (deploy/image, `npm run image`): built with no base image pulled,
+// or reused when its inputs did not change, then run with podman with the examples'
+// repository (the mlp) mounted at /mnt/models, as KServe's storage initializer does.
+// It answers curl over HTTP on 8080 and Python's gRPC client on 9000 with eager
+// PyTorch's values, runs as its non-root user, passes its own health check, and stops
+// on SIGTERM with exit code 0. Runs when COIL_E2E_IMAGE=1: a cold build (the Debian
+// root file system with torch) takes longer than every CI run can spend
+// (deploy/image/README.md has the figures).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { installedContext, type E2eContext } from "../harness/context.js";
+import { curl } from "../harness/curl.js";
+import { grpcStubs } from "../harness/grpc-stubs.js";
+import { buildImage, ImageContainer, IMAGE_PORTS, podman } from "../harness/image.js";
+import { python } from "../harness/python.js";
+import { reference as referenceFiles, type Reference } from "../harness/reference.js";
+import { ensureRepository } from "../harness/repository.js";
+
+const ENABLED = process.env["COIL_E2E_IMAGE"] === "1";
+
+describe.skipIf(!ENABLED)("the OCI image under podman", () => {
+  let context: E2eContext;
+  let image: string;
+  let container: ImageContainer | undefined;
+  let reference: Reference;
+
+  beforeAll(async () => {
+    context = installedContext();
+    const repository = await ensureRepository(context, ["mlp"]);
+    reference = referenceFiles(context);
+    image = (await buildImage(context)).reference;
+    container = await ImageContainer.run(image, repository, `coil-e2e-${process.pid}`);
+  }, 1_800_000);
+
+  afterAll(async () => {
+    await container?.remove();
+  });
+
+  const live = () => {
+    if (!container) throw new Error("the container did not start (see beforeAll's error)");
+    return container;
+  };
+
+  it("the image: coil serve /mnt/models as a non-root user, 8080 and 9000 exposed, a health check", async () => {
+    const [config] = JSON.parse(await podman(["image", "inspect", image])) as {
+      Config: { User: string; Entrypoint: string[]; Cmd: string[]; ExposedPorts: Record<string, unknown> };
+      Healthcheck?: { Test: string[] };
+    }[];
+    expect(config!.Config.User).toBe("coil");
+    expect(config!.Config.Entrypoint).toEqual(["/usr/bin/tini", "--", "coil", "serve", "--config", "/etc/coil/coil.json"]);
+    expect(config!.Config.Cmd).toEqual(["/mnt/models"]);
+    expect(Object.keys(config!.Config.ExposedPorts).sort()).toEqual([`${IMAGE_PORTS.http}/tcp`, `${IMAGE_PORTS.grpc}/tcp`]);
+    expect(config!.Healthcheck?.Test.join(" ")).toContain("/v2/health/ready");
+  });
+
+  it("the server runs as uid 1000, not root", async () => {
+    expect((await podman(["exec", live().name, "id", "-u"])).trim()).toBe("1000");
+  });
+
+  it("its health check passes once ready", async () => {
+    // `podman healthcheck run` runs the image's HEALTHCHECK command now; exit 0 = healthy.
+    await expect(podman(["healthcheck", "run", live().name])).resolves.toBeDefined();
+  });
+
+  it("HTTP: curl's JSON infer on the mlp == eager PyTorch (1e-5)", async () => {
+    expect((await curl(live().url("/v2/models/mlp/ready"))).status).toBe(200);
+    const response = await curl(live().url("/v2/models/mlp/infer"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      dataFile: reference.inferJson,
+    });
+    expect(response.status).toBe(200);
+    await python("compare.py", ["json", response.bodyFile, reference.expected]);
+  });
+
+  it("gRPC: Python's client -- ServerLive, ModelInfer with raw contents == eager, unknown model NOT_FOUND", async () => {
+    const output = await python("grpc_client.py", [await grpcStubs(context), `127.0.0.1:${live().grpcPort}`, reference.inputF32, reference.expected]);
+    expect(JSON.parse(output)).toMatchObject({ live: true, id: "e2e-1", model: "mlp", missing: "NOT_FOUND" });
+  });
+
+  it("SIGTERM (podman stop) stops it with exit code 0 after it logged 'stopped'", async () => {
+    expect(await live().stop()).toBe(0);
+    expect(await live().logs()).toContain('"msg":"stopped"');
+  });
+});
