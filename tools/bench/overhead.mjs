@@ -13,7 +13,8 @@
 // Each with 1 torch thread, for each candidate fix (--variants: base; gc-freeze,
 // gc.freeze() after the model is built; mallopt, M_TRIM/M_MMAP thresholds raised on
 // the interpreter's libc; gc-off, a diagnostic; no-hand-off, the engine's batching of
-// results and spinning off -- what the hand-off between the threads saves). Reports calls/s, µs a call, the ratio
+// results and spinning off -- what the hand-off between the threads saves; no-caller-spin,
+// only Node's polling off). Reports calls/s, µs a call, the ratio
 // to plain Python, and per call the minor page faults and context switches of the
 // thread that ran the model -- voluntary (it slept) and involuntary (preempted) -- and
 // of the whole process and Node's main thread.
@@ -46,11 +47,16 @@ await relaunchWithTunable();
 
 const LOOP = join(BENCH_DIR, "overhead", "loop.py");
 const MODELS = ["mlp", "deep"];
-const VARIANTS = ["base", "no-hand-off", "gc-freeze", "gc-off", "mallopt"];
+const VARIANTS = ["base", "no-hand-off", "no-caller-spin", "gc-freeze", "gc-off", "mallopt"];
 // The engine's hand-off between Node's thread and the interpreter's all off: each
 // result wakes Node's thread, nothing spins (@coil/native handOff()).
-const NO_HAND_OFF = { batchWindowUs: 0, spinUs: 0, callerSpinUs: 0 };
-const pythonVariant = (variant) => (variant === "no-hand-off" ? "base" : variant);
+const HAND_OFF_VARIANTS = {
+  "no-hand-off": { batchWindowUs: 0, spinUs: 0, callerSpinUs: 0 },
+  // Node's thread sleeps until woken instead of polling beside the model: no busy
+  // neighbour for the interpreter's CPU, a wake-up a result instead.
+  "no-caller-spin": { callerSpinUs: 0 },
+};
+const pythonVariant = (variant) => (variant in HAND_OFF_VARIANTS ? "base" : variant);
 
 const flags = parseFlags(import.meta.url, {
   duration: { type: "number", positive: true, default: 3, help: "measured seconds per configuration" },
@@ -120,7 +126,7 @@ async function withBench(model, variant, body) {
     pool = await InterpreterPool.create({ size: 1, backend: new CpuBackend(), python: flags.python });
     results.machine.backend ??= pool.backendInfo[0];
     results.handOff ??= handOff();
-    if (variant === "no-hand-off") handOff(NO_HAND_OFF);
+    if (variant in HAND_OFF_VARIANTS) handOff(HAND_OFF_VARIANTS[variant]);
     const bench = pool.replicate({ file: LOOP, factory: "Bench", args: [model, pythonVariant(variant), 1] });
     await bench.materialize();
     results.benchInfo ??= await bench.callMethod("info");

@@ -171,6 +171,14 @@ const markdownTable = (columns, rows) =>
   ].join("\n");
 
 /** docs/zoo.md: how it was run, the summary, the chart, the table and the failures. */
+/** When the rows were measured, where the run was done in parts (--resume): each
+ * row's ratios still come from one model's run. */
+function measuredSpan(rows) {
+  const times = rows.map((r) => r.measuredAt).filter(Boolean).sort();
+  if (times.length < 2 || times[0].slice(0, 13) === times.at(-1).slice(0, 13)) return "";
+  return ` (rows measured from ${times[0]} to ${times.at(-1)}, in parts: each row's ratios come from one run of that model)`;
+}
+
 export function markdown(results, { busyThreshold }) {
   const { rows, options, machine } = results;
   const busy = busiest(rows);
@@ -184,7 +192,7 @@ export function markdown(results, { busyThreshold }) {
 
 <!-- Written by \`npm run bench:zoo -- --write-docs\` (tools/bench/zoo.mjs); do not edit by hand. -->
 
-${warning}Run of ${results.startedAt}${options.quick ? " (--quick: a subset)" : ""}: ${formatMachine(machine)}; ` +
+${warning}Run of ${results.startedAt}${options.quick ? " (--quick: a subset)" : ""}${measuredSpan(rows)}: ${formatMachine(machine)}; ` +
     `${options.secondsPerMeasurement} s closed loops at batch 1, one torch thread everywhere, N = ${options.interpreters}. ` +
     `Stacks: ${Object.entries(results.stacks).map(([name, s]) => `${name} = \`${s.python}\` (${s.what})`).join("; ")}.
 
