@@ -8,12 +8,13 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 import { CpuBackend } from "@coil/backend-cpu";
-import { createCoilContainer, encodeBytesElements, BytesTensor, InterpreterPool, Tensor, TOKENS, type DType } from "@coil/core";
+import { ACCESS_CONTROL, createCoilContainer, encodeBytesElements, BytesTensor, InterpreterPool, Tensor, TOKENS, type DType } from "@coil/core";
+import { CoilError } from "@coil/errors";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
 import { MemoryService } from "../test/memory-service.js";
 import { HEADER_LENGTH_HEADER } from "./codec.js";
-import { HttpAdapter } from "./http-adapter.js";
+import { HTTP_ROUTES, HttpAdapter } from "./http-adapter.js";
 import { registerHttpAdapter } from "./register.js";
 
 const PYTHON = inject("testPython");
@@ -700,6 +701,33 @@ describe("lifecycle", () => {
     await own.start();
     try {
       expect((await fetch(`${own.url}/v2/models/double/ready`)).status).toBe(200);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it("serves the routes other plugins register under HTTP_ROUTES, behind the same access control", async () => {
+    const container = registerHttpAdapter(createCoilContainer(), { host: "127.0.0.1", port: 0 });
+    container.register(TOKENS.InferenceService, { useValue: service });
+    // A policy that wants a token for metadata, none for health.
+    container.register(ACCESS_CONTROL, {
+      useValue: {
+        authorize: ({ kind, authorization }) => {
+          if (kind !== "health" && authorization !== "Bearer t") throw new CoilError("UNAUTHENTICATED", "token needed");
+        },
+      },
+    });
+    container.register(HTTP_ROUTES, { useValue: async (app) => void app.get("/extra/models", async () => service.modelIndex().map((m) => m.name)) });
+    container.register(HTTP_ROUTES, {
+      useValue: async (app) => void app.get("/extra/open", { config: { access: "health" } }, async () => ({ open: true })),
+    });
+    const own = container.resolve(TOKENS.Adapter) as HttpAdapter;
+    await own.start();
+    try {
+      expect((await fetch(`${own.url}/extra/models`)).status).toBe(401);
+      const models = await fetch(`${own.url}/extra/models`, { headers: { authorization: "Bearer t" } });
+      expect(await models.json()).toContain("double");
+      expect(await (await fetch(`${own.url}/extra/open`)).json()).toEqual({ open: true });
     } finally {
       await own.stop();
     }
