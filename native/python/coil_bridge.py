@@ -391,19 +391,63 @@ class AccelerationRequest:
             return function(*inputs)
 
 
+# Input shapes an accelerated form failed on, remembered per model (they go straight
+# to eager); past this many, the accelerated form is given up for every call.
+_FALLBACK_SHAPES_LIMIT = 64
+
+
 class AcceleratedModel:
     """The accelerated callable in the objects table: calls go to it; anything else
-    (methods, attributes) to the eager model, which it keeps."""
+    (methods, attributes) to the eager model, which it keeps.
+
+    A call the accelerated form fails on (a shape its graph or session cannot take,
+    an input it refuses) is answered by eager: only eager's own error reaches the
+    caller. The inputs' shapes are then remembered, once eager answered them, and go
+    to eager directly; `fallbacks` says how many calls did."""
 
     def __init__(self, accelerated, eager):
         self.accelerated = accelerated
         self.eager = eager
+        self.eager_shapes = set()
+        self.fallback_calls = 0
+        self.fallback_error = None
 
     def __call__(self, *args, **kwargs):
-        return self.accelerated(*args, **kwargs)
+        shapes = _shapes_of(args)
+        if self.accelerated is not None and shapes not in self.eager_shapes:
+            try:
+                return self.accelerated(*args, **kwargs)
+            except Exception as error:  # CoilInterrupt (a timeout, a cancel) is a BaseException: not caught
+                failed = f"{type(error).__name__}: {error}"[:500]
+            result = self.eager(*args, **kwargs)  # the model's own error, if eager fails too
+            self.fallback_error = failed
+            if len(self.eager_shapes) < _FALLBACK_SHAPES_LIMIT:
+                self.eager_shapes.add(shapes)
+            else:
+                self.accelerated = None
+        else:
+            result = self.eager(*args, **kwargs)
+        self.fallback_calls += 1
+        return result
+
+    def fallbacks(self):
+        return {"calls": self.fallback_calls, "shapes": len(self.eager_shapes), "error": self.fallback_error}
 
     def __getattr__(self, name):
         return getattr(self.eager, name)
+
+
+def _shapes_of(args):
+    """What an accelerated form's success depends on: each input's shape and dtype."""
+    return tuple((tuple(a.shape), a.dtype) if hasattr(a, "shape") and hasattr(a, "dtype") else type(a) for a in args)
+
+
+def acceleration_fallbacks(object_id):
+    """How many calls of an accelerated object were answered by eager, on how many
+    input shapes, and the last error of the accelerated form; None when it is not
+    accelerated here."""
+    obj = _objects.get(object_id)
+    return obj.fallbacks() if isinstance(obj, AcceleratedModel) else None
 
 
 def _example_inputs(signature, size, seed):

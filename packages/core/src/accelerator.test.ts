@@ -53,6 +53,17 @@ def wrong(model, request):
 def other_structure(model, request):
     return lambda x, ids: model(x, ids)["y"]
 
+FLAKY_CALLS = [0]
+
+def flaky(model, request):
+    """Equal to eager, but fails on a batch of 5 (as a graph that cannot take a shape)."""
+    def run(x, ids):
+        if x.shape[0] == 5:
+            raise RuntimeError("no kernel for a batch of 5")
+        FLAKY_CALLS[0] += 1
+        return model(x, ids)
+    return run
+
 def refuse(model, request):
     raise coil_bridge.AcceleratorUnavailable("not on this interpreter")
 `;
@@ -113,6 +124,26 @@ describe("accelerators", () => {
     expect(model.acceleration!.reason).toMatch(/not equal to eager on example inputs \[2, 3\], \[2\]: output 0 differs from eager's by up to 1/);
     const y = await model.call<{ y: Tensor<"float32"> }>([x, ids]);
     expect(Array.from(y.y.data)).toEqual([2, 4, 6]);
+  });
+
+  it("answer a call the accelerated form fails on with eager, and send that shape to eager from then on", async () => {
+    pool = await InterpreterPool.create({ size: 1, python: PYTHON, backend: new PlainPythonBackend() });
+    const model = pool.replicate({ file: join(dir, "scale.py"), factory: "build", accelerator: accelerator("flaky"), inputs: INPUTS });
+    const served = () => pool!.run<number>("eval_expr", ["__import__('sys').modules['coil_plugin_hooks'].FLAKY_CALLS[0]"]);
+    const five = [Tensor.from("float32", [5, 3], new Float32Array(15).fill(1)), Tensor.from("int64", [5], [1n, 1n, 1n, 1n, 1n])];
+    for (let i = 0; i < 3; i++) {
+      const y = await model.call<{ y: Tensor<"float32"> }>(five);
+      expect(Array.from(y.y.data)).toEqual(new Array(15).fill(2 + 5));
+    }
+    await model.sampleAcceleration();
+    expect(model.acceleration).toMatchObject({ active: true, fallbackCalls: 3, fallbackError: "RuntimeError: no kernel for a batch of 5" });
+    // Other shapes still run the accelerated form (2 example sets at load, then this call).
+    await model.call([x, ids]);
+    expect(await served()).toBe(3);
+    // A call eager fails on too gets eager's own error, and is not counted.
+    await expect(model.call([five[0]])).rejects.toThrow(/forward\(\) missing 1 required positional argument: 'ids'/);
+    await model.sampleAcceleration();
+    expect(model.acceleration?.fallbackCalls).toBe(3);
   });
 
   it("leave it eager when the accelerated form returns another structure", async () => {

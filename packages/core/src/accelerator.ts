@@ -58,6 +58,19 @@ export interface AccelerationStatus {
   accelerated: number;
   /** What the accelerator reported about its accelerated form (the first interpreter's), e.g. the ONNX exporter used. */
   details?: Record<string, unknown>;
+  /** Calls the accelerated form failed on (or whose input shapes it had failed on
+   * before), answered by eager instead, over the interpreters -- as of the last
+   * sampleAcceleration(); absent before any sample. */
+  fallbackCalls?: number;
+  /** The accelerated form's last error on a call, when it had one. */
+  fallbackError?: string;
+}
+
+/** What acceleration_fallbacks returns, per interpreter. */
+export interface InterpreterFallbacks {
+  calls: number;
+  shapes: number;
+  error: string | null;
 }
 
 /** What accelerate_object returns, per interpreter. */
@@ -89,10 +102,15 @@ export function resolveAccelerator(choice: AcceleratorChoice, known: readonly Ac
 }
 
 /** The status over interpreters' results (undefined before any interpreter has one). */
-export function summarizeAcceleration(accelerator: string, results: readonly InterpreterAcceleration[]): AccelerationStatus {
+export function summarizeAcceleration(
+  accelerator: string,
+  results: readonly InterpreterAcceleration[],
+  fallbacks: readonly InterpreterFallbacks[] = [],
+): AccelerationStatus {
   const accelerated = results.filter((r) => r.accelerated).length;
   const reason = results.find((r) => !r.accelerated)?.reason ?? undefined;
   const details = results.find((r) => r.accelerated && r.details)?.details ?? undefined;
+  const fallbackError = fallbacks.find((f) => f.error !== null)?.error ?? undefined;
   return {
     accelerator,
     active: results.length > 0 && accelerated === results.length,
@@ -100,5 +118,7 @@ export function summarizeAcceleration(accelerator: string, results: readonly Int
     interpreters: results.length,
     accelerated,
     ...(details !== undefined && { details }),
+    ...(fallbacks.length > 0 && { fallbackCalls: fallbacks.reduce((sum, f) => sum + f.calls, 0) }),
+    ...(fallbackError !== undefined && { fallbackError }),
   };
 }

@@ -11,6 +11,7 @@ export {
   type Accelerator,
   type AcceleratorChoice,
   type InterpreterAcceleration,
+  type InterpreterFallbacks,
   type Tolerance,
 } from "./accelerator.js";
 export type { Adapter, Backend, BackendInfo, CoilPlugin, InterpreterHost, PrepareContext, Scheduler } from "./contracts.js";

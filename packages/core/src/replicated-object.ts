@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { CoilError } from "@coil/errors";
 import type { BridgeFunction, CallOptions, Interpreter } from "@coil/native";
 
-import { summarizeAcceleration, type AccelerationPlan, type AccelerationStatus, type AcceleratorChoice, type InterpreterAcceleration } from "./accelerator.js";
+import { summarizeAcceleration, type AccelerationPlan, type AccelerationStatus, type AcceleratorChoice, type InterpreterAcceleration, type InterpreterFallbacks } from "./accelerator.js";
 import { BytesTensor } from "./bytes-tensor.js";
 import type { InterpreterHost } from "./contracts.js";
 import type { TensorSignature } from "./serving.js";
@@ -56,6 +56,7 @@ export class ReplicatedObject {
   readonly #instances = new Map<Interpreter, Promise<unknown>>();
   // Per interpreter that instantiated it: what its accelerator made of it.
   readonly #accelerations = new Map<Interpreter, InterpreterAcceleration>();
+  readonly #fallbacks = new Map<Interpreter, InterpreterFallbacks>();
   #disposed = false;
 
   /** Made by InterpreterPool.replicate() and loadArchive(), or by any other InterpreterHost. */
@@ -123,7 +124,20 @@ export class ReplicatedObject {
    * undefined without an accelerator. */
   get acceleration(): AccelerationStatus | undefined {
     const plan = this.#creation.acceleration;
-    return plan && summarizeAcceleration(plan.accelerator.name, [...this.#accelerations.values()]);
+    return plan && summarizeAcceleration(plan.accelerator.name, [...this.#accelerations.values()], [...this.#fallbacks.values()]);
+  }
+
+  /** Reads, in each interpreter running the accelerated form, how many calls fell
+   * back to eager (see AccelerationStatus.fallbackCalls): a short call queued behind
+   * those in flight. */
+  async sampleAcceleration(): Promise<void> {
+    const running = [...this.#accelerations].filter(([, outcome]) => outcome.accelerated).map(([interpreter]) => interpreter);
+    await Promise.all(
+      running.map(async (interpreter) => {
+        const sample = await this.#host.runOn<InterpreterFallbacks | null>(interpreter, "acceleration_fallbacks", [this.id]).catch(() => null);
+        if (sample && this.#accelerations.has(interpreter)) this.#fallbacks.set(interpreter, sample);
+      }),
+    );
   }
 
   /** Drops every instance; later calls fail with CLOSED. */
@@ -134,6 +148,7 @@ export class ReplicatedObject {
     const interpreters = [...this.#instances.keys()];
     this.#instances.clear();
     this.#accelerations.clear();
+    this.#fallbacks.clear();
     if (!this.#host.closed) {
       await Promise.all(interpreters.map((i) => this.#host.runOn(i, "drop_object", [this.id]).catch(() => {})));
     }

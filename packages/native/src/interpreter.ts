@@ -17,6 +17,7 @@ export type BridgeFunction =
   | "load_package"
   | "run_hook"
   | "accelerate_object"
+  | "acceleration_fallbacks"
   | "reset"
   | "info";
 

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
+import { TOKENS, type CoilPlugin } from "@coil/core";
 import { GLIBC_TUNABLE } from "@coil/native";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 
@@ -98,6 +99,53 @@ describe("a runtime with accelerators", () => {
       await runtime.close();
     }
   }, 600_000);
+});
+
+describe("an accelerated form that fails on a call", () => {
+  it("is answered by eager, counted in /metrics, and logged once per error", async () => {
+    const hooks = join(mkdtempSync(join(tmpdir(), "coil-flaky-accelerator-")), "flaky.py");
+    writeFileSync(
+      hooks,
+      "def accelerate(model, request):\n" +
+        "    def run(x):\n" +
+        "        if x.shape[0] == 5:\n" +
+        "            raise RuntimeError('no kernel for 5 rows')\n" +
+        "        return model(x)\n" +
+        "    return run\n",
+    );
+    const flaky: CoilPlugin = (container) =>
+      container.register(TOKENS.Accelerator, {
+        useValue: { name: "flaky", hook: { file: hooks, function: "accelerate" }, tolerance: { rtol: 1e-5, atol: 1e-6 }, hookOptions: () => ({}) },
+      });
+    const warnings: [Record<string, unknown>, string][] = [];
+    const runtime = await createRuntime({
+      repository: repo,
+      interpreters: 1,
+      python: PYTHON,
+      accelerate: { net: "flaky" },
+      logger: { warn: (fields, message) => warnings.push([fields, message]), info: () => {} },
+      plugins: [...servePlugins({ host: "127.0.0.1", httpPort: 0, grpcPort: null }), flaky],
+    });
+    try {
+      const base = runtime.adapters[0]!.url!;
+      expect(runtime.service.model("net").parameters).toMatchObject({ accelerator: "flaky", accelerator_active: true });
+      for (const rows of [5, 5, 3]) {
+        const body = JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [rows, 4], data: new Array(rows * 4).fill(1) }] });
+        const reply = await fetch(`${base}/v2/models/net/infer`, { method: "POST", body });
+        expect(reply.status).toBe(200);
+        expect(((await reply.json()) as { outputs: { shape: number[] }[] }).outputs[0]!.shape).toEqual([rows, 2]);
+      }
+      // Sampled after each scrape: the second scrape shows the first's sample.
+      await fetch(`${base}/metrics`).then((r) => r.text());
+      await expect.poll(async () => (await fetch(`${base}/metrics`).then((r) => r.text())).split("\n").find((l) => l.startsWith("coil_model_accelerator_fallback_calls_total"))).toBe(
+        'coil_model_accelerator_fallback_calls_total{model="net",version="1",accelerator="flaky"} 2',
+      );
+      const logged = warnings.filter(([, message]) => message.startsWith("model: the accelerated form failed"));
+      expect(logged).toEqual([[expect.objectContaining({ model: "net", accelerator: "flaky", error: "RuntimeError: no kernel for 5 rows" }), expect.any(String)]]);
+    } finally {
+      await runtime.close();
+    }
+  }, 120_000);
 });
 
 describe("coil serve --accelerate", () => {

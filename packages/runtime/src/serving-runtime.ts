@@ -74,6 +74,8 @@ interface Version {
   /** Its group's interpreters could not be made for a reason that is no model's
    * (no backend, no Python): the runtime cannot start. */
   poolFailed?: boolean;
+  /** The accelerated form's last error already logged (see #sampleFallbacks). */
+  fallbackErrorLogged?: string;
 }
 
 /** Failures to make a group's pool that say the runtime can serve no model at all. */
@@ -302,6 +304,14 @@ export class ServingRuntime implements InferenceService {
         return acceleration ? [[{ ...labels(v), accelerator: acceleration.accelerator, active: String(acceleration.active) }, 1]] : [];
       }),
     );
+    exposition.counter(
+      "coil_model_accelerator_fallback_calls_total",
+      "Calls the accelerated form failed on (or on input shapes it had failed on), answered by eager instead. As of the last sample, taken after each scrape",
+      versions.flatMap((v): Sample[] => {
+        const acceleration = v.model?.acceleration;
+        return acceleration?.fallbackCalls !== undefined ? [[{ ...labels(v), accelerator: acceleration.accelerator }, acceleration.fallbackCalls]] : [];
+      }),
+    );
     const histograms = (fn: (stats: ModelQueueStats) => HistogramSnapshot) =>
       versions.flatMap((v): [Record<string, string>, HistogramSnapshot][] => {
         const stats = queueStats.get(v);
@@ -357,6 +367,7 @@ export class ServingRuntime implements InferenceService {
     );
     // Fresh samples for the next scrape, queued behind the calls in flight.
     for (const g of groups) void g.pool!.sampleMemory();
+    for (const v of versions) if (v.model?.acceleration?.active) void this.#sampleFallbacks(v, v.model);
   }
 
   /** Stops serving: drains every model, then returns every group's interpreters. */
@@ -442,6 +453,19 @@ export class ServingRuntime implements InferenceService {
     const loadMs = Math.round(performance.now() - started);
     const rssAddedMb = Math.round((process.memoryUsage.rss() - rssBefore) / 2 ** 20);
     this.#options.logger?.info?.({ model: entry.name, version: entry.version, loadMs, rssAddedMb }, "model: loaded");
+  }
+
+  /** Reads how many calls fell back to eager; says so at warn once per new error of
+   * the accelerated form (the calls go on, answered by eager). */
+  async #sampleFallbacks(v: Version, model: LoadedModel): Promise<void> {
+    await model.object.sampleAcceleration();
+    const { accelerator, fallbackCalls, fallbackError } = model.acceleration ?? {};
+    if (fallbackError === undefined || fallbackError === v.fallbackErrorLogged) return;
+    v.fallbackErrorLogged = fallbackError;
+    this.#options.logger?.warn(
+      { model: v.entry.name, version: v.entry.version, accelerator, fallbackCalls, error: fallbackError },
+      "model: the accelerated form failed on a call; calls of those input shapes are answered eager",
+    );
   }
 
   /** An accelerated model at info, one that stays eager at warn with the reason. */
