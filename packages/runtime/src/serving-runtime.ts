@@ -502,6 +502,7 @@ export class ServingRuntime implements InferenceService {
           "model: threads it started still run after unload; its interpreters are held back until they end",
         );
       }
+      this.#options.logger?.info?.({ model: v.entry.name, version: v.entry.version, reason }, "model: unloaded");
     }
   }
 

@@ -2,6 +2,7 @@ import type { InferenceRequest, InferenceResponse, InferenceService, ModelIndexE
 
 import { mergeExpositions } from "./metrics-aggregation.js";
 import type { PrimaryMessage } from "./messages.js";
+import type { ModelControlRelay } from "./model-control.js";
 
 type ClusterView = Extract<PrimaryMessage, { coil: "cluster" }>;
 
@@ -10,16 +11,24 @@ type ClusterView = Extract<PrimaryMessage, { coil: "cluster" }>;
  * that readiness is also the cluster's (false while a slot is given up as crash-looping
  * or the primary drains) and /metrics covers every worker. InferenceService.metrics() is
  * synchronous, so the other workers' expositions are the ones the primary last sent
- * (about a second old, the status interval); this worker's own are read live.
+ * (about a second old, the status interval); this worker's own are read live. Loads
+ * and unloads asked through the API are run in every worker (ModelControlRelay).
  */
 export class ClusterInferenceService implements InferenceService {
   readonly #local: InferenceService;
   readonly #slot: number;
+  readonly #relay: ModelControlRelay;
   #view: ClusterView | undefined;
 
-  constructor(local: InferenceService, slot: number) {
+  constructor(local: InferenceService, slot: number, relay: ModelControlRelay) {
     this.#local = local;
     this.#slot = slot;
+    this.#relay = relay;
+  }
+
+  /** This worker's own service (what the primary's broadcasts run on). */
+  get local(): InferenceService {
+    return this.#local;
   }
 
   /** The primary's latest round. */
@@ -67,10 +76,10 @@ export class ClusterInferenceService implements InferenceService {
   }
 
   loadModel(name: string): Promise<void> {
-    return this.#local.loadModel(name);
+    return this.#relay.request("load", name);
   }
 
   unloadModel(name: string): Promise<void> {
-    return this.#local.unloadModel(name);
+    return this.#relay.request("unload", name);
   }
 }

@@ -18,23 +18,43 @@ export interface GroupStatus {
   interpreters: InterpreterStatus[];
 }
 
+/** A load or an unload through the repository API, run in every worker (model-control.ts). */
+export type ModelControlAction = "load" | "unload";
+
+/** A worker's failure to run one, as it travels (a CoilError's code and message). */
+export interface ModelControlFailure {
+  code: string;
+  message: string;
+}
+
 export type WorkerMessage =
   /** The worker serves: its ports as its adapters report them. */
   | { coil: "serving"; http?: number; grpc?: number }
   /** Every second: its own metrics and what the interpreters of each model group are doing. */
-  | { coil: "status"; metrics: string; groups: GroupStatus[] };
+  | { coil: "status"; metrics: string; groups: GroupStatus[] }
+  /** A load or unload this worker was asked through the API: for every worker. */
+  | { coil: "model-control"; id: number; action: ModelControlAction; name: string }
+  /** This worker ran the primary's broadcast `id`. */
+  | { coil: "model-control-done"; id: number; failure?: ModelControlFailure };
 
 export type PrimaryMessage =
   /** Stop accepting, finish what is in flight, exit 0. */
   | { coil: "drain"; reason: string }
   /** After each round of statuses: the cluster's readiness, every live worker's last
    * metrics by slot, and the primary's own series. */
-  | { coil: "cluster"; ready: boolean; workers: { slot: number; metrics: string }[]; primaryMetrics: string };
+  | { coil: "cluster"; ready: boolean; workers: { slot: number; metrics: string }[]; primaryMetrics: string }
+  /** Run this load or unload here, then say done (id 0: a catch-up, no answer awaited). */
+  | { coil: "model-control-run"; id: number; action: ModelControlAction; name: string }
+  /** The cluster's outcome of this worker's request `id`. */
+  | { coil: "model-control-result"; id: number; failure?: ModelControlFailure };
+
+const WORKER_MESSAGES = new Set(["serving", "status", "model-control", "model-control-done"]);
+const PRIMARY_MESSAGES = new Set(["drain", "cluster", "model-control-run", "model-control-result"]);
 
 export function isWorkerMessage(message: unknown): message is WorkerMessage {
-  return typeof message === "object" && message !== null && "coil" in message && (message.coil === "serving" || message.coil === "status");
+  return typeof message === "object" && message !== null && "coil" in message && WORKER_MESSAGES.has(message.coil as string);
 }
 
 export function isPrimaryMessage(message: unknown): message is PrimaryMessage {
-  return typeof message === "object" && message !== null && "coil" in message && (message.coil === "drain" || message.coil === "cluster");
+  return typeof message === "object" && message !== null && "coil" in message && PRIMARY_MESSAGES.has(message.coil as string);
 }

@@ -6,6 +6,7 @@ import { Exposition, type Sample } from "../exposition.js";
 import { exitCause, type ExitCause } from "./exit-cause.js";
 import { allStalledSeconds } from "./interpreter-watch.js";
 import { isWorkerMessage, type GroupStatus, type PrimaryMessage } from "./messages.js";
+import { ModelControlBroadcast } from "./model-control.js";
 import { RestartPolicy, type RestartPolicyOptions } from "./restart-policy.js";
 import { freePort, WORKER_PORT_ENV } from "./ports.js";
 import { residentBytes } from "./worker-memory.js";
@@ -71,6 +72,7 @@ export class Supervisor {
   /** Workers asked to drain, until they exit, with their deadline. */
   readonly #retiring = new Map<Worker, NodeJS.Timeout>();
   readonly #restarts = new Map<string, number>();
+  readonly #modelControl = new ModelControlBroadcast();
   #ports: { http?: number; grpc?: number } = {};
   #started = false;
   readonly #workerEnv: Record<string, string> = {};
@@ -133,7 +135,16 @@ export class Supervisor {
         slot.status = message;
         return;
       }
+      if (message.coil === "model-control") {
+        this.#modelControl.start(worker, message, this.#servingWorkers());
+        return;
+      }
+      if (message.coil === "model-control-done") {
+        this.#modelControl.done(worker, message.id, message.failure);
+        return;
+      }
       slot.serving = true;
+      this.#modelControl.catchUp(worker);
       if (slot.outgoing) {
         this.#drain(slot.outgoing, "replaced by its successor");
         slot.outgoing = undefined;
@@ -151,6 +162,7 @@ export class Supervisor {
 
   #onExit(slot: Slot, worker: Worker, cause: ExitCause): void {
     const workerPid = worker.process.pid;
+    this.#modelControl.gone(worker);
     const deadline = this.#retiring.get(worker);
     if (deadline !== undefined) {
       clearTimeout(deadline);
@@ -255,6 +267,11 @@ export class Supervisor {
     }, this.#options.drainTimeoutSeconds * 1000);
     this.#retiring.set(worker, deadline);
     if (worker.isConnected()) worker.send({ coil: "drain", reason } satisfies PrimaryMessage);
+  }
+
+  /** The workers serving now (a slot's outgoing worker still serves until it drains). */
+  #servingWorkers(): Worker[] {
+    return this.#slots.flatMap((s) => [...(s.serving && s.worker ? [s.worker] : []), ...(s.outgoing ? [s.outgoing] : [])]);
   }
 
   #ready(): boolean {

@@ -17,6 +17,8 @@ const FIXTURES = resolve(here, "../../test/fixtures");
 let repo: string;
 /** The segfaulting model alone: its workers start faster (five deaths must fit in the crash-loop window). */
 let segfaultRepo: string;
+/** The good model alone. */
+let goodRepo: string;
 
 beforeAll(async () => {
   repo = mkdtempSync(join(tmpdir(), "coil-crash-repo-"));
@@ -32,6 +34,8 @@ beforeAll(async () => {
   await packModel({ ...io, target: `${FIXTURES}/slow/slow.py:build`, output: join(repo, "slow.coil") });
   segfaultRepo = mkdtempSync(join(tmpdir(), "coil-segfault-repo-"));
   copyFileSync(join(repo, "segfault.coil"), join(segfaultRepo, "segfault.coil"));
+  goodRepo = mkdtempSync(join(tmpdir(), "coil-good-repo-"));
+  copyFileSync(join(repo, "good.coil"), join(goodRepo, "good.coil"));
 }, 400_000);
 
 type LogLine = Record<string, unknown> & { msg: string };
@@ -183,6 +187,46 @@ describe("coil serve --workers", () => {
     process.kill(-server.child.pid!, "SIGINT");
     expect(await server.exited).toEqual({ code: 0, signal: null });
   }, 400_000);
+
+  it("a model loaded or unloaded through the API is so in every worker, and in a worker started later", async () => {
+    const server = serveCluster(["--workers", "2", "--interpreters", "1", "--model-control", "explicit"], goodRepo);
+    const { http } = (await server.serving) as LogLine & { http: number };
+    const workers = (msg: string, after: number) =>
+      new Set(server.logs.filter((l) => l.msg === msg && l.model === "good" && (l.time as number) >= after).map((l) => l.worker));
+    const control = (action: string) => fetch(`http://127.0.0.1:${http}/v2/repository/models/good/${action}`, { method: "POST" });
+    // Each on a new connection, which either worker may accept.
+    const readiness = async () => {
+      const statuses = new Set<number>();
+      for (let i = 0; i < 8; i++) statuses.add((await fetch(`http://127.0.0.1:${http}/v2/models/good/ready`, { headers: { connection: "close" } })).status);
+      return statuses;
+    };
+
+    let since = Date.now();
+    expect((await control("unload")).status).toBe(200);
+    // Answered once both workers unloaded it (their own log lines, not the one that took the request alone).
+    expect(workers("model: unloaded", since)).toEqual(new Set([0, 1]));
+    expect(await readiness()).toEqual(new Set([503]));
+
+    since = Date.now();
+    expect((await control("load")).status).toBe(200);
+    expect(workers("model: loaded", since)).toEqual(new Set([0, 1]));
+    expect(await readiness()).toEqual(new Set([200]));
+    expect((await infer(http, "good", 1)).status).toBe(200);
+
+    // An unknown model: the workers' error, typed, reaches the client.
+    expect((await fetch(`http://127.0.0.1:${http}/v2/repository/models/nope/load`, { method: "POST" })).status).toBe(404);
+
+    // Unloaded again, then a worker dies: its successor unloads the model too once it serves.
+    expect((await control("unload")).status).toBe(200);
+    since = Date.now();
+    const pids = server.logs.filter((l) => l.msg === "worker started").map((l) => l.workerPid as number);
+    process.kill(pids[0]!, "SIGKILL");
+    await server.logged((l) => l.msg === "model: unloaded" && l.model === "good" && (l.time as number) >= since);
+    expect(await readiness()).toEqual(new Set([503]));
+
+    server.child.kill("SIGTERM");
+    expect((await server.exited).code).toBe(0);
+  }, 240_000);
 
   it("os._exit(1) in a model: the worker is restarted and its exit code logged (--workers 1)", async () => {
     const server = serveCluster(["--workers", "1", "--interpreters", "1"]);

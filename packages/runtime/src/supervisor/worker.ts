@@ -6,6 +6,7 @@ import { serve, type ServeOptions } from "../serve.js";
 import { ClusterInferenceService } from "./cluster-service.js";
 import { InterpreterWatch } from "./interpreter-watch.js";
 import { isPrimaryMessage, type WorkerMessage } from "./messages.js";
+import { describeFailure, ModelControlRelay } from "./model-control.js";
 import { WORKER_PORT_ENV } from "./ports.js";
 
 /** The environment variable that tells a worker its slot (0..workers-1). */
@@ -33,16 +34,17 @@ export async function runWorker(options: ServeOptions & { logger: Logger }): Pro
     const chosen = process.env[WORKER_PORT_ENV[protocol]];
     return chosen === undefined ? null : Number(chosen);
   };
+  const send = (message: WorkerMessage) => {
+    if (process.connected) process.send!(message);
+  };
+  const relay = new ModelControlRelay(send);
   const server = await serve({
     ...options,
     httpPort: port("http"),
     grpcPort: port("grpc"),
     logger,
-    wrapService: (local) => (service = new ClusterInferenceService(local, slot)),
+    wrapService: (local) => (service = new ClusterInferenceService(local, slot, relay)),
   });
-  const send = (message: WorkerMessage) => {
-    if (process.connected) process.send!(message);
-  };
   const watch = new InterpreterWatch();
   const report = () =>
     send({
@@ -59,6 +61,19 @@ export async function runWorker(options: ServeOptions & { logger: Logger }): Pro
       if (!isPrimaryMessage(message)) return;
       if (message.coil === "cluster") {
         service!.update(message);
+        return;
+      }
+      if (message.coil === "model-control-run") {
+        const { id, action, name } = message;
+        const local = service!.local;
+        void (action === "load" ? local.loadModel(name) : local.unloadModel(name)).then(
+          () => send({ coil: "model-control-done", id }),
+          (error: unknown) => send({ coil: "model-control-done", id, failure: describeFailure(error) }),
+        );
+        return;
+      }
+      if (message.coil === "model-control-result") {
+        relay.settle(message.id, message.failure);
         return;
       }
       clearInterval(timer);
