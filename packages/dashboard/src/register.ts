@@ -1,6 +1,6 @@
 import { ACCESS_CONTROL, TOKENS, type AccessControl } from "@coil/core";
 import { HTTP_ADAPTER_OPTIONS, HTTP_ROUTES } from "@coil/adapter-http";
-import { isCoilError } from "@coil/errors";
+import { CoilError, isCoilError } from "@coil/errors";
 import type { FastifyPluginAsync } from "fastify";
 import type { DependencyContainer } from "tsyringe";
 
@@ -14,7 +14,10 @@ import { dashboardRoutes } from "./routes.js";
  * adapter starts, the exposure rule is checked against its host and the container's
  * access control (checkDashboardExposure): refused, the start-up stops.
  */
-export function registerDashboard(container: DependencyContainer, _options: Record<string, never> = {}): DependencyContainer {
+export function registerDashboard(container: DependencyContainer, options: Record<string, never> = {}): DependencyContainer {
+  if (options !== null && typeof options === "object" && Object.keys(options).length > 0) {
+    throw new CoilError("INVALID_ARGUMENT", `@coil/dashboard takes no options, got ${JSON.stringify(options)}`);
+  }
   // Read now, so that an unbuilt page stops the start-up before any model loads.
   const page = readPageFiles();
   const routes: FastifyPluginAsync = async (app, options) => {
