@@ -1,3 +1,4 @@
+import { isLoopbackHost } from "@coil/dashboard";
 import { CoilError } from "@coil/errors";
 import { pino, type Logger } from "pino";
 
@@ -60,7 +61,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const started = performance.now();
   const adapters = { host, httpPort, grpcPort, backend, plugins, tls, bodyTimeoutMs, maxPendingBodyBytes, maxResponseBytes, dashboard };
   const runtime = await createRuntime({ ...config, logger: log, plugins: servePlugins(adapters) });
-  if (config.access?.token !== undefined && !tls && !isLoopback(host ?? "0.0.0.0")) {
+  if (config.access?.token !== undefined && !tls && !isLoopbackHost(host ?? "0.0.0.0")) {
     log.warn({ host: host ?? "0.0.0.0" }, "a bearer token is set but TLS is not: the token crosses the network in clear text (--tls-cert/--tls-key)");
   }
   for (const entry of runtime.service.modelIndex()) {
@@ -106,8 +107,4 @@ export async function serve(options: ServeOptions): Promise<Server> {
       log.info("stopped");
     },
   };
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
