@@ -1,8 +1,19 @@
 import "reflect-metadata";
 
-import { createCoilContainer, Tensor, TOKENS, type InferenceRequest, type InferenceResponse, type InferenceService } from "@coil/core";
+import {
+  createCoilContainer,
+  Tensor,
+  TOKENS,
+  type AccessControl,
+  type AccessRequest,
+  type InferenceRequest,
+  type InferenceResponse,
+  type InferenceService,
+} from "@coil/core";
 import { CoilError } from "@coil/errors";
-import { credentials, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import { connect } from "node:http2";
+
 import { afterEach, describe, expect, it } from "vitest";
 
 import { GrpcAdapter } from "./grpc-adapter.js";
@@ -32,8 +43,8 @@ const echo = async (request: InferenceRequest): Promise<InferenceResponse> => ({
 
 const started: { adapter: GrpcAdapter; client: Client }[] = [];
 
-async function serve(service: InferenceService, options: { shutdownTimeoutMs?: number } = {}) {
-  const adapter = new GrpcAdapter(service, { port: 0, ...options });
+async function serve(service: InferenceService, options: { shutdownTimeoutMs?: number } = {}, access?: AccessControl) {
+  const adapter = new GrpcAdapter(service, { port: 0, ...options }, access);
   await adapter.start();
   const client = new (inferenceService())(adapter.address!, credentials.createInsecure());
   started.push({ adapter, client });
@@ -176,6 +187,45 @@ describe("GrpcAdapter", () => {
     await released;
     expect(seen[1]!.signal!.aborted).toBe(true);
     expect(seen[1]!.signal!.reason).toMatchObject({ code: "CANCELLED" });
+  });
+
+  it("refuses a call without the token on its metadata, before the message is sent", async () => {
+    const asked: AccessRequest[] = [];
+    const tokenOnly: AccessControl = {
+      authorize: (request) => {
+        asked.push(request);
+        if (request.kind !== "health" && request.authorization !== "Bearer t") throw new CoilError("UNAUTHENTICATED", "needs the token");
+      },
+    };
+    const { adapter } = await serve(stubService(echo), {}, tokenOnly);
+    // A raw HTTP/2 stream: the call's headers, and no message at all (the stream stays open).
+    const session = connect(`http://${adapter.address}`);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/inference.GRPCInferenceService/ModelInfer",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const headers = await new Promise<Record<string, unknown>>((resolve) => stream.once("response", resolve));
+      expect(headers).toMatchObject({ "grpc-status": String(status.UNAUTHENTICATED), "grpc-message": "needs%20the%20token" });
+      stream.close();
+    } finally {
+      session.close();
+    }
+    expect(asked).toEqual([expect.objectContaining({ kind: "inference", beforeBody: true, authorization: undefined, protocol: "grpc" })]);
+    // With the token, the handler asks again, with the model, once the message is read.
+    asked.length = 0;
+    const client = new (inferenceService())(adapter.address!, credentials.createInsecure());
+    const metadata = new Metadata();
+    metadata.set("authorization", "Bearer t");
+    const request = { model_name: "m", inputs: [{ name: "x", datatype: "FP32", shape: ["1"], contents: { fp32_contents: [1] } }] };
+    await new Promise((resolve, reject) =>
+      (client as unknown as Record<string, Function>).ModelInfer!.call(client, request, metadata, (error: Error | null, response: unknown) => (error ? reject(error) : resolve(response))),
+    );
+    client.close();
+    expect(asked).toEqual([expect.objectContaining({ beforeBody: true }), expect.objectContaining({ kind: "inference", model: "m", authorization: "Bearer t" })]);
+    expect(asked[1]).not.toHaveProperty("beforeBody");
   });
 
   it("stop() lets calls in flight finish", async () => {

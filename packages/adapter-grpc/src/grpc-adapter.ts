@@ -4,7 +4,6 @@ import {
   protocolDatatype,
   TOKENS,
   type AccessControl,
-  type AccessKind,
   type Adapter,
   type InferenceService,
   type TensorSignature,
@@ -19,6 +18,7 @@ import {
 } from "@grpc/grpc-js";
 import { inject, injectable, type InjectionToken } from "tsyringe";
 
+import { accessInterceptor, authorizationOf, METHOD_ACCESS, type ServiceMethod } from "./access-interceptor.js";
 import type {
   ModelInferRequest,
   ModelInferResponse,
@@ -148,7 +148,11 @@ export class GrpcAdapter implements Adapter {
   async start(): Promise<void> {
     if (this.#server) return;
     const max = this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const server = new Server({ "grpc.max_receive_message_length": max, "grpc.max_send_message_length": max });
+    const server = new Server({
+      "grpc.max_receive_message_length": max,
+      "grpc.max_send_message_length": max,
+      interceptors: [accessInterceptor(this.#access)],
+    });
     server.addService(inferenceServiceDefinition(), this.#handlers(max));
     const host = this.#options.host ?? "0.0.0.0";
     const target = `${host.includes(":") ? `[${host}]` : host}:${this.#options.port ?? DEFAULT_PORT}`;
@@ -179,18 +183,19 @@ export class GrpcAdapter implements Adapter {
     });
   }
 
-  /** A handler that asks the access control first. */
+  /** A handler that asks the access control first, with the model once the message
+   * is read (accessInterceptor asked on the metadata alone, before it). */
   #guarded<Req, Res>(
-    kind: AccessKind,
+    method: ServiceMethod,
     handle: (call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
-    subject: (request: Req) => { action?: string; model?: string } = () => ({}),
+    model: (request: Req) => string | undefined = () => undefined,
   ): Unary<Req, Res> {
     return unary<Req, Res>((call) => {
-      const authorization = call.metadata.get("authorization")[0];
+      const subject = model(call.request);
       this.#access.authorize({
-        kind,
-        ...subject(call.request),
-        authorization: authorization === undefined ? undefined : String(authorization),
+        ...METHOD_ACCESS[method],
+        ...(subject !== undefined && { model: subject }),
+        authorization: authorizationOf(call.metadata),
         remote: call.getPeer(),
         protocol: "grpc",
       });
@@ -200,18 +205,18 @@ export class GrpcAdapter implements Adapter {
 
   #handlers(maxBytes: number): UntypedServiceImplementation {
     const service = this.#service;
-    const control = (action: string) => (request: RepositoryModelRequest) => ({ action, model: request.model_name });
+    const modelOf = (request: RepositoryModelRequest) => request.model_name;
     return {
-      ServerLive: this.#guarded("health", () => ({ live: service.isLive() })),
-      ServerReady: this.#guarded("health", () => ({ ready: service.isReady() })),
-      ModelReady: this.#guarded<NameVersion, { ready: boolean }>("health", ({ request }) => ({
+      ServerLive: this.#guarded("ServerLive", () => ({ live: service.isLive() })),
+      ServerReady: this.#guarded("ServerReady", () => ({ ready: service.isReady() })),
+      ModelReady: this.#guarded<NameVersion, { ready: boolean }>("ModelReady", ({ request }) => ({
         ready: service.isModelReady(request.name, versionOf(request.version)),
       })),
-      ServerMetadata: this.#guarded("metadata", () => {
+      ServerMetadata: this.#guarded("ServerMetadata", () => {
         const { name, version, extensions } = service.serverMetadata();
         return { name, version, extensions };
       }),
-      ModelMetadata: this.#guarded<NameVersion, ModelMetadataResponse>("metadata", ({ request }) => {
+      ModelMetadata: this.#guarded<NameVersion, ModelMetadataResponse>("ModelMetadata", ({ request }) => {
         const model = service.model(request.name, versionOf(request.version));
         const tensor = (t: TensorSignature) => ({
           name: t.name,
@@ -226,28 +231,32 @@ export class GrpcAdapter implements Adapter {
           outputs: model.outputs.map(tensor),
         };
       }),
-      ModelInfer: this.#guarded<ModelInferRequest, ModelInferResponse>("inference", (call) => this.#infer(call, maxBytes)),
-      RepositoryIndex: this.#guarded<RepositoryIndexRequest, RepositoryIndexResponse>("metadata", ({ request }) => ({
+      ModelInfer: this.#guarded<ModelInferRequest, ModelInferResponse>(
+        "ModelInfer",
+        (call) => this.#infer(call, maxBytes),
+        (request) => request.model_name,
+      ),
+      RepositoryIndex: this.#guarded<RepositoryIndexRequest, RepositoryIndexResponse>("RepositoryIndex", ({ request }) => ({
         models: service
           .modelIndex()
           .filter((entry) => !request.ready || entry.state === "READY")
           .map((entry) => ({ name: entry.name, version: entry.version, state: entry.state, reason: entry.reason ?? "" })),
       })),
       RepositoryModelLoad: this.#guarded<RepositoryModelRequest, object>(
-        "control",
+        "RepositoryModelLoad",
         async ({ request }) => {
           await service.loadModel(request.model_name);
           return {};
         },
-        control("load"),
+        modelOf,
       ),
       RepositoryModelUnload: this.#guarded<RepositoryModelRequest, object>(
-        "control",
+        "RepositoryModelUnload",
         async ({ request }) => {
           await service.unloadModel(request.model_name);
           return {};
         },
-        control("unload"),
+        modelOf,
       ),
     };
   }

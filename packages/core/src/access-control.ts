@@ -26,6 +26,11 @@ export interface AccessRequest {
   /** The client's address and port. */
   remote: string;
   protocol: "http" | "grpc";
+  /** Asked on the request's headers alone, before its message is read (gRPC), so the
+   * model is not known yet; the same request is asked again, with it, once read. Refuse
+   * here what the credentials alone decide (a missing or wrong token), so that a client
+   * refused uploads nothing. */
+  beforeBody?: boolean;
 }
 
 export const ACCESS_CONTROL = Symbol.for("@coil/access-control") as InjectionToken<AccessControl>;

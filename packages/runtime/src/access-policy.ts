@@ -74,14 +74,16 @@ export class AccessPolicy implements AccessControl {
           ? `this ${kind === "control" ? "operation" : "endpoint"} needs the server's bearer token: send ${how} "Bearer <token>"`
           : "the bearer token is not the server's",
       );
-    } else if (kind === "control" && this.modelControl !== "explicit") {
+    } else if (kind === "control" && this.modelControl !== "explicit" && !request.beforeBody) {
+      // Refused once the message is read, so that the audit log names the model.
       refusal = new CoilError(
         "PERMISSION_DENIED",
         `model ${request.action ?? "load/unload"} is off: this server loads its repository at start-up only (model control "none"); ` +
           "start it with --model-control explicit to allow load and unload",
       );
     }
-    if (kind === "control") this.#audit(request, credential, refusal);
+    // Asked before the message is read, an allowed request is audited when asked again with its model.
+    if (kind === "control" && (refusal || !request.beforeBody)) this.#audit(request, credential, refusal);
     if (refusal) throw refusal;
   }
 
