@@ -13,7 +13,7 @@
 //   pack       zero-config `coil pack` (packModel: no rules, signature inferred);
 //   == eager   the archive in Coil gives eager's outputs (max abs error <= 1e-4);
 //   script, trace, export   torch.jit.script / torch.jit.trace / torch.export (2.x);
-//   calls/s    plain eager, TorchScript (where it worked), Coil with 1 interpreter
+//   calls/s    plain eager, TorchScript (where it worked), Coil with 1 interpreter (1 and 2 callers)
 //              (vision: also eager and Coil 1 at batch 8),
 //              Coil with N interpreters (2 callers each), N plain processes
 //              (zoo/driver.py), in closed loops of --seconds; and the Pss of N

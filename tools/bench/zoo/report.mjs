@@ -37,10 +37,12 @@ export function modelRow(model, measured) {
     onnxruntimeNodeBest: measured.onnxruntimeNode?.ok ? measured.onnxruntimeNode.best : null,
     onnxruntimeNodeMaxError: measured.onnxruntimeNode?.ok ? measured.onnxruntimeNode.maxError : null,
     coil1: rate(coil1),
+    coil1x2: coil1?.ok ? (coil1.twoCallers?.callsPerSecond ?? null) : null,
     eager8: py.eager8?.ok ? py.eager8.value.callsPerSecond : null,
     coil1b8: rate(measured.coil1b8),
     coilN: rate(measured.coilN),
     coil1Compile: acceleratedRate(measured.coil1Compile),
+    coil1CompileX2: acceleratedRate(measured.coil1Compile) === null ? null : (measured.coil1Compile.twoCallers?.callsPerSecond ?? null),
     coilNCompile: acceleratedRate(measured.coilNCompile),
     coil1Ort: acceleratedRate(measured.coil1Ort),
     coilNOrt: acceleratedRate(measured.coilNOrt),
@@ -52,10 +54,12 @@ export function modelRow(model, measured) {
     failures: failuresOf(measured),
   };
   row.coil1VsEager = ratio(row.coil1, row.eager);
+  row.coil1x2VsEager = ratio(row.coil1x2, row.eager);
   row.coil1VsEagerB8 = ratio(row.coil1b8, row.eager8);
   row.coil1VsTorchscript = ratio(row.coil1, row.torchscript);
   row.coilNVsProcesses = ratio(row.coilN, row.processes);
   row.coil1CompileVsCompile = ratio(row.coil1Compile, row.compile);
+  row.coil1CompileX2VsCompile = ratio(row.coil1CompileX2, row.compile);
   row.coilNOrtVsOrtNodeBest = ratio(row.coilNOrt, row.onnxruntimeNodeBest?.callsPerSecond);
   return row;
 }
@@ -111,8 +115,11 @@ export const COLUMNS = [
   ["coil N/s", (r) => formatRate(r.coilN)],
   ["N procs/s", (r) => formatRate(r.processes)],
   ["coil1/eager", (r) => formatRatio(r.coil1VsEager)],
+  ["coil 1 ×2 callers/s", (r) => formatRate(r.coil1x2)],
+  ["coil1×2/eager", (r) => formatRatio(r.coil1x2VsEager)],
   ["coil1+compile/s", (r) => formatRate(r.coil1Compile)],
   ["coil1+compile/compile", (r) => formatRatio(r.coil1CompileVsCompile)],
+  ["coil1+compile ×2/compile", (r) => formatRatio(r.coil1CompileX2VsCompile)],
   ["coilN+compile/s", (r) => formatRate(r.coilNCompile)],
   ["coil1+ORT/s", (r) => formatRate(r.coil1Ort)],
   ["coilN+ORT/s", (r) => formatRate(r.coilNOrt)],
@@ -203,8 +210,9 @@ archive loaded in Coil gives eager's outputs (max abs error ≤ 1e-4, shown); \`
 whether \`torch.jit.script\`, \`torch.jit.trace\`, \`torch.export\` (torch 2.x) take the model; calls/s of plain
 eager Python, TorchScript (scripted where that worked, else traced), \`torch.compile\` (torch 2.x, inductor, once
 compiled), onnxruntime in Python and onnxruntime-node on the model's \`torch.onnx.export\` (\`onnx\`: whether it
-exported; one thread), Coil with 1 interpreter (1 caller; vision models also at batch 8, the example repeated,
-beside eager at batch 8), Coil
+exported; one thread), Coil with 1 interpreter (1 caller, then 2 callers: one caller's round trip adds Node's share
+of a call to the model's, two overlap them, as a server's requests do; vision models also at
+batch 8, the example repeated, beside eager at batch 8), Coil
 with N interpreters (2 callers each) and N plain processes; Coil through its accelerators (\`--accelerate\`,
 docs/accelerators.md) with 1 and N interpreters: \`compile\` (beside plain \`torch.compile\`) and \`onnxruntime\`
 (beside onnxruntime-node's best over 1 or N intra-op threads and 1, N or 2N callers, its setting shown as
