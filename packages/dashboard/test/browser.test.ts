@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,10 +20,11 @@ let server: ServeProcess;
 let base: string;
 let context: BrowserContext;
 let profile: string;
+let repo: string;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: tools/bootstrap.sh installs Debian's chromium`);
-  const repo = await rankerRepository(PYTHON);
+  repo = await rankerRepository(PYTHON);
   server = startServe(["serve", repo, "--python", PYTHON, "--dashboard", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", "--instances", "2"]);
   base = `http://127.0.0.1:${(await server.serving).http as number}`;
   profile = mkdtempSync(join(tmpdir(), "coil-dashboard-chromium-"));
@@ -102,5 +103,30 @@ describe("the dashboard in headless Chromium", () => {
       expect(await load.stop()).toBeGreaterThan(0);
     }
     expect(consoleErrors).toEqual([]);
+  }, 180_000);
+
+  it("asks for the bearer token where the feed needs it, and shows nothing without it", async () => {
+    const tokenFile = join(profile, "token");
+    writeFileSync(tokenFile, "page-secret\n");
+    const guarded = startServe([
+      "serve", repo, "--python", PYTHON, "--dashboard", "--host", "0.0.0.0", "--http-port", "0", "--grpc-port", "-1", "--instances", "1",
+      "--auth-token-file", tokenFile, "--auth-inference",
+    ]);
+    try {
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${(await guarded.serving).http as number}/dashboard/`);
+      await page.waitForSelector("#token-form", { state: "visible" });
+      expect(await page.$$("#models tbody tr")).toHaveLength(0);
+      await page.fill("#token", "not-it");
+      await page.click("#token-form button");
+      await page.waitForFunction(() => document.querySelector("#problem")?.textContent === "the token was refused");
+      expect(await page.$$("#models tbody tr")).toHaveLength(0);
+      await page.fill("#token", "page-secret");
+      await page.click("#token-form button");
+      await page.waitForSelector('#models tr[data-model="ranker"][data-version="3"]');
+      expect(await page.isVisible("#token-form")).toBe(false);
+    } finally {
+      await stopServe(guarded);
+    }
   }, 180_000);
 });
