@@ -158,12 +158,23 @@ function renderModels(status: DashboardStatus): void {
   $("#models tbody").replaceChildren(...rows);
 }
 
-function renderInterpreters(status: DashboardStatus): void {
+/** Each interpreter's busy fraction over the last WINDOW_MS (none before two polls). */
+function busyFractions(status: DashboardStatus): Map<string, number> {
   const before = history.before(WINDOW_MS);
-  const seconds = before && before !== status ? (status.time - before.time) / 1000 : undefined;
+  const busy = new Map<string, number>();
+  if (!before || before === status) return busy;
+  const seconds = (status.time - before.time) / 1000;
+  for (const i of status.interpreters) {
+    const old = before.interpreters.find((o) => interpreterKey(o) === interpreterKey(i));
+    busy.set(interpreterKey(i), Math.min(1, increase(old?.busySeconds, i.busySeconds) / seconds));
+  }
+  return busy;
+}
+
+function renderInterpreters(status: DashboardStatus): void {
+  const fractions = busyFractions(status);
   const rows = status.interpreters.map((i) => {
-    const old = before?.interpreters.find((o) => interpreterKey(o) === interpreterKey(i));
-    const busy = seconds ? Math.min(1, increase(old?.busySeconds, i.busySeconds) / seconds) : undefined;
+    const busy = fractions.get(interpreterKey(i));
     const row = tableRow([i.worker ?? "–", i.interpreter, i.group, "", String(i.load), i.stuck ? "stuck" : "no", formatBytes(i.heapBytes)]);
     row.children[3]!.replaceChildren(bar(busy));
     if (i.stuck) row.children[5]!.className = "stuck";
@@ -184,9 +195,12 @@ function renderWorkers(status: DashboardStatus): void {
   $("#workers").hidden = false;
   const restarts = Object.entries(workers.restarts).map(([reason, n]) => `${reason} ${n}`).join(", ") || "none";
   $("#workers-summary").textContent = `${workers.alive} of ${workers.configured} alive · given up ${workers.givenUp} · restarts: ${restarts}`;
+  const fractions = busyFractions(status);
   const rows = Object.entries(workers.residentBytes).map(([slot, bytes]) => {
     const mine = status.interpreters.filter((i) => i.worker === slot);
-    const row = tableRow([slot, formatBytes(bytes), String(mine.length), `${mine.filter((i) => i.load > 0).length} with calls`]);
+    const busy = mine.map((i) => fractions.get(interpreterKey(i))).filter((f): f is number => f !== undefined);
+    const row = tableRow([slot, formatBytes(bytes), String(mine.length), "", String(mine.reduce((sum, i) => sum + i.load, 0))]);
+    row.children[3]!.replaceChildren(bar(busy.length > 0 ? busy.reduce((a, b) => a + b, 0) / busy.length : undefined));
     row.dataset.worker = slot;
     return row;
   });

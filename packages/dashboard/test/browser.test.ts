@@ -105,6 +105,21 @@ describe("the dashboard in headless Chromium", () => {
     expect(consoleErrors).toEqual([]);
   }, 180_000);
 
+  it("shows each worker and its interpreters with --workers", async () => {
+    const cluster = startServe(["serve", repo, "--python", PYTHON, "--dashboard", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1", "--instances", "1", "--workers", "2"]);
+    try {
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${(await cluster.serving).http as number}/dashboard/`);
+      await page.waitForFunction(() => document.querySelector("#workers-summary")?.textContent?.startsWith("2 of 2 alive"), undefined, { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelectorAll("#workers tbody tr").length === 2, undefined, { timeout: 30_000 });
+      expect(await page.$$eval("#workers tbody tr", (rows) => rows.map((r) => (r as HTMLElement).dataset.worker))).toEqual(["0", "1"]);
+      expect(await page.$$eval("#interpreters tbody tr td:first-child", (cells) => cells.map((c) => c.textContent))).toEqual(["0", "1"]);
+      expect(await page.textContent('#models tr[data-model="ranker"] td:nth-child(3)')).toBe("READY");
+    } finally {
+      await stopServe(cluster);
+    }
+  }, 180_000);
+
   it("asks for the bearer token where the feed needs it, and shows nothing without it", async () => {
     const tokenFile = join(profile, "token");
     writeFileSync(tokenFile, "page-secret\n");
