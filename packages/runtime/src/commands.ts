@@ -315,7 +315,10 @@ async function serveCommand(argv: string[]): Promise<number> {
   });
   // Before anything starts (a supervisor's workers would each refuse, over and over).
   const dashboard = flag("dashboard") ?? false;
-  if (dashboard) checkDashboardExposure({ host: text("host") ?? "0.0.0.0", metadataNeedsToken: security.access?.authInference === true });
+  if (dashboard) {
+    checkDashboardExposure({ host: text("host") ?? "0.0.0.0", metadataNeedsToken: security.access?.authInference === true });
+    if (port("httpPort", 8000) === null) throw new CoilError("INVALID_ARGUMENT", "the dashboard is served on the HTTP port, which is off (--http-port -1)");
+  }
   const workers = int("workers");
   if (workers !== undefined && workers < 1) throw new CoilError("INVALID_ARGUMENT", `--workers must be at least 1, got ${workers}`);
   for (const key of ["stuckGraceS", "maxWorkerMemory", "drainTimeoutS"] as const) {

@@ -92,6 +92,11 @@ describe("coil serve", () => {
       code: "INVALID_ARGUMENT",
       message: expect.stringContaining("spinUs must be an integer from 0"),
     });
+    // Before a supervisor starts (its workers would each refuse, over and over).
+    await expect(main(["serve", repo, "--dashboard", "--host", "127.0.0.1", "--http-port", "-1", "--workers", "2"])).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+      message: expect.stringContaining("the dashboard is served on the HTTP port, which is off"),
+    });
   });
 
   it("refuses a config file with an unknown setting", async () => {
