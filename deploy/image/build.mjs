@@ -52,8 +52,7 @@ try {
     say(`2/4 packages: ${tarballs.length} tarballs from ${flags.tarballs}`);
   } else {
     await step("2/4 workspace build", buildWorkspace);
-    tarballs = await packPackages(packed);
-    say(`2/4 packages: npm pack of ${tarballs.length} packages`);
+    tarballs = await step("2/4 npm pack", () => packPackages(packed), (files) => `${files.length} packages`);
   }
   const rebuildBase = flags["rebuild-base"];
   const built = (result) => `${result.reference}${result.reused ? ", reused: same inputs" : ""}`;

@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { basename, join } from "node:path";
 
 import { installPackages } from "./coil-packages.mjs";
-import { imageExists, removeOlderBuilds, workingContainer } from "./images.mjs";
+import { imageExists, imageLabels, removeOlderBuilds, workingContainer } from "./images.mjs";
 import { BUILDAH, IMAGE_DIR } from "./paths.mjs";
 import { exec, say } from "./progress.mjs";
 import {
@@ -19,6 +19,7 @@ import {
   IMAGE,
   INPUTS_LABEL,
   KIND_LABEL,
+  MANIFEST_LABEL,
   MODELS_DIR,
   READY_PATH,
   USER,
@@ -31,27 +32,36 @@ function sha256(data) {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** The hash of everything the layer is made of: the base, node, the tarballs' bytes,
- * the baked coil.json and the build scripts themselves. */
-export function layerKey(baseReference, tarballs) {
-  const scripts = [join(IMAGE_DIR, "build.mjs"), join(IMAGE_DIR, "coil.json"), ...readdirSync(join(IMAGE_DIR, "lib")).map((f) => join(IMAGE_DIR, "lib", f))].sort();
-  const inputs = {
-    base: baseReference,
-    node: sha256(readFileSync(process.execPath)),
-    tarballs: [...tarballs].sort((a, b) => basename(a).localeCompare(basename(b))).map((file) => [basename(file), sha256(readFileSync(file))]),
-    scripts: scripts.map((file) => [basename(file), sha256(readFileSync(file))]),
-  };
-  return sha256(JSON.stringify(inputs)).slice(0, 16);
+/** Everything the layer is made of, by name -> hash: the base, node, each tarball's
+ * bytes, the baked coil.json and the build scripts themselves; and their hash, the key. */
+export function layerInputs(baseReference, tarballs) {
+  const scripts = [join(IMAGE_DIR, "build.mjs"), join(IMAGE_DIR, "coil.json"), ...readdirSync(join(IMAGE_DIR, "lib")).map((f) => join(IMAGE_DIR, "lib", f))];
+  const files = [process.execPath, ...tarballs, ...scripts];
+  const inputs = Object.fromEntries(
+    [["base", baseReference], ...files.map((file) => [basename(file), sha256(readFileSync(file)).slice(0, 16)])].sort(([a], [b]) => a.localeCompare(b)),
+  );
+  return { key: sha256(JSON.stringify(inputs)).slice(0, 16), inputs };
+}
+
+/** Which inputs differ from the ones `latest` was built from (its label), to say why a
+ * build does not reuse it. */
+async function changedSinceLatest(inputs) {
+  const previous = (await imageLabels(`${IMAGE}:latest`))?.[MANIFEST_LABEL];
+  if (!previous) return "no earlier build";
+  const before = JSON.parse(previous);
+  const changed = [...new Set([...Object.keys(before), ...Object.keys(inputs)])].filter((name) => before[name] !== inputs[name]);
+  return changed.length > 0 ? `changed since the last build: ${changed.join(", ")}` : "same inputs as the last build";
 }
 
 /** Builds `localhost/coil:<key>` (tagged `latest` too) unless it exists (or `rebuild`). */
 export async function ensureCoilImage(baseReference, tarballs, { rebuild = false } = {}) {
-  const key = layerKey(baseReference, tarballs);
+  const { key, inputs } = layerInputs(baseReference, tarballs);
   const reference = `${IMAGE}:${key}`;
   if (!rebuild && (await imageExists(reference))) {
     await exec(BUILDAH, ["tag", reference, `${IMAGE}:latest`]);
     return { reference, reused: true };
   }
+  say(`building ${reference}: ${rebuild ? "--rebuild" : await changedSinceLatest(inputs)}`);
   const scratch = mkdtempSync("/var/tmp/coil-image-layer.");
   try {
     const root = join(scratch, "root");
@@ -88,6 +98,7 @@ export async function ensureCoilImage(baseReference, tarballs, { rebuild = false
       "--healthcheck-start-period", "120s",
       "--healthcheck-retries", "3",
       "--label", `${INPUTS_LABEL}=${key}`,
+      "--label", `${MANIFEST_LABEL}=${JSON.stringify(inputs)}`,
       "--label", `${KIND_LABEL}=coil`,
       "--label", "org.opencontainers.image.title=coil",
       "--label", "org.opencontainers.image.description=Coil: Python models on isolated CPython interpreters in one Node.js process, served over the Open Inference Protocol",

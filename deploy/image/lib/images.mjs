@@ -19,6 +19,13 @@ export async function imageFacts(reference) {
   return { id: facts.Id, size: facts.Size, created: facts.Created };
 }
 
+/** The image's labels, or undefined when there is no such image. */
+export async function imageLabels(reference) {
+  if (!(await imageExists(reference))) return undefined;
+  const [facts] = JSON.parse(await exec(PODMAN, ["image", "inspect", reference]));
+  return facts.Labels ?? {};
+}
+
 /** Removes the images of `kind` whose inputs are not `keep` (ones a container still
  * uses stay: podman refuses, and that is fine). Returns how many went. */
 export async function removeOlderBuilds(kind, keep) {

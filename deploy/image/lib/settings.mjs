@@ -24,8 +24,10 @@ export const DEBIAN_PACKAGES = [
  * and the Debian base it is built on (tagged with its own inputs' hash). */
 export const IMAGE = "localhost/coil";
 export const BASE_IMAGE = "localhost/coil-base";
-/** Label holding an image's inputs hash; label telling the two kinds apart. */
+/** Label holding an image's inputs hash; label listing the coil layer's inputs (name ->
+ * hash, to say what changed); label telling the two kinds apart. */
 export const INPUTS_LABEL = "io.coil.image.inputs";
+export const MANIFEST_LABEL = "io.coil.image.manifest";
 export const KIND_LABEL = "io.coil.image.kind";
 
 /** The unprivileged user the server runs as. */
