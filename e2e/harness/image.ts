@@ -25,6 +25,12 @@ export async function buildImage(context: E2eContext): Promise<{ reference: stri
   return { reference: result.stdout.trim().split("\n").at(-1)!, log };
 }
 
+/** `podman build --format docker` of the venv layer example (deploy/image/examples/venv,
+ * FROM localhost/coil:latest) as `tag`. */
+export async function buildVenvImage(tag: string): Promise<void> {
+  await podman(["build", "--format", "docker", "-t", tag, join(ROOT, "deploy/image/examples/venv")]);
+}
+
 /** `podman ...` with the project's settings; its stdout. */
 export function podman(args: readonly string[]): Promise<string> {
   return runOk(PODMAN, args);

@@ -3,20 +3,21 @@
 // repository (the mlp) mounted at /mnt/models, as KServe's storage initializer does.
 // It answers curl over HTTP on 8080 and Python's gRPC client on 9000 with eager
 // PyTorch's values, runs as its non-root user, passes its own health check, and stops
-// on SIGTERM with exit code 0. Runs when COIL_E2E_IMAGE=1: a cold build (the Debian
-// root file system with torch) takes longer than every CI run can spend
-// (deploy/image/README.md has the figures).
+// on SIGTERM with exit code 0; the venv layer example builds over it and serves with
+// its python. In every run (a cold build, the Debian root file system with torch
+// included, took 7 minutes here; a cached one 12 s: deploy/image/README.md);
+// COIL_E2E_IMAGE=0 leaves it out. Needs root, as `npm run image` does.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { installedContext, type E2eContext } from "../harness/context.js";
 import { curl } from "../harness/curl.js";
 import { grpcStubs } from "../harness/grpc-stubs.js";
-import { buildImage, ImageContainer, IMAGE_PORTS, podman } from "../harness/image.js";
+import { buildImage, buildVenvImage, ImageContainer, IMAGE_PORTS, podman } from "../harness/image.js";
 import { python } from "../harness/python.js";
 import { reference as referenceFiles, type Reference } from "../harness/reference.js";
 import { ensureRepository } from "../harness/repository.js";
 
-const ENABLED = process.env["COIL_E2E_IMAGE"] === "1";
+const ENABLED = process.env["COIL_E2E_IMAGE"] !== "0";
 
 describe.skipIf(!ENABLED)("the OCI image under podman", () => {
   let context: E2eContext;
@@ -32,8 +33,13 @@ describe.skipIf(!ENABLED)("the OCI image under podman", () => {
     container = await ImageContainer.run(image, repository, `coil-e2e-${process.pid}`);
   }, 1_800_000);
 
+  let venvContainer: ImageContainer | undefined;
+  const venvImage = `localhost/coil-venv-e2e-${process.pid}`;
+
   afterAll(async () => {
     await container?.remove();
+    await venvContainer?.remove();
+    await podman(["rmi", "--ignore", venvImage]).catch(() => undefined);
   });
 
   const live = () => {
@@ -82,4 +88,20 @@ describe.skipIf(!ENABLED)("the OCI image under podman", () => {
     expect(await live().stop()).toBe(0);
     expect(await live().logs()).toContain('"msg":"stopped"');
   });
+
+  it("the venv layer (examples/venv) builds over it, sets COIL_PYTHON to its python, and serves == eager", async () => {
+    await buildVenvImage(venvImage);
+    expect((await podman(["run", "--rm", "--entrypoint", "/opt/venv/bin/python", venvImage, "-c", "import sys, torch; print(sys.prefix)"])).trim()).toBe("/opt/venv");
+    const repository = await ensureRepository(context, ["mlp"]);
+    venvContainer = await ImageContainer.run(venvImage, repository, `coil-e2e-venv-${process.pid}`);
+    // What the serving process inherits: the image's environment.
+    expect((await podman(["exec", venvContainer.name, "printenv", "COIL_PYTHON"])).trim()).toBe("/opt/venv/bin/python");
+    const response = await curl(venvContainer.url("/v2/models/mlp/infer"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      dataFile: reference.inferJson,
+    });
+    expect(response.status).toBe(200);
+    await python("compare.py", ["json", response.bodyFile, reference.expected]);
+  }, 600_000);
 });
