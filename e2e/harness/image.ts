@@ -43,10 +43,11 @@ export class ImageContainer {
     readonly grpcPort: number,
   ) {}
 
-  /** `podman run -d` of `reference` with `repository` mounted read-only at /mnt/models;
-   * resolves once GET /v2/health/ready answers 200 on the published HTTP port, rejects
-   * with the container's log if it exits first or is not ready in time. */
-  static async run(reference: string, repository: string, name: string): Promise<ImageContainer> {
+  /** `podman run -d` of `reference` with `repository` mounted read-only at /mnt/models
+   * (`args`, if any, replace the image's CMD); resolves once GET /v2/health/ready
+   * answers 200 on the published HTTP port, rejects with the container's log if it
+   * exits first or is not ready in time. */
+  static async run(reference: string, repository: string, name: string, args: readonly string[] = []): Promise<ImageContainer> {
     const httpPort = await freePort();
     let grpcPort = await freePort();
     while (grpcPort === httpPort) grpcPort = await freePort();
@@ -56,6 +57,7 @@ export class ImageContainer {
       "-p", `127.0.0.1:${grpcPort}:${IMAGE_PORTS.grpc}`,
       "-v", `${repository}:/mnt/models:ro`,
       reference,
+      ...args,
     ]);
     const container = new ImageContainer(name, httpPort, grpcPort);
     await container.waitReady();

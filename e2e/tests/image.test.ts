@@ -33,11 +33,13 @@ describe.skipIf(!ENABLED)("the OCI image under podman", () => {
     container = await ImageContainer.run(image, repository, `coil-e2e-${process.pid}`);
   }, 1_800_000);
 
+  let argsContainer: ImageContainer | undefined;
   let venvContainer: ImageContainer | undefined;
   const venvImage = `localhost/coil-venv-e2e-${process.pid}`;
 
   afterAll(async () => {
     await container?.remove();
+    await argsContainer?.remove();
     await venvContainer?.remove();
     await podman(["rmi", "--ignore", venvImage]).catch(() => undefined);
   });
@@ -87,6 +89,15 @@ describe.skipIf(!ENABLED)("the OCI image under podman", () => {
   it("SIGTERM (podman stop) stops it with exit code 0 after it logged 'stopped'", async () => {
     expect(await live().stop()).toBe(0);
     expect(await live().logs()).toContain('"msg":"stopped"');
+  });
+
+  it("arguments replace CMD as KServe's args do: flags alone still serve /mnt/models (coil.json names it)", async () => {
+    const repository = await ensureRepository(context, ["mlp"]);
+    argsContainer = await ImageContainer.run(image, repository, `coil-e2e-args-${process.pid}`, ["--model-control", "explicit"]);
+    const index = await curl(argsContainer.url("/v2/repository/index"), { method: "POST" });
+    expect(index.status).toBe(200);
+    expect(index.json()).toEqual([{ name: "mlp", version: "1", state: "READY" }]);
+    expect(await argsContainer.stop()).toBe(0);
   });
 
   it("the venv layer (examples/venv) builds over it, sets COIL_PYTHON to its python, and serves == eager", async () => {
