@@ -169,6 +169,20 @@ if (result.python?.ok && result.python.onnx?.ok) {
   });
 }
 
+// Plain eager again, with glibc's malloc told never to trim nor mmap (tunables): each
+// call of a model with large activations otherwise gives its memory back to the kernel
+// and faults it in again (Debian's mobilenet_v3_small: 30 vs 54 calls/s), which the
+// interpreters' libc, in its link-map namespace, does not do. Like for like with Coil.
+const NO_TRIM = "glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=4294967295";
+await step("eagerNoTrim", () => {
+  const tunables = [process.env.GLIBC_TUNABLES, NO_TRIM].filter(Boolean).join(":");
+  return runJsonChild(python, [...driverArgs("eager"), String(Date.now() / 1e3)], {
+    cwd: REPO_ROOT,
+    timeoutMs: childTimeoutMs,
+    env: { ...process.env, GLIBC_TUNABLES: tunables },
+  });
+});
+
 // N plain Python processes, each measuring the same window.
 await step("processes", async () => {
   const startAt = String(Date.now() / 1e3 + startDelayS);

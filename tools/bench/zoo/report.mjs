@@ -27,6 +27,7 @@ export function modelRow(model, measured) {
     trace: py.trace,
     export: py.export,
     eager: py.eager?.ok ? py.eager.value.callsPerSecond : null,
+    eagerNoTrim: rate(measured.eagerNoTrim),
     torchscript: py.torchscript?.ok ? py.torchscript.value.callsPerSecond : null,
     torchscriptVia: py.torchscript?.via ?? null,
     compile: py.compile?.ok ? py.compile.value.callsPerSecond : null,
@@ -54,6 +55,7 @@ export function modelRow(model, measured) {
     failures: failuresOf(measured),
   };
   row.coil1VsEager = ratio(row.coil1, row.eager);
+  row.coil1VsEagerNoTrim = ratio(row.coil1, row.eagerNoTrim);
   row.coil1x2VsEager = ratio(row.coil1x2, row.eager);
   row.coil1VsEagerB8 = ratio(row.coil1b8, row.eager8);
   row.coil1VsTorchscript = ratio(row.coil1, row.torchscript);
@@ -115,6 +117,8 @@ export const COLUMNS = [
   ["coil N/s", (r) => formatRate(r.coilN)],
   ["N procs/s", (r) => formatRate(r.processes)],
   ["coil1/eager", (r) => formatRatio(r.coil1VsEager)],
+  ["eager no-trim/s", (r) => formatRate(r.eagerNoTrim)],
+  ["coil1/eager no-trim", (r) => formatRatio(r.coil1VsEagerNoTrim)],
   ["coil 1 ×2 callers/s", (r) => formatRate(r.coil1x2)],
   ["coil1×2/eager", (r) => formatRatio(r.coil1x2VsEager)],
   ["coil1+compile/s", (r) => formatRate(r.coil1Compile)],
@@ -213,7 +217,9 @@ compiled), onnxruntime in Python and onnxruntime-node on the model's \`torch.onn
 exported; one thread), Coil with 1 interpreter (1 caller, then 2 callers: one caller's round trip adds Node's share
 of a call to the model's, two overlap them, as a server's requests do; vision models also at
 batch 8, the example repeated, beside eager at batch 8), Coil
-with N interpreters (2 callers each) and N plain processes; Coil through its accelerators (\`--accelerate\`,
+with N interpreters (2 callers each) and N plain processes; plain eager again with glibc's malloc never
+trimming nor mmapping (\`eager no-trim\`: glibc tunables; the interpreters' libc does not give memory back
+either, so this is the like-for-like baseline for models with large activations); Coil through its accelerators (\`--accelerate\`,
 docs/accelerators.md) with 1 and N interpreters: \`compile\` (beside plain \`torch.compile\`) and \`onnxruntime\`
 (beside onnxruntime-node's best over 1 or N intra-op threads and 1, N or 2N callers, its setting shown as
 threads×callers), a rate only where every interpreter ran the accelerated form; Pss of the Coil process
