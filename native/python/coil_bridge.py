@@ -413,8 +413,8 @@ class AcceleratedModel:
         self.fallback_error = None
 
     def __call__(self, *args, **kwargs):
-        shapes = _shapes_of(args)
-        if self.accelerated is not None and shapes not in self.eager_shapes:
+        # The shapes are looked at only once some failed: nothing added to a call otherwise.
+        if self.accelerated is not None and (not self.eager_shapes or _shapes_of(args) not in self.eager_shapes):
             try:
                 return self.accelerated(*args, **kwargs)
             except Exception as error:  # CoilInterrupt (a timeout, a cancel) is a BaseException: not caught
@@ -422,7 +422,7 @@ class AcceleratedModel:
             result = self.eager(*args, **kwargs)  # the model's own error, if eager fails too
             self.fallback_error = failed
             if len(self.eager_shapes) < _FALLBACK_SHAPES_LIMIT:
-                self.eager_shapes.add(shapes)
+                self.eager_shapes.add(_shapes_of(args))
             else:
                 self.accelerated = None
         else:
