@@ -15,11 +15,12 @@ import type { ModelControlAction, ModelControlFailure, PrimaryMessage, WorkerMes
 
 /** A worker's side: its service's loadModel/unloadModel, asked of the whole cluster. */
 export class ModelControlRelay {
-  readonly #send: (message: WorkerMessage) => void;
+  readonly #send: (message: WorkerMessage) => boolean;
   readonly #pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   #next = 0;
 
-  constructor(send: (message: WorkerMessage) => void) {
+  /** `send` says whether the message left (false: the primary is gone). */
+  constructor(send: (message: WorkerMessage) => boolean) {
     this.#send = send;
   }
 
@@ -28,7 +29,10 @@ export class ModelControlRelay {
     const id = ++this.#next;
     return new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#send({ coil: "model-control", id, action, name });
+      if (this.#send({ coil: "model-control", id, action, name })) return;
+      // No primary to answer: refused now rather than left waiting.
+      this.#pending.delete(id);
+      reject(new CoilError("CLOSED", `model ${action} of ${name}: this worker has lost its primary (the server is stopping)`));
     });
   }
 

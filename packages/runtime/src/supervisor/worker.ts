@@ -34,8 +34,11 @@ export async function runWorker(options: ServeOptions & { logger: Logger }): Pro
     const chosen = process.env[WORKER_PORT_ENV[protocol]];
     return chosen === undefined ? null : Number(chosen);
   };
-  const send = (message: WorkerMessage) => {
-    if (process.connected) process.send!(message);
+  /** Whether the message could be sent (the primary is there). */
+  const send = (message: WorkerMessage): boolean => {
+    if (!process.connected) return false;
+    process.send!(message);
+    return true;
   };
   const relay = new ModelControlRelay(send);
   const server = await serve({
