@@ -20,8 +20,16 @@ const written = (name: string) => JSON.parse(readFileSync(join(out, name), "utf8
 
 describe("the model zoo (npm run bench:zoo)", () => {
   it("packs, checks and measures one torchvision model on Debian's torch", async () => {
-    await bench("zoo.mjs", ["--models", "mobilenet_v3_small", "--seconds", "0.3", "--start-delay", "3", "--interpreters", "2", "--out", join(out, "zoo-debian.json")]);
+    await bench("zoo.mjs", ["--models", "mobilenet_v3_small", "--seconds", "0.3", "--rounds", "2", "--start-delay", "3", "--interpreters", "2", "--out", join(out, "zoo-debian.json")]);
     const [row] = written("zoo-debian.json").rows;
+    // The like-for-like ratios, from 2 interleaved rounds each: a ratio per round, the median between their range.
+    expect(row.interleaved.rounds).toBe(2);
+    for (const key of ["coil1VsEager", "coil1x2VsEager", "coil1VsTorchscript", "coilNVsProcesses"]) {
+      const { median, min, max } = row.interleaved.ratios[key];
+      expect(min, key).toBeGreaterThan(0);
+      expect(median, key).toBeGreaterThanOrEqual(min);
+      expect(median, key).toBeLessThanOrEqual(max);
+    }
     expect(row).toMatchObject({ name: "mobilenet_v3_small", stack: "debian", pack: { ok: true }, equal: { ok: true }, script: { ok: true }, trace: { ok: true } });
     // A vision model: at batch 8 too.
     for (const rate of ["eager", "eagerNoTrim", "torchscript", "coil1", "coil1x2", "coilN", "processes", "eager8", "coil1b8"]) expect(row[rate], rate).toBeGreaterThan(0);
@@ -31,12 +39,41 @@ describe("the model zoo (npm run bench:zoo)", () => {
   }, 600_000);
 
   it.skipIf(!venv.ready)("adds torch.compile and onnxruntime on the venv's torch 2.x", async () => {
-    await bench("zoo.mjs", ["--models", "bert", "--seconds", "0.3", "--start-delay", "3", "--interpreters", "2", "--out", join(out, "zoo-venv.json")]);
+    await bench("zoo.mjs", ["--models", "bert", "--seconds", "0.3", "--rounds", "1", "--start-delay", "3", "--interpreters", "2", "--out", join(out, "zoo-venv.json")]);
     const [row] = written("zoo-venv.json").rows;
+    // The accelerators' like-for-like ratios too (torch.compile's against plain torch.compile, onnxruntime's against onnxruntime-node).
+    for (const key of ["coil1VsEager", "coilNVsProcesses", "coil1CompileVsCompile", "coilNOrtVsOrtNodeBest"]) expect(row.interleaved.ratios[key]?.median, key).toBeGreaterThan(0);
     expect(row).toMatchObject({ name: "bert", stack: "venv", pack: { ok: true }, equal: { ok: true }, onnx: { ok: true } });
     for (const rate of ["eager", "compile", "onnxruntime", "coil1", "coilN", "processes"]) expect(row[rate], rate).toBeGreaterThan(0);
     expect(row.onnxruntimeMaxError).toBeLessThanOrEqual(1e-4);
   }, 900_000);
+});
+
+describe("the zoo's interleaved rounds", () => {
+  it("rotates the members each round and takes each ratio within a round", async () => {
+    const { interleavedRounds } = await import("../../tools/bench/zoo/interleaved.mjs");
+    const order: string[] = [];
+    // Rates that drift from round to round (a host slowing down): the ratio within a round stays 0.5.
+    const member = (name: string, scale: number) => async (round: number) => {
+      order.push(`${round}:${name}`);
+      return { callsPerSecond: scale * (100 - 30 * round) };
+    };
+    let closed = false;
+    const result = await interleavedRounds(
+      [
+        { name: "one", open: async () => ({ eager: member("eager", 2), coil1: member("coil1", 1) }), close: async () => void (closed = true) },
+        { name: "absent", open: async () => "not loaded: why" },
+      ],
+      3,
+    );
+    expect(order).toEqual(["0:eager", "0:coil1", "1:coil1", "1:eager", "2:eager", "2:coil1"]);
+    expect(closed).toBe(true);
+    expect(result.ratios.coil1VsEager).toEqual({ median: 0.5, min: 0.5, max: 0.5, rounds: [0.5, 0.5, 0.5] });
+    expect(result.rates.eager).toEqual({ median: 140, rounds: [200, 140, 80] });
+    expect(result.skipped).toEqual({ absent: "not loaded: why" });
+    // Ratios whose members did not run are left out.
+    expect(result.ratios.coilNVsProcesses).toBeUndefined();
+  });
 });
 
 describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
@@ -44,7 +81,7 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
     const args = ["--models", "mlp", "--variants", "base,no-hand-off", "--callers", "1,2", "--rounds", "1", "--duration", "0.3", "--warmup", "0.1"];
     await bench("overhead.mjs", [...args, "--out", join(out, "overhead.json")]);
     const { rows, handOff } = written("overhead.json");
-    expect(handOff).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, callerSpinUs: 1000 });
+    expect(handOff).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, callerSpinUs: 1000, contentionCheckMs: 20 });
     const methods = rows.map((r: { variant: string; method: string }) => `${r.variant} ${r.method.trim()}`);
     for (const variant of ["base", "no-hand-off"]) {
       for (const method of ["plain", "coil loop", "coil node ×1", "empty call ×1", "coil node ×2", "empty call ×2"]) expect(methods).toContain(`${variant} ${method}`);

@@ -17,7 +17,10 @@
 //              (vision: also eager and Coil 1 at batch 8),
 //              Coil with N interpreters (2 callers each), N plain processes
 //              (zoo/driver.py), in closed loops of --seconds; and the Pss of N
-//              interpreters (the whole Node process) vs N processes.
+//              interpreters (the whole Node process) vs N processes;
+//   ratios     like for like (Coil / plain eager, TorchScript, N processes,
+//              torch.compile, onnxruntime-node) from --rounds interleaved rounds:
+//              plain Python and Coil take turns, all loaded (zoo/interleaved.mjs).
 // Prints the table and the failures, writes bench-results/zoo.json; --write-docs
 // also writes docs/zoo.md (table + SVG chart) and docs/zoo.json.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -35,7 +38,18 @@ import { scratchDir } from "./lib/scratch.mjs";
 import { printTable } from "./lib/table.mjs";
 import { relaunchWithTunable } from "./lib/tunable.mjs";
 import { MODELS, STACKS } from "./zoo/models.mjs";
-import { COLUMNS, FAILURE_COLUMNS, failedRow, failureRows, markdown, modelRow, summary, summaryLine } from "./zoo/report.mjs";
+import {
+  barLines,
+  COLUMNS,
+  FAILURE_COLUMNS,
+  failedRow,
+  failureRows,
+  INTERLEAVED_COLUMNS,
+  markdown,
+  modelRow,
+  summary,
+  summaryLine,
+} from "./zoo/report.mjs";
 
 await relaunchWithTunable();
 
@@ -50,6 +64,12 @@ const flags = parseFlags(import.meta.url, {
     defaultHelp: "the cores, within a process's interpreter budget",
     max: interpreterBudget(),
     help: "N: Coil's interpreters and the plain processes",
+  },
+  rounds: {
+    type: "integer",
+    min: 0,
+    default: 3,
+    help: "interleaved rounds per like-for-like ratio (plain Python and Coil taking turns; 0: none, the ratios then come from rates measured minutes apart)",
   },
   "start-delay": { type: "number", positive: true, default: 15, help: "seconds the N plain processes get to start before their common window opens" },
   "model-timeout": { type: "number", positive: true, default: 900, help: "seconds one model's child may take" },
@@ -81,6 +101,7 @@ const options = {
   quick: flags.quick,
   models: selected.map((m) => m.name),
   secondsPerMeasurement: flags.seconds,
+  rounds: flags.rounds,
   warmupS: flags.warmup,
   interpreters: flags.interpreters,
   compile: flags.compile,
@@ -107,7 +128,7 @@ for (const [i, model] of selected.entries()) {
     continue;
   }
   const spec = {
-    ...{ model, python, seconds: flags.seconds, warmup: flags.warmup, interpreters: flags.interpreters, startDelayS: flags.startDelay, scratch },
+    ...{ model, python, seconds: flags.seconds, warmup: flags.warmup, interpreters: flags.interpreters, startDelayS: flags.startDelay, scratch, rounds: flags.rounds },
     ...{ onnx: flags.onnx, compile: flags.compile && model.stack === "venv", batch8: VISION.has(model.family) },
   };
   try {
@@ -129,6 +150,12 @@ results.summary = summary(results.rows);
 console.log(`\nModel zoo: batch 1, 1 torch thread, N = ${flags.interpreters}, ${flags.seconds} s per closed loop`);
 printTable(COLUMNS, results.rows);
 console.log(`\n${summaryLine(results.summary)}`);
+const interleaved = results.rows.filter((r) => r.interleaved);
+if (interleaved.length) {
+  console.log(`\nLike for like, ${flags.rounds} interleaved rounds each (median ratio, range over rounds):`);
+  printTable(INTERLEAVED_COLUMNS, interleaved);
+  console.log(`\nThe bars (issues 13 and 14):\n${barLines(results).join("\n")}`);
+}
 const failures = failureRows(results.rows);
 if (failures.length) {
   console.log("\nFailures:");
@@ -145,7 +172,7 @@ if (flags.writeDocs) {
 function earlierRows() {
   if (!existsSync(flags.out)) return new Map();
   const before = JSON.parse(readFileSync(flags.out, "utf8"));
-  const same = ["secondsPerMeasurement", "warmupS", "interpreters", "compile", "onnx"].every((key) => before.options?.[key] === options[key]);
+  const same = ["secondsPerMeasurement", "rounds", "warmupS", "interpreters", "compile", "onnx"].every((key) => before.options?.[key] === options[key]);
   if (!same) fail(`--resume: ${flags.out} was measured with other settings (${JSON.stringify(before.options)}); give the same flags or another --out`);
   results.startedAt = before.startedAt;
   const kept = (row) => row.pack?.ok !== undefined && !row.error;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cerrno>
@@ -78,6 +79,7 @@ class Addon : public CompletionSink {
         return;
       }
       for (auto& job : *jobs) done_.push_back(std::move(job));
+      has_done_.store(true, std::memory_order_relaxed);
       // A main thread that is polling (Poll) takes them without being woken.
       signal = !signalled_ && !main_polling_;
       if (signal) {
@@ -89,6 +91,7 @@ class Addon : public CompletionSink {
     // Outside the lock: the wake-up is a system call, and the main thread takes this
     // lock as soon as it wakes. The cleanup hook waits for it (signalling_).
     if (signal) {
+      NoteCallerWakeup();
       napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
       signalling_.fetch_sub(1, std::memory_order_acq_rel);
     }
@@ -124,6 +127,7 @@ class Addon : public CompletionSink {
     return std::shared_ptr<void>(ref, [this](void* r) {
       std::lock_guard<std::mutex> lock(mutex_);
       releases_.push_back(static_cast<napi_ref>(r));
+      has_releases_.store(true, std::memory_order_relaxed);
     });
   }
 
@@ -142,10 +146,15 @@ class Addon : public CompletionSink {
   }
 
   void DrainReleases() {
+    // Looked at without the lock first: Poll runs this hundreds of thousands of
+    // times a second, and each time it took the lock an interpreter finishing a job
+    // could find it held and sleep (a system call: docs/engine.md).
+    if (!has_releases_.load(std::memory_order_acquire)) return;
     std::vector<napi_ref> releases;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       releases.swap(releases_);
+      has_releases_.store(false, std::memory_order_relaxed);
     }
     for (napi_ref ref : releases) napi_delete_reference(env_, ref);
   }
@@ -203,8 +212,7 @@ class Addon : public CompletionSink {
     polling_ = false;
     const auto now = std::chrono::steady_clock::now();
     if (SettleFinished()) last_progress_ = now;
-    if (in_flight_ > 0 && now - last_progress_ < std::chrono::microseconds(GetHandOff().caller_spin_us) &&
-        CpuFreeForCaller()) {
+    if (in_flight_ > 0 && now - last_progress_ < PollWindow() && CpuFreeForCaller()) {
       polling_ = true;
       set_immediate_.Call({poll_next_.Value()});
       return;
@@ -219,12 +227,27 @@ class Addon : public CompletionSink {
     if (leftover) set_immediate_.Call({settle_next_.Value()});
   }
 
+  // How long Poll keeps looking with no result: callerSpinUs, or through a call as
+  // long as the longest lately (twice over) -- if it stopped mid-call, the result
+  // would have to wake this thread, and the interpreter, whose spin ends before this
+  // thread has answered, would sleep too (docs/engine.md) -- up to 20 callerSpinUs:
+  // past that the wake-ups cost under 1% of a call, and polling is no longer worth
+  // its CPU.
+  std::chrono::microseconds PollWindow() const {
+    const std::chrono::microseconds spin(GetHandOff().caller_spin_us);
+    return std::max(spin, std::min(2 * longest_run_, 20 * spin));
+  }
+
   // Main thread: settles the jobs finished so far; whether there were any.
   bool SettleFinished() {
     std::vector<std::unique_ptr<Job>> done;
-    {
+    // Without the lock when nothing finished (see DrainReleases); a result missed
+    // here is taken by the next look, and Poll and SettleBatch check under the lock
+    // before they stop looking.
+    if (has_done_.load(std::memory_order_acquire)) {
       std::lock_guard<std::mutex> lock(mutex_);
       done.swap(done_);
+      has_done_.store(false, std::memory_order_relaxed);
     }
     const bool any = !done.empty();
     for (auto& job : done) Settle(*job);
@@ -234,6 +257,9 @@ class Addon : public CompletionSink {
   }
 
   void Settle(Job& job) {
+    // The longest call lately, decaying by 1/8 a call (as the interpreters' own).
+    const auto run = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::duration<double>(job.run_seconds));
+    longest_run_ = std::max(run, longest_run_ - longest_run_ / 8);
     auto it = pending_.find(job.id);
     if (it == pending_.end()) return;
     std::unique_ptr<Pending> pending(it->second);
@@ -265,7 +291,12 @@ class Addon : public CompletionSink {
   bool main_polling_ = false;  // the main thread polls for results: don't wake it
   bool polling_ = false;       // main thread only: a Poll() is scheduled
   std::chrono::steady_clock::time_point last_progress_;  // main thread only
+  std::chrono::microseconds longest_run_{0};            // main thread only: see PollWindow
   std::atomic<int> signalling_{0};  // interpreter threads inside napi_call_threadsafe_function
+  // Set with done_ / releases_ under mutex_, cleared when the main thread takes them:
+  // lets the main thread look without the lock.
+  std::atomic<bool> has_done_{false};
+  std::atomic<bool> has_releases_{false};
   std::unordered_map<uint64_t, Pending*> pending_;
   size_t in_flight_ = 0;
 };
@@ -541,7 +572,7 @@ Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// handOff({ batchWhileQueued?, batchWindowUs?, spinUs?, callerSpinUs? }?): the process's settings
+// handOff({ batchWhileQueued?, batchWindowUs?, spinUs?, callerSpinUs?, contentionCheckMs? }?): the process's settings
 // after applying those given (engine/interpreter.h, HandOff).
 Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -556,7 +587,8 @@ Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
     } fields[] = {{"batchWhileQueued", &hand_off.batch_while_queued, 1},
                   {"batchWindowUs", &hand_off.batch_window_us, 0},
                   {"spinUs", &hand_off.spin_us, 0},
-                  {"callerSpinUs", &hand_off.caller_spin_us, 0}};
+                  {"callerSpinUs", &hand_off.caller_spin_us, 0},
+                  {"contentionCheckMs", &hand_off.contention_check_ms, 0}};
     for (const Field& field : fields) {
       Napi::Value value = settings.Get(field.name);
       if (value.IsUndefined()) continue;
@@ -575,14 +607,17 @@ Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
   result.Set("batchWindowUs", hand_off.batch_window_us);
   result.Set("spinUs", hand_off.spin_us);
   result.Set("callerSpinUs", hand_off.caller_spin_us);
+  result.Set("contentionCheckMs", hand_off.contention_check_ms);
   return result;
 }
 
-// handOffStats(): { contentionBackoffs } -- how often spinning and polling were
+// handOffStats(): { contentionBackoffs, jobWaitSleeps, callerWakeups } -- how often spinning and polling were
 // suspended because other threads wanted the CPUs (engine/interpreter.h, HandOff).
 Napi::Value HandOffStats(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(info.Env());
   result.Set("contentionBackoffs", static_cast<double>(ContentionBackoffs()));
+  result.Set("jobWaitSleeps", static_cast<double>(JobWaitSleeps()));
+  result.Set("callerWakeups", static_cast<double>(CallerWakeups()));
   return result;
 }
 

@@ -27,6 +27,7 @@ std::atomic<int> g_batch_while_queued{HandOff{}.batch_while_queued};
 std::atomic<int> g_batch_window_us{HandOff{}.batch_window_us};
 std::atomic<int> g_spin_us{HandOff{}.spin_us};
 std::atomic<int> g_caller_spin_us{HandOff{}.caller_spin_us};
+std::atomic<int> g_contention_check_ms{HandOff{}.contention_check_ms};
 
 // Interpreters of this process with work (a job queued or running), and interpreter
 // threads spinning for a job: a thread spins, and Node's thread polls, only while
@@ -44,8 +45,12 @@ std::atomic<int64_t> g_contended_until_ns{0};
 std::atomic<int64_t> g_next_contention_check_ns{0};
 std::atomic<int> g_over_cpus_in_a_row{0};
 std::atomic<uint64_t> g_contention_backoffs{0};
-constexpr auto kContentionCheckEvery = std::chrono::milliseconds(5);
+std::atomic<uint64_t> g_job_wait_sleeps{0};
+std::atomic<uint64_t> g_caller_wakeups{0};
 constexpr auto kContentionBackoff = std::chrono::milliseconds(100);
+// Looks in a row over the CPUs before backing off: a burst of this process's own
+// helper threads (V8's garbage collector) or a kernel thread passing by lasts less.
+constexpr int kContendedLooks = 3;
 
 // Runnable threads on the machine right now (this one included), or -1.
 int RunnableThreads() {
@@ -112,22 +117,31 @@ void SetHandOff(const HandOff& hand_off) {
   g_batch_window_us.store(hand_off.batch_window_us < 0 ? 0 : hand_off.batch_window_us);
   g_spin_us.store(hand_off.spin_us < 0 ? 0 : hand_off.spin_us);
   g_caller_spin_us.store(hand_off.caller_spin_us < 0 ? 0 : hand_off.caller_spin_us);
+  g_contention_check_ms.store(hand_off.contention_check_ms < 0 ? 0 : hand_off.contention_check_ms);
+  if (hand_off.contention_check_ms <= 0) g_contended_until_ns.store(0, std::memory_order_relaxed);
 }
 
 HandOff GetHandOff() {
-  return HandOff{g_batch_while_queued.load(), g_batch_window_us.load(), g_spin_us.load(), g_caller_spin_us.load()};
+  return HandOff{g_batch_while_queued.load(), g_batch_window_us.load(), g_spin_us.load(), g_caller_spin_us.load(),
+                 g_contention_check_ms.load()};
 }
 
 bool CpuFreeForCaller() { return CpusFitWith(1); }
 
 uint64_t ContentionBackoffs() { return g_contention_backoffs.load(std::memory_order_relaxed); }
+uint64_t JobWaitSleeps() { return g_job_wait_sleeps.load(std::memory_order_relaxed); }
+uint64_t CallerWakeups() { return g_caller_wakeups.load(std::memory_order_relaxed); }
+void NoteCallerWakeup() { g_caller_wakeups.fetch_add(1, std::memory_order_relaxed); }
 
 static void NoteContention(Clock::time_point now) {
+  const int every_ms = g_contention_check_ms.load(std::memory_order_relaxed);
+  if (every_ms <= 0) return;
   const int64_t now_ns = SinceEpochNs(now);
   int64_t next = g_next_contention_check_ns.load(std::memory_order_relaxed);
   // One thread looks per period, whichever gets there first.
   if (now_ns < next || !g_next_contention_check_ns.compare_exchange_strong(
-                           next, SinceEpochNs(now + kContentionCheckEvery), std::memory_order_relaxed)) {
+                           next, SinceEpochNs(now + std::chrono::milliseconds(every_ms)),
+                           std::memory_order_relaxed)) {
     return;
   }
   const int runnable = RunnableThreads();
@@ -135,8 +149,7 @@ static void NoteContention(Clock::time_point now) {
     g_over_cpus_in_a_row.store(0, std::memory_order_relaxed);
     return;
   }
-  // Twice in a row: one look catches a kernel thread passing by.
-  if (g_over_cpus_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1 >= 2) {
+  if (g_over_cpus_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1 >= kContendedLooks) {
     g_contended_until_ns.store(SinceEpochNs(now + kContentionBackoff), std::memory_order_relaxed);
     g_contention_backoffs.fetch_add(1, std::memory_order_relaxed);
     g_over_cpus_in_a_row.store(0, std::memory_order_relaxed);
@@ -301,6 +314,7 @@ std::unique_ptr<Job> Interpreter::NextJob(Batch* finished) {
       SpinForWork();
     } else {
       lock.lock();
+      if (queue_.empty()) g_job_wait_sleeps.fetch_add(1, std::memory_order_relaxed);
       wake_.wait(lock, [this] { return !queue_.empty(); });
       break;
     }

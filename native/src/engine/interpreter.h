@@ -51,17 +51,22 @@ struct InterpreterOptions {
 //   running, and every thread spinning), so spinning never takes a CPU from work.
 // - the thread that submits jobs and takes results (Node's main thread) may poll
 //   for results instead of sleeping until it is woken, for up to `caller_spin_us`
-//   after its last result or submission while jobs are in flight -- only while a
-//   CPU is free for it (CpuFreeForCaller); interpreters then need not wake it.
+//   after its last result or submission while jobs are in flight (or through a call
+//   as long as twice the longest lately, up to 20 `caller_spin_us`: the addon's
+//   PollWindow) -- only while a CPU is free for it (CpuFreeForCaller); interpreters
+//   then need not wake it.
 // "Free" counts this process's threads against the CPUs it may use, and also backs
 // off when other processes want them: when the machine's runnable threads outnumber
-// the CPUs (looked at every few ms), nothing spins or polls for a while
-// (ContentionBackoffs counts those times).
+// the CPUs on three looks `contention_check_ms` apart, nothing spins or polls for a
+// while (ContentionBackoffs counts those times; 0: never look). Each look is a system
+// call on an interpreter's thread, which costs a model more than its own time on a
+// VM without PCID (docs/engine.md), hence a look every 20 ms, not every call.
 struct HandOff {
   int batch_while_queued = 2;
   int batch_window_us = 200;
   int spin_us = 50;
   int caller_spin_us = 1000;
+  int contention_check_ms = 20;
 };
 void SetHandOff(const HandOff& hand_off);  // any thread; applies from each thread's next job
 HandOff GetHandOff();
@@ -70,6 +75,12 @@ HandOff GetHandOff();
 bool CpuFreeForCaller();
 // How many times spinning and polling were suspended because the CPUs were contended.
 uint64_t ContentionBackoffs();
+// How many times an interpreter's thread slept waiting for a job (its spin, if any,
+// ran out), and how many times one woke Node's thread for results (it was not
+// polling): each is a system call and a wake-up the hand-off exists to avoid.
+uint64_t JobWaitSleeps();
+uint64_t CallerWakeups();
+void NoteCallerWakeup();
 
 class Interpreter {
  public:

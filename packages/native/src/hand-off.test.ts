@@ -29,7 +29,7 @@ afterAll(async () => {
 
 describe("hand-off settings", () => {
   it("has defaults, applies what is given and keeps the rest", () => {
-    expect(defaults).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, callerSpinUs: 1000 });
+    expect(defaults).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, callerSpinUs: 1000, contentionCheckMs: 20 });
     expect(handOff({ spinUs: 0 })).toEqual({ ...defaults, spinUs: 0 });
     expect(handOff()).toEqual({ ...defaults, spinUs: 0 });
     expect(handOff({ batchWindowUs: 0, batchWhileQueued: 5 })).toEqual({ ...defaults, batchWhileQueued: 5, batchWindowUs: 0, spinUs: 0 });
@@ -42,6 +42,7 @@ describe("hand-off settings", () => {
     [{ spinUs: "50" as unknown as number }, "spinUs"],
     [{ batchWindowUs: 2e6 }, "batchWindowUs"],
     [{ callerSpinUs: Number.NaN }, "callerSpinUs"],
+    [{ contentionCheckMs: -1 }, "contentionCheckMs"],
   ])("refuses %j with INVALID_ARGUMENT and changes nothing", (settings, field) => {
     expect(() => handOff(settings)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT", message: expect.stringContaining(field) }));
     expect(handOff()).toEqual(defaults);
@@ -94,6 +95,29 @@ describe("results held back and delivered in batches", () => {
   });
 });
 
+describe("what the hand-off counts", () => {
+  it("counts the sleeps and wake-ups it exists to avoid: each call without it, almost none with it", async () => {
+    const sequential = async (calls: number) => {
+      const before = handOffStats();
+      for (let i = 0; i < calls; i++) await one.call("echo", [i]);
+      const after = handOffStats();
+      return { sleeps: after.jobWaitSleeps - before.jobWaitSleeps, wakeups: after.callerWakeups - before.callerWakeups };
+    };
+    // Neither side spins: the interpreter sleeps before each call, and wakes Node's thread after it.
+    handOff({ spinUs: 0, callerSpinUs: 0 });
+    const off = await sequential(200);
+    expect(off.sleeps).toBeGreaterThanOrEqual(190);
+    expect(off.wakeups).toBeGreaterThanOrEqual(190);
+    // Node's thread polls for the result: nobody needs to wake it (a CPU is free for it
+    // unless other processes want them all: the contention look is off here).
+    handOff({ ...defaults, contentionCheckMs: 0 });
+    const on = await sequential(200);
+    // One CPU: none is free beside the interpreter's, so Node's thread must be woken.
+    if (availableParallelism() >= 2) expect(on.wakeups).toBeLessThan(20);
+    else expect(on.wakeups).toBeGreaterThanOrEqual(190);
+  });
+});
+
 describe("contention from other processes", () => {
   it("suspends spinning and polling while other processes keep the CPUs busy", async () => {
     // A busy loop on every CPU: runnable threads outnumber the CPUs -- what the engine
@@ -110,6 +134,21 @@ describe("contention from other processes", () => {
       // Results still reach their callers while backed off.
       expect(await Promise.all(Array.from({ length: 50 }, (_, i) => one.call("echo", [i])))).toEqual(Array.from({ length: 50 }, (_, i) => i));
     } finally {
+      for (const hog of hogs) hog.kill("SIGKILL");
+    }
+  });
+
+  it("never looks with contentionCheckMs 0 (CPUs that are this process's alone)", async () => {
+    const hogs = Array.from({ length: availableParallelism() }, () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }));
+    try {
+      handOff({ contentionCheckMs: 0 });
+      const before = handOffStats().contentionBackoffs;
+      for (let round = 0; round < 10; round++) {
+        await Promise.all(Array.from({ length: 8 }, () => one.eval("sum(range(200_000))")));
+      }
+      expect(handOffStats().contentionBackoffs).toBe(before);
+    } finally {
+      handOff(defaults);
       for (const hog of hogs) hog.kill("SIGKILL");
     }
   });

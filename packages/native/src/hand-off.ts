@@ -21,9 +21,15 @@ export interface HandOffSettings {
   spinUs: number;
   /** While calls are in flight, Node's main thread looks for results from
    * setImmediate (still serving I/O and timers) instead of sleeping until woken, for
-   * this long after its last result or call -- only while a CPU is free for it (0:
+   * this long after its last result or call, or through a call as long as twice the
+   * longest lately, up to 20 times this -- only while a CPU is free for it (0:
    * never). */
   callerSpinUs: number;
+  /** How often, in milliseconds, an interpreter's thread looks at the machine's
+   * runnable threads (/proc/loadavg) to notice other processes wanting the CPUs;
+   * three looks in a row over the CPUs suspend spinning and polling for 100 ms (0:
+   * never look -- a machine whose CPUs are this process's alone). */
+  contentionCheckMs: number;
 }
 
 /** What the hand-off did, process-wide, since the process started. */
@@ -33,6 +39,11 @@ export interface HandOffStats {
    * free" counts this process's threads; this is how the engine notices the rest of
    * the machine. */
   contentionBackoffs: number;
+  /** Times an interpreter's thread slept waiting for its next job (its spin ran out,
+   * or it did not spin): Node's next call then had to wake it. */
+  jobWaitSleeps: number;
+  /** Times an interpreter woke Node's main thread for results (it was not polling). */
+  callerWakeups: number;
 }
 
 /** Reads the hand-off settings, applying `settings` first; they take effect from each

@@ -45,6 +45,63 @@ export async function runJsonChild(command, argv, { jsonOnFailure = false, ...op
   throw new Error(`${command} ${argv[0] ?? ""} exited with ${signal ?? code}${answer ? "" : ", no JSON answer"}: ${output}`);
 }
 
+/**
+ * A child that stays up and answers requests, one JSON line each way (the zoo's plain
+ * Python side of its interleaved rounds). `ready` resolves with the first JSON line it
+ * prints; `ask(request)` writes one line and resolves with the next JSON line's
+ * `answer`. Lines that are not JSON (a library's chatter) are skipped. If the child
+ * exits, pending and later calls reject with the end of its stderr.
+ */
+export function startJsonChild(command, argv, { cwd, env = process.env } = {}) {
+  const child = spawn(command, argv, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+  const waiting = [];
+  let buffered = "";
+  let stderr = "";
+  let gone;
+  const fail = (error) => {
+    gone ??= error;
+    waiting.splice(0).forEach((w) => w.reject(gone));
+  };
+  child.stderr.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+  child.stdin.on("error", () => {}); // a child that died: its "close" says why
+  child.stdout.on("data", (d) => {
+    buffered += d;
+    let newline;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      let message;
+      try {
+        message = line.startsWith("{") ? JSON.parse(line) : undefined;
+      } catch {
+        message = undefined;
+      }
+      if (message !== undefined) waiting.shift()?.resolve(message);
+    }
+  });
+  child.on("error", fail);
+  const closed = new Promise((resolve) => child.on("close", resolve));
+  child.on("close", (code, signal) => {
+    const lines = stderr.split("\n").filter((l) => l.trim());
+    fail(new Error(`${command} ${argv[0] ?? ""} exited with ${signal ?? code}: ${lines.slice(-4).join(" | ")}`));
+  });
+  const next = () => (gone ? Promise.reject(gone) : new Promise((resolve, reject) => waiting.push({ resolve, reject })));
+  const ready = next();
+  return {
+    ready,
+    async ask(request) {
+      const answered = next();
+      child.stdin.write(JSON.stringify(request) + "\n");
+      return (await answered).answer;
+    },
+    close() {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      return closed.finally(() => clearTimeout(timer));
+    },
+  };
+}
+
 function lastJsonLine(text) {
   for (const line of text.trim().split("\n").reverse()) {
     if (!line.startsWith("{")) continue;

@@ -82,3 +82,12 @@ export function threadBusy(before, after) {
   const seconds = (after.at - before.at) / 1e3;
   return after.threads.map((t, i) => (t - before.threads[i]) / seconds);
 }
+
+/** The CPUs this process may run on (/proc/self/status, Cpus_allowed_list: "0-3,6"). */
+export function allowedCpus() {
+  const line = readFileSync("/proc/self/status", "utf8").match(/^Cpus_allowed_list:\s*(.+)$/m)?.[1] ?? "0";
+  return line.split(",").flatMap((range) => {
+    const [from, to = from] = range.split("-").map(Number);
+    return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  });
+}

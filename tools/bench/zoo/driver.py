@@ -10,6 +10,11 @@
     python driver.py eager <model.py> <factory> <example> <seconds> <warmup> <start-at>
         one of N plain processes: eager calls/s in the window that opens at
         <start-at> (time.time(), the same for all N), and this process's memory.
+    python driver.py serve <model.py> <factory> <example> [torchscript] [compile]
+        stays up for the zoo's interleaved rounds (measure.mjs): prepares eager and the
+        forms asked for, says {"ready": ...}, then answers each request line
+        {"form", "seconds", "warmup", "startAt"} with one {"answer": ...} line, until
+        its stdin closes.
 
 Prints one JSON line. A step that fails is reported as {"ok": false, "error": ...}."""
 import importlib.util
@@ -160,9 +165,48 @@ def eager_process(model, inputs, seconds, warmup, start_at):
     return {**measure(model, inputs, 1, seconds, warmup), **memory_mb()}
 
 
-def main(mode, file, factory, example, seconds, warmup, *rest):
+def torchscript_of(model, inputs):
+    """The scripted module where scripting works, else the traced one (as check())."""
+    with torch.no_grad():
+        try:
+            return torch.jit.script(model)
+        except Exception:  # noqa: BLE001 - tracing is the fallback, as in check()
+            return torch.jit.trace(model, inputs, strict=False, check_trace=False)
+
+
+def serve(model, inputs, forms):
+    """Answers measurement requests on stdin, one JSON line each, so that the zoo can
+    interleave this process's rounds with Coil's (the host's speed drifts by more than
+    the differences measured: ratios come from adjacent rounds)."""
+    runners = {"eager": attempt(lambda: model)}
+    if "torchscript" in forms:
+        runners["torchscript"] = attempt(lambda: torchscript_of(model, inputs))
+    if "compile" in forms:
+        def compiled():
+            fn = torch.compile(model)
+            with torch.inference_mode():
+                fn(*inputs)
+            return fn
+        runners["compile"] = attempt(compiled)
+    all_cpus = os.sched_getaffinity(0)
+    print(json.dumps({"ready": {name: {k: v for k, v in r.items() if k != "value"} for name, r in runners.items()}}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        fn = runners[request["form"]]["value"]
+        # On one CPU where asked: a VM's vCPUs can run at different speeds (docs/zoo.md).
+        cpu = request.get("cpu")
+        os.sched_setaffinity(0, {cpu} if cpu is not None else all_cpus)
+        time.sleep(max(0.0, request["startAt"] - time.time()))
+        answer = {**measure(fn, inputs, 1, float(request["seconds"]), float(request["warmup"])), **memory_mb()}
+        print(json.dumps({"answer": finite(answer)}), flush=True)
+
+
+def main(mode, file, factory, example, *rest):
     torch.set_num_threads(1)
     model, inputs = load(file, factory, example)
+    if mode == "serve":
+        return serve(model, inputs, rest)
+    seconds, warmup, *rest = rest
     if mode == "check":
         onnx_path = rest[0] if rest and rest[0] else None
         result = check(model, inputs, float(seconds), float(warmup), onnx_path, "compile" in rest[1:], "batch8" in rest[1:])

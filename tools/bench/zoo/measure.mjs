@@ -17,13 +17,14 @@ import { CompileAccelerator } from "@coil/accelerator-compile";
 import { OnnxRuntimeAccelerator } from "@coil/accelerator-onnxruntime";
 import { CpuBackend } from "@coil/backend-cpu";
 
-import { runJsonChild } from "../lib/child.mjs";
+import { runJsonChild, startJsonChild } from "../lib/child.mjs";
 import { closedLoop } from "../lib/closed-loop.mjs";
 import { describeError } from "../lib/log.mjs";
 import { importPeer } from "../lib/peers.mjs";
 import { BENCH_DIR, REPO_ROOT } from "../lib/paths.mjs";
-import { memoryMiB } from "../lib/proc.mjs";
+import { allowedCpus, memoryMiB } from "../lib/proc.mjs";
 import { relaunchWithTunable } from "../lib/tunable.mjs";
+import { interleavedRounds } from "./interleaved.mjs";
 
 await relaunchWithTunable();
 
@@ -33,7 +34,7 @@ const TOLERANCE = 1e-4;
 // onnxruntime's fused kernels round differently (its accelerator checks rtol 1e-3 at load).
 const ACCELERATED_TOLERANCE = 1e-2;
 
-const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch, onnx, compile, batch8 } = JSON.parse(process.argv[2]);
+const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch, onnx, compile, batch8, rounds } = JSON.parse(process.argv[2]);
 const { file, factory, example } = model;
 const window = { warmupMs: warmup * 1e3, durationMs: seconds * 1e3 };
 const childTimeoutMs = 300_000 + 4 * (seconds + warmup) * 1e3;
@@ -174,14 +175,8 @@ if (result.python?.ok && result.python.onnx?.ok) {
 // and faults it in again (Debian's mobilenet_v3_small: 30 vs 54 calls/s), which the
 // interpreters' libc, in its link-map namespace, does not do. Like for like with Coil.
 const NO_TRIM = "glibc.malloc.trim_threshold=4294967295:glibc.malloc.mmap_threshold=4294967295";
-await step("eagerNoTrim", () => {
-  const tunables = [process.env.GLIBC_TUNABLES, NO_TRIM].filter(Boolean).join(":");
-  return runJsonChild(python, [...driverArgs("eager"), String(Date.now() / 1e3)], {
-    cwd: REPO_ROOT,
-    timeoutMs: childTimeoutMs,
-    env: { ...process.env, GLIBC_TUNABLES: tunables },
-  });
-});
+const noTrimEnv = { ...process.env, GLIBC_TUNABLES: [process.env.GLIBC_TUNABLES, NO_TRIM].filter(Boolean).join(":") };
+await step("eagerNoTrim", () => runJsonChild(python, [...driverArgs("eager"), String(Date.now() / 1e3)], { cwd: REPO_ROOT, timeoutMs: childTimeoutMs, env: noTrimEnv }));
 
 // N plain Python processes, each measuring the same window.
 await step("processes", async () => {
@@ -193,12 +188,106 @@ await step("processes", async () => {
   return { processes: N, callsPerSecond: sum("callsPerSecond"), privateMb: sum("privateMb"), pssMb: sum("pssMb"), otherCpu: Math.max(...each.map((r) => r.otherCpu)) };
 });
 
+// The like-for-like ratios from interleaved rounds (zoo/interleaved.mjs): plain Python
+// (N processes kept up by driver.py serve, glibc never trimming as the interpreters'
+// libc) and Coil take turns, all loaded and warm.
+if (rounds > 0 && result.coil1?.ok) await step("interleaved", () => interleaved());
+
+async function interleaved() {
+  const { inputs } = await eagerReference();
+  const py = result.python ?? {};
+  const forms = [...(py.torchscript?.ok ? ["torchscript"] : []), ...(compile && py.compile?.ok ? ["compile"] : [])];
+  const plain = Array.from({ length: N }, (_, i) =>
+    startJsonChild(python, [DRIVER, "serve", file, factory, example, ...(i === 0 ? forms : [])], { cwd: REPO_ROOT, env: noTrimEnv }),
+  );
+  try {
+    const [{ ready }] = await Promise.all(plain.map((p) => p.ready));
+    /** One round of plain Python: `form` in the first process (on `cpu` if given), or eager in `count` at once. */
+    const plainRound = async (form, { count = 1, cpu = null } = {}) => {
+      const startAt = Date.now() / 1e3 + 0.2 * count;
+      const each = await Promise.all(plain.slice(0, count).map((p) => p.ask({ form, seconds, warmup, startAt, cpu })));
+      return { callsPerSecond: each.reduce((total, r) => total + r.callsPerSecond, 0) };
+    };
+    const coilRound = (loaded, concurrency, tids) => closedLoop(() => loaded.call(inputs), { concurrency, tids, ...window });
+    /** The CPU of a one-thread round: the same for both sides of it, the next one the round after. */
+    const cpus = allowedCpus();
+    const cpuOf = (round) => cpus[round % cpus.length];
+    /** One round of a one-interpreter pool, its interpreter's thread on `cpu` (Node's main thread free to run elsewhere). */
+    const pinnedCoilRound = async (pool, loaded, concurrency, tids, cpu) => {
+      await pool.interpreters[0].eval(`__import__("os").sched_setaffinity(0, {${cpu}}) or 0`);
+      return coilRound(loaded, concurrency, tids);
+    };
+    /** A group whose Coil side is one pool with the model loaded (and accelerated, if asked). */
+    const poolGroup = (name, size, accelerator, members) => {
+      let pool;
+      return {
+        name,
+        async open() {
+          pool = await openPool(size);
+          const loaded = await pool.loadArchive(archive, { eager: true, ...(accelerator && { accelerator }) });
+          if (accelerator && !loaded.acceleration?.active) return `stayed eager: ${loaded.acceleration?.reason}`;
+          return members(loaded, await interpreterThreads(pool), pool);
+        },
+        close: () => pool?.close(),
+      };
+    };
+    const groups = [
+      poolGroup("one interpreter", 1, undefined, (loaded, tids, pool) => ({
+        eager: (round) => plainRound("eager", { cpu: cpuOf(round) }),
+        ...(ready.torchscript?.ok && { torchscript: (round) => plainRound("torchscript", { cpu: cpuOf(round) }) }),
+        coil1: (round) => pinnedCoilRound(pool, loaded, 1, tids, cpuOf(round)),
+        coil1x2: (round) => pinnedCoilRound(pool, loaded, 2, tids, cpuOf(round)),
+      })),
+      poolGroup("N interpreters", N, undefined, (loaded, tids) => ({
+        processes: () => plainRound("eager", { count: N }),
+        coilN: () => coilRound(loaded, 2 * N, tids),
+      })),
+    ];
+    if (ready.compile?.ok && result.coil1Compile?.acceleration?.active) {
+      groups.push(
+        poolGroup("compile", 1, "compile", (loaded, tids, pool) => ({
+          compile: (round) => plainRound("compile", { cpu: cpuOf(round) }),
+          coil1Compile: (round) => pinnedCoilRound(pool, loaded, 1, tids, cpuOf(round)),
+          coil1CompileX2: (round) => pinnedCoilRound(pool, loaded, 2, tids, cpuOf(round)),
+        })),
+      );
+    }
+    const best = result.onnxruntimeNode?.best;
+    if (best && result.coilNOrt?.acceleration?.active) {
+      const ort = await importPeer("onnxruntime-node");
+      groups.push(
+        poolGroup("onnxruntime", N, "onnxruntime", async (loaded, tids) => {
+          const session = await ort.InferenceSession.create(onnxPath, { intraOpNumThreads: best.intraOpThreads, interOpNumThreads: 1, executionProviders: ["cpu"] });
+          const feeds = Object.fromEntries(session.inputNames.map((name, i) => [name, new ort.Tensor(inputs[i].dtype, inputs[i].data, inputs[i].shape)]));
+          return {
+            onnxruntimeNodeBest: () => closedLoop(() => session.run(feeds), { concurrency: best.callers, ...window }),
+            coilNOrt: () => coilRound(loaded, 2 * N, tids),
+          };
+        }),
+      );
+    }
+    const log = (line) => process.stderr.write(`  ${model.name}: ${line}\n`);
+    return await interleavedRounds(groups, rounds, log);
+  } finally {
+    await Promise.all(plain.map((p) => p.close()));
+  }
+}
+
 console.log(JSON.stringify(result));
 process.exit(0);
 
 async function withPool(size, body) {
+  const pool = await openPool(size);
+  try {
+    return await body(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+function openPool(size) {
   // One torch thread per interpreter: like for like with the plain Python columns.
-  const pool = await InterpreterPool.create({
+  return InterpreterPool.create({
     size,
     python,
     backend: new CpuBackend({ threadsPerInterpreter: 1 }),
@@ -209,11 +298,6 @@ async function withPool(size, body) {
       new OnnxRuntimeAccelerator({ cacheDir: join(scratch, "onnx-cache") }),
     ],
   });
-  try {
-    return await body(pool);
-  } finally {
-    await pool.close();
-  }
 }
 
 function interpreterThreads(pool) {

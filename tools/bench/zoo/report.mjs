@@ -2,7 +2,7 @@
 // columns (printed by lib/table.mjs and written as Markdown from the same list), the
 // failures with why, and docs/zoo.md.
 import { formatMachine } from "../lib/machine.mjs";
-import { formatRate, formatRatio } from "../lib/format.mjs";
+import { formatMs, formatRate, formatRatio } from "../lib/format.mjs";
 import { ratioChart } from "./chart.mjs";
 
 /** A step as a cell: "ok", "no" (why: in the failures), or "" when it did not run. */
@@ -52,6 +52,8 @@ export function modelRow(model, measured) {
     pssMbInterpreters: measured.coilN?.ok ? measured.coilN.pssMb : null,
     pssMbProcesses: measured.processes?.ok ? measured.processes.pssMb : null,
     otherCpu: Math.max(0, ...[py.eager?.value, coil1, measured.coilN, measured.processes].map((s) => s?.otherCpu ?? 0)),
+    // Like for like, from interleaved rounds (zoo/interleaved.mjs): per ratio its median and range.
+    interleaved: measured.interleaved?.ok ? interleavedOf(measured.interleaved) : null,
     failures: failuresOf(measured),
   };
   row.coil1VsEager = ratio(row.coil1, row.eager);
@@ -64,6 +66,16 @@ export function modelRow(model, measured) {
   row.coil1CompileX2VsCompile = ratio(row.coil1CompileX2, row.compile);
   row.coilNOrtVsOrtNodeBest = ratio(row.coilNOrt, row.onnxruntimeNodeBest?.callsPerSecond);
   return row;
+}
+
+function interleavedOf({ rounds, rates, ratios, skipped }) {
+  const range = ({ median, min, max }) => ({ median, min, max });
+  return {
+    rounds,
+    rates: Object.fromEntries(Object.entries(rates).map(([name, r]) => [name, r.median])),
+    ratios: Object.fromEntries(Object.entries(ratios).map(([key, r]) => [key, range(r)])),
+    skipped,
+  };
 }
 
 /** A model whose child did not answer at all. */
@@ -94,6 +106,8 @@ function failuresOf(measured) {
     else if (s?.ok && !s.equal && s.equal !== undefined) out.push([step, `max abs error ${s.maxError} against eager`]);
   }
   add("N processes", measured.processes);
+  add("interleaved rounds", measured.interleaved);
+  for (const [group, why] of Object.entries(measured.interleaved?.skipped ?? {})) out.push([`interleaved ${group}`, why]);
   return out;
 }
 
@@ -137,6 +151,59 @@ export const COLUMNS = [
   ["Pss N interp MB", (r) => (r.pssMbInterpreters == null ? "" : Math.round(r.pssMbInterpreters))],
   ["Pss N procs MB", (r) => (r.pssMbProcesses == null ? "" : Math.round(r.pssMbProcesses))],
 ];
+
+/** A like-for-like ratio as "0.91x (0.88-0.95)": the median over the rounds and their range. */
+const interleavedCell = (key) => (r) => {
+  const x = r.interleaved?.ratios?.[key];
+  return x ? `${formatRatio(x.median)} (${x.min.toFixed(2)}–${x.max.toFixed(2)})` : "";
+};
+
+/** The like-for-like table: ratios from interleaved rounds, plain eager's time a call beside them. */
+export const INTERLEAVED_COLUMNS = [
+  ["model", (r) => r.name, "l"],
+  ["stack", (r) => r.stack, "l"],
+  ["eager ms/call", (r) => (r.interleaved?.rates?.eager ? formatMs(1e3 / r.interleaved.rates.eager) : "")],
+  ["coil1/eager", interleavedCell("coil1VsEager")],
+  ["coil1×2/eager", interleavedCell("coil1x2VsEager")],
+  ["coil1/TS", interleavedCell("coil1VsTorchscript")],
+  ["coilN/N procs", interleavedCell("coilNVsProcesses")],
+  ["coil1+compile/compile", interleavedCell("coil1CompileVsCompile")],
+  ["coil1+compile×2/compile", interleavedCell("coil1CompileX2VsCompile")],
+  ["coilN+ORT/ORT node best", interleavedCell("coilNOrtVsOrtNodeBest")],
+];
+
+/**
+ * The issues' bars (13 and 14), counted over the rows they apply to, from the
+ * interleaved ratios' medians: [what, models it applies to, models that meet it].
+ */
+export function bars(rows) {
+  const ms = (r) => (r.interleaved?.rates?.eager ? 1e3 / r.interleaved.rates.eager : null);
+  const ratioOf = (r, key) => r.interleaved?.ratios?.[key]?.median ?? null;
+  const bar = (what, applies, key, atLeast) => {
+    const rowsIn = rows.filter((r) => applies(r) && ratioOf(r, key) != null);
+    const met = rowsIn.filter((r) => ratioOf(r, key) >= atLeast);
+    return { what, key, atLeast, models: rowsIn.length, met: met.length, missed: rowsIn.filter((r) => ratioOf(r, key) < atLeast).map((r) => `${r.name} ${ratioOf(r, key).toFixed(2)}`) };
+  };
+  const ran = rows.filter((r) => r.eager != null);
+  const packed = ran.filter((r) => r.pack?.ok).length;
+  return [
+    bar("1 interpreter >= 0.97x plain Python, models of >= 0.5 ms (1 caller)", (r) => ms(r) >= 0.5, "coil1VsEager", 0.97),
+    bar("1 interpreter >= 0.97x plain Python, models of >= 0.5 ms (2 callers)", (r) => ms(r) >= 0.5, "coil1x2VsEager", 0.97),
+    bar("N interpreters >= 0.95x N plain processes, models of >= 0.5 ms", (r) => ms(r) >= 0.5, "coilNVsProcesses", 0.95),
+    bar("the paper's claim: 1 interpreter >= 0.95x TorchScript, models of >= 5 ms", (r) => ms(r) >= 5, "coil1VsTorchscript", 0.95),
+    bar("compile: 1 interpreter >= 0.95x plain torch.compile", () => true, "coil1CompileVsCompile", 0.95),
+    bar("onnxruntime: N interpreters >= 1.0x onnxruntime-node's best, transformers of <= 1 ms", (r) => r.stack === "venv" && ms(r) <= 1, "coilNOrtVsOrtNodeBest", 1.0),
+    { what: "packing >= 98% of the models that ran eagerly", models: ran.length, met: packed, share: ran.length ? packed / ran.length : null },
+  ];
+}
+
+export function barLines(results) {
+  return bars(results.rows).map((b) =>
+    b.share !== undefined
+      ? `- ${b.what}: ${b.met} of ${b.models} (${b.share === null ? "none ran" : `${(b.share * 100).toFixed(1)}%`})`
+      : `- ${b.what}: ${b.met} of ${b.models}${b.missed.length ? ` (below: ${b.missed.join(", ")})` : ""}`,
+  );
+}
 
 /** [model, step, why] for every step that failed. */
 export const failureRows = (rows) => rows.flatMap((r) => r.failures.map(([step, why]) => ({ name: r.name, step, why })));
@@ -228,6 +295,24 @@ holding N interpreters (Node included) vs the N processes together. Failures, wi
 ${ratioChart(rows) || "(no model has a Coil rate to chart)"}
 
 ${markdownTable(COLUMNS, rows)}
+
+## Like for like, from interleaved rounds
+
+A ratio of two rates measured minutes apart says more about this VM's host than about Coil:
+plain Python's loop on one model ran at ~1,600 calls/s on one vCPU while the other vCPU ran it
+at ~2,600, and the two swap for minutes at a time. So each model's like-for-like ratios come
+from ${options.rounds ?? 0} interleaved rounds of ${options.secondsPerMeasurement} s: plain Python (processes kept up, glibc's malloc
+never trimming, as the interpreters' libc) and Coil take turns, all loaded and warm, the order
+rotated each round; a ratio is taken within a round, and the median is shown with the range
+over rounds. Where one thread does the work (1 interpreter, 1 plain process, with or without
+\`torch.compile\`), both sides of a round run on the same CPU (the interpreter's thread pinned;
+Node's main thread free to run on another), the next round on the next CPU.
+
+${markdownTable(INTERLEAVED_COLUMNS, rows.filter((r) => r.interleaved))}
+
+The bars of issues 13 and 14, from these medians:
+
+${barLines(results).join("\n")}
 
 ## Failures
 
