@@ -228,7 +228,12 @@ async function interleaved() {
           if (accelerator && !loaded.acceleration?.active) return `stayed eager: ${loaded.acceleration?.reason}`;
           return members(loaded, await interpreterThreads(pool), pool);
         },
-        close: () => pool?.close(),
+        async close() {
+          if (!pool) return;
+          // Interpreters go back to the process's registry and serve later pools: unpinned.
+          await Promise.all(pool.interpreters.map((i) => i.eval(`__import__("os").sched_setaffinity(0, {${cpus.join(", ")}}) or 0`)));
+          await pool.close();
+        },
       };
     };
     const groups = [
