@@ -8,7 +8,8 @@
 // zero-config fixtures' run_model.py runs the model eagerly on its example inputs);
 // Coil with 1 (and, for vision, at batch 8 too) and N interpreters; Coil with the compile
 // and onnxruntime accelerators, 1 and N interpreters (with --compile, --onnx); N plain
-// processes (driver.py eager). Prints one JSON
+// processes (driver.py eager); then the like-for-like ratios from interleaved rounds
+// (driver.py serve keeps plain Python up; zoo/interleaved.mjs). Prints one JSON
 // line: per step { ok, error } or its numbers.
 import { join } from "node:path";
 

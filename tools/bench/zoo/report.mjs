@@ -65,6 +65,12 @@ export function modelRow(model, measured) {
   row.coil1CompileVsCompile = ratio(row.coil1Compile, row.compile);
   row.coil1CompileX2VsCompile = ratio(row.coil1CompileX2, row.compile);
   row.coilNOrtVsOrtNodeBest = ratio(row.coilNOrt, row.onnxruntimeNodeBest?.callsPerSecond);
+  // Where the model had interleaved rounds, its ratios are theirs (the rates above were
+  // measured minutes apart: docs/engine.md, "What the host costs a call"); their eager
+  // is the no-trim one.
+  row.ratiosFrom = row.interleaved ? "interleaved rounds" : "rates measured one after another";
+  for (const [key, value] of Object.entries(row.interleaved?.ratios ?? {})) row[key] = value.median;
+  if (row.interleaved?.ratios?.coil1VsEager) row.coil1VsEagerNoTrim = row.interleaved.ratios.coil1VsEager.median;
   return row;
 }
 
@@ -290,7 +296,10 @@ either, so this is the like-for-like baseline for models with large activations)
 docs/accelerators.md) with 1 and N interpreters: \`compile\` (beside plain \`torch.compile\`) and \`onnxruntime\`
 (beside onnxruntime-node's best over 1 or N intra-op threads and 1, N or 2N callers, its setting shown as
 threads×callers), a rate only where every interpreter ran the accelerated form; Pss of the Coil process
-holding N interpreters (Node included) vs the N processes together. Failures, with why, under the table.
+holding N interpreters (Node included) vs the N processes together. The ratio columns and the chart
+are the medians of the interleaved rounds (the next table) for every model that had them: there,
+\`coil1/eager\` and \`coil1/eager no-trim\` are both against eager no-trim on the same CPU. Failures,
+with why, under the tables.
 
 ${ratioChart(rows) || "(no model has a Coil rate to chart)"}
 
