@@ -117,7 +117,8 @@ for (const [i, model] of selected.entries()) {
   const kept = earlier.get(model.name);
   if (kept) {
     progress(`[${i + 1}/${selected.length}] ${model.name}: kept from ${kept.row.measuredAt ?? "an earlier run"}`);
-    results.rows.push(kept.row);
+    // Its row made again from what was measured, so that the report's current logic applies.
+    results.rows.push(kept.raw ? { ...modelRow(model, kept.raw), measuredAt: kept.row.measuredAt } : kept.row);
     if (kept.raw) results.raw[model.name] = kept.raw;
     continue;
   }
