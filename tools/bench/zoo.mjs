@@ -72,7 +72,7 @@ const flags = parseFlags(import.meta.url, {
     help: "interleaved rounds per like-for-like ratio (plain Python and Coil taking turns; 0: none, the ratios then come from rates measured minutes apart)",
   },
   "start-delay": { type: "number", positive: true, default: 15, help: "seconds the N plain processes get to start before their common window opens" },
-  "model-timeout": { type: "number", positive: true, default: 900, help: "seconds one model's child may take" },
+  "model-timeout": { type: "number", positive: true, default: 1800, help: "seconds one model's child may take (compiling and the interleaved rounds take many minutes for some models here)" },
   "debian-python": { type: "path", default: STACKS.debian.python, help: "the Debian stack's Python" },
   "venv-python": { type: "path", default: STACKS.venv.python, defaultHelp: ".venv-torch2/bin/python", help: "the venv stack's Python" },
   compile: { type: "boolean", default: true, help: "torch.compile's rate, and Coil's with the compile accelerator (torch 2.x; compiling takes minutes per model here)" },

@@ -13,7 +13,7 @@
     python driver.py serve <model.py> <factory> <example> [torchscript] [compile]
         stays up for the zoo's interleaved rounds (measure.mjs): prepares eager and the
         forms asked for, says {"ready": ...}, then answers each request line
-        {"form", "seconds", "warmup", "startAt"} with one {"answer": ...} line, until
+        {"form", "seconds", "warmup", "startAt", "cpu"?, "minCalls"?} with one {"answer": ...} line, until
         its stdin closes.
 
 Prints one JSON line. A step that fails is reported as {"ok": false, "error": ...}."""
@@ -197,7 +197,8 @@ def serve(model, inputs, forms):
         cpu = request.get("cpu")
         os.sched_setaffinity(0, {cpu} if cpu is not None else all_cpus)
         time.sleep(max(0.0, request["startAt"] - time.time()))
-        answer = {**measure(fn, inputs, 1, float(request["seconds"]), float(request["warmup"])), **memory_mb()}
+        rate = measure(fn, inputs, 1, float(request["seconds"]), float(request["warmup"]), int(request.get("minCalls", 3)))
+        answer = {**rate, **memory_mb()}
         print(json.dumps({"answer": finite(answer)}), flush=True)
 
 

@@ -192,6 +192,9 @@ await step("processes", async () => {
 // The like-for-like ratios from interleaved rounds (zoo/interleaved.mjs): plain Python
 // (N processes kept up by driver.py serve, glibc never trimming as the interpreters'
 // libc) and Coil take turns, all loaded and warm.
+// A round lasts until this many calls completed at least: a rate of a 0.5 s model over
+// a 1.5 s round (3 calls) moves by a third with one call more or less.
+const ROUND_MIN_CALLS = 20;
 if (rounds > 0 && result.coil1?.ok) await step("interleaved", () => interleaved());
 
 async function interleaved() {
@@ -206,10 +209,10 @@ async function interleaved() {
     /** One round of plain Python: `form` in the first process (on `cpu` if given), or eager in `count` at once. */
     const plainRound = async (form, { count = 1, cpu = null } = {}) => {
       const startAt = Date.now() / 1e3 + 0.2 * count;
-      const each = await Promise.all(plain.slice(0, count).map((p) => p.ask({ form, seconds, warmup, startAt, cpu })));
+      const each = await Promise.all(plain.slice(0, count).map((p) => p.ask({ form, seconds, warmup, startAt, cpu, minCalls: ROUND_MIN_CALLS })));
       return { callsPerSecond: each.reduce((total, r) => total + r.callsPerSecond, 0) };
     };
-    const coilRound = (loaded, concurrency, tids) => closedLoop(() => loaded.call(inputs), { concurrency, tids, ...window });
+    const coilRound = (loaded, concurrency, tids) => closedLoop(() => loaded.call(inputs), { concurrency, tids, minCalls: ROUND_MIN_CALLS, ...window });
     /** The CPU of a one-thread round: the same for both sides of it, the next one the round after. */
     const cpus = allowedCpus();
     const cpuOf = (round) => cpus[round % cpus.length];
@@ -266,7 +269,7 @@ async function interleaved() {
           const session = await ort.InferenceSession.create(onnxPath, { intraOpNumThreads: best.intraOpThreads, interOpNumThreads: 1, executionProviders: ["cpu"] });
           const feeds = Object.fromEntries(session.inputNames.map((name, i) => [name, new ort.Tensor(inputs[i].dtype, inputs[i].data, inputs[i].shape)]));
           return {
-            onnxruntimeNodeBest: () => closedLoop(() => session.run(feeds), { concurrency: best.callers, ...window }),
+            onnxruntimeNodeBest: () => closedLoop(() => session.run(feeds), { concurrency: best.callers, minCalls: ROUND_MIN_CALLS, ...window }),
             coilNOrt: () => coilRound(loaded, 2 * N, tids),
           };
         }),
