@@ -77,16 +77,21 @@ def flat_tensors(value):
     return []
 
 
-def compiled_rate(model, inputs, seconds, warmup):
-    """torch.compile with its defaults (inductor), compiled by the first call."""
+def compiled(model, inputs):
+    """torch.compile with its defaults (inductor), compiled by a first call; and how
+    long that call took."""
     if not hasattr(torch, "compile"):
         raise RuntimeError(f"torch {torch.__version__} has no torch.compile")
-    compiled = torch.compile(model)
+    fn = torch.compile(model)
     started = time.perf_counter()
     with torch.inference_mode():
-        compiled(*inputs)
-    compile_seconds = time.perf_counter() - started
-    return {**measure(compiled, inputs, 1, seconds, warmup), "compileSeconds": compile_seconds}
+        fn(*inputs)
+    return fn, time.perf_counter() - started
+
+
+def compiled_rate(model, inputs, seconds, warmup):
+    fn, compile_seconds = compiled(model, inputs)
+    return {**measure(fn, inputs, 1, seconds, warmup), "compileSeconds": compile_seconds}
 
 
 def onnx_export(model, inputs, path):
@@ -182,18 +187,13 @@ def serve(model, inputs, forms):
     if "torchscript" in forms:
         runners["torchscript"] = attempt(lambda: torchscript_of(model, inputs))
     if "compile" in forms:
-        def compiled():
-            fn = torch.compile(model)
-            with torch.inference_mode():
-                fn(*inputs)
-            return fn
-        runners["compile"] = attempt(compiled)
+        runners["compile"] = attempt(lambda: compiled(model, inputs)[0])
     all_cpus = os.sched_getaffinity(0)
     print(json.dumps({"ready": {name: {k: v for k, v in r.items() if k != "value"} for name, r in runners.items()}}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         fn = runners[request["form"]]["value"]
-        # On one CPU where asked: a VM's vCPUs can run at different speeds (docs/zoo.md).
+        # On one CPU where asked: a VM's vCPUs can run at different speeds (docs/engine.md).
         cpu = request.get("cpu")
         os.sched_setaffinity(0, {cpu} if cpu is not None else all_cpus)
         time.sleep(max(0.0, request["startAt"] - time.time()))
