@@ -10,6 +10,9 @@ effects docs/engine.md ("What the host costs a call") builds on.
    sleep after each call, interleaved on one CPU. Where a kernel entry flushes the TLB
    (page-table isolation on a CPU without PCID: no `pcid` in /proc/cpuinfo), the model
    pays for one system call far more than the call's own microsecond.
+3. A gap between calls with no kernel entry: a busy wait of 60 or 120 us after each call
+   (as a Coil interpreter waits for Node's next call with one caller), only the model's
+   own time counted. On this project's VM the next call is slower after a gap.
 
 Prints the tables and writes JSON (default bench-results/host-effects.json).
 """
@@ -57,6 +60,31 @@ def rate(model, args, seconds, after_call=None):
     return calls / (time.perf_counter() - start)
 
 
+def model_rate(model, args, seconds, gap_us):
+    """Calls per second of the model's own time, with a busy wait of gap_us after each call."""
+    calls, busy, start = 0, 0.0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        began = time.perf_counter()
+        with torch.inference_mode():
+            model(*args)
+        ended = time.perf_counter()
+        busy += ended - began
+        while time.perf_counter() - ended < gap_us * 1e-6:
+            pass
+        calls += 1
+    return calls / busy
+
+
+def gaps(model, args, rounds, seconds, cpu):
+    os.sched_setaffinity(0, {cpu})
+    names = [0, 60, 120]
+    rates = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            rates[name].append(model_rate(model, args, seconds, name))
+    return {f"busy {gap} us" if gap else "no gap": r for gap, r in rates.items()}
+
+
 def per_cpu(model, args, rounds, seconds):
     cpus = sorted(os.sched_getaffinity(0))
     rates = {cpu: [] for cpu in cpus}
@@ -90,6 +118,20 @@ def kernel_entries(model, args, rounds, seconds, cpu):
     return rates
 
 
+def against(rates, base_name):
+    """Each variant's median rate and its ratio to `base_name`'s in the same round."""
+    base = rates[base_name]
+    summary = {}
+    for name, r in rates.items():
+        ratios = [x / b for x, b in zip(r, base)]
+        summary[name] = {"median": statistics.median(r), "ratioMedian": statistics.median(ratios), "ratioMin": min(ratios), "ratioMax": max(ratios), "rounds": r}
+    return summary
+
+
+def shown(entry):
+    return f"{entry['ratioMedian']:.3f} ({entry['ratioMin']:.2f}-{entry['ratioMax']:.2f})"
+
+
 def table(title, rows, header):
     print(f"\n{title}")
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
@@ -115,15 +157,18 @@ def main():
         [[cpu, f"{statistics.median(r):,.0f}", " ".join(f"{x:,.0f}" for x in r)] for cpu, r in speeds.items()],
         ["cpu", "median", "rounds"],
     )
-    entries = kernel_entries(model, args, options.rounds, options.seconds, options.cpu)
-    base = entries["nothing"]
-    rows = []
-    summary = {}
-    for name, r in entries.items():
-        ratios = [x / b for x, b in zip(r, base)]
-        summary[name] = {"median": statistics.median(r), "ratioMedian": statistics.median(ratios), "ratioMin": min(ratios), "ratioMax": max(ratios), "rounds": r}
-        rows.append([name, f"{statistics.median(r):,.0f}", f"{1e6 / statistics.median(r):,.0f}", f"{statistics.median(ratios):.3f} ({min(ratios):.2f}-{max(ratios):.2f})"])
-    table(f"{options.model} on CPU {options.cpu}: after each call", rows, ["after each call", "calls/s", "us/call", "x nothing (range)"])
+    entries = against(kernel_entries(model, args, options.rounds, options.seconds, options.cpu), "nothing")
+    table(
+        f"{options.model} on CPU {options.cpu}: after each call",
+        [[name, f"{e['median']:,.0f}", f"{1e6 / e['median']:,.0f}", shown(e)] for name, e in entries.items()],
+        ["after each call", "calls/s", "us/call", "x nothing (range)"],
+    )
+    waits = against(gaps(model, args, options.rounds, options.seconds, options.cpu), "no gap")
+    table(
+        f"{options.model} on CPU {options.cpu}: the model's own time after a gap",
+        [[name, f"{1e6 / e['median']:,.0f}", shown(e)] for name, e in waits.items()],
+        ["after each call", "model us/call", "x no gap (range)"],
+    )
     with open("/proc/cpuinfo") as cpuinfo:
         flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
     result = {
@@ -133,7 +178,8 @@ def main():
         "pcid": "pcid" in flags,
         "pti": "pti" in flags,
         "perCpu": speeds,
-        "kernelEntries": summary,
+        "kernelEntries": entries,
+        "gaps": waits,
     }
     os.makedirs(os.path.dirname(options.out), exist_ok=True)
     with open(options.out, "w") as out:
