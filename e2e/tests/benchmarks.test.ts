@@ -91,6 +91,27 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
     for (const r of rows) expect(r.callsPerSecond, `${r.variant} ${r.method}`).toBeGreaterThan(0);
   }, 600_000);
 
+  it("times each phase of a call in one pinned interpreter, fed by Node and by its own loop", async () => {
+    await bench("call-timeline.mjs", ["--model", "bert", "--calls", "60", "--rounds", "1", "--out", join(out, "call-timeline.json")]);
+    const { ways } = written("call-timeline.json");
+    const pinnedAway = "2 callers, rest pinned away";
+    expect(Object.keys(ways)).toEqual(["in-interpreter loop", "1 caller", "2 callers", ...(ways[pinnedAway] ? [pinnedAway] : [])]);
+    for (const [way, w] of Object.entries<any>(ways)) {
+      for (const phase of ["call_object -> forward", "forward", "forward -> return", "between calls"]) expect(w.phases[phase]?.median, `${way}: ${phase}`).toBeGreaterThan(0);
+      // Calls run one after another on the interpreter: no phase outlasts the whole.
+      expect(w.wallUsPerCall, way).toBeGreaterThanOrEqual(w.phases.forward.mean);
+      expect(w.counters.minflt, way).toBeGreaterThanOrEqual(0);
+    }
+    expect(ways["in-interpreter loop"].phases["Node -> call_object"]).toBeNull();
+    expect(ways["in-interpreter loop"].forwardVsLoop.median).toBe(1);
+    // One caller: every phase timed, on one clock (a phase across the two threads is never negative),
+    // and together they are each call's submit-to-resolve, which the run's wall time bounds.
+    const one = ways["1 caller"].phases;
+    for (const phase of ["Node -> call_object", "return -> Node"]) expect(one[phase].p10, phase).toBeGreaterThan(0);
+    const serial = ["Node -> call_object", "call_object -> forward", "forward", "forward -> return", "return -> Node"].reduce((sum, p) => sum + one[p].mean, 0);
+    expect(serial).toBeLessThanOrEqual(ways["1 caller"].wallUsPerCall * 1.001);
+  }, 600_000);
+
   it("compares Coil with node-calls-python, or says how to install it", async () => {
     await bench("peers.mjs", ["--models", "mlp", "--seconds", "0.3", "--warmup", "0.1", "--out", join(out, "peers.json")]);
     const [row] = written("peers.json").rows;
