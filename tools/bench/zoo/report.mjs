@@ -51,7 +51,7 @@ export function modelRow(model, measured) {
     interpreters: measured.coilN?.interpreters ?? measured.processes?.processes ?? null,
     pssMbInterpreters: measured.coilN?.ok ? measured.coilN.pssMb : null,
     pssMbProcesses: measured.processes?.ok ? measured.processes.pssMb : null,
-    otherCpu: Math.max(0, ...[py.eager?.value, coil1, measured.coilN, measured.processes].map((s) => s?.otherCpu ?? 0)),
+    otherCpu: Math.max(0, processesOtherCpu(measured.processes), ...[py.eager?.value, coil1, measured.coilN].map((s) => s?.otherCpu ?? 0)),
     // Like for like, from interleaved rounds (zoo/interleaved.mjs): per ratio its median and range.
     interleaved: measured.interleaved?.ok ? interleavedOf(measured.interleaved) : null,
     failures: failuresOf(measured),
@@ -72,6 +72,12 @@ export function modelRow(model, measured) {
   for (const [key, value] of Object.entries(row.interleaved?.ratios ?? {})) row[key] = value.median;
   if (row.interleaved?.ratios?.coil1VsEager) row.coil1VsEagerNoTrim = row.interleaved.ratios.coil1VsEager.median;
   return row;
+}
+
+/** Other processes' CPU while the N plain processes ran: each of them counts its N - 1
+ * siblings, which are the measurement, as other processes. */
+function processesOtherCpu(processes) {
+  return processes?.ok ? Math.max(0, (processes.otherCpu ?? 0) - (processes.processes - 1)) : 0;
 }
 
 function interleavedOf({ rounds, rates, ratios, skipped }) {
