@@ -260,7 +260,6 @@ const markdownTable = (columns, rows) =>
     ...rows.map((r) => `| ${columns.map(([, get]) => cell(get(r))).join(" | ")} |`),
   ].join("\n");
 
-/** docs/zoo.md: how it was run, the summary, the chart, the table and the failures. */
 /** When the rows were measured, where the run was done in parts (--resume): each
  * row's ratios still come from one model's run. */
 function measuredSpan(rows) {
@@ -269,6 +268,7 @@ function measuredSpan(rows) {
   return ` (rows measured from ${times[0]} to ${times.at(-1)}, in parts: each row's ratios come from one run of that model)`;
 }
 
+/** docs/zoo.md: how it was run, the summary, the chart, the table and the failures. */
 export function markdown(results, { busyThreshold }) {
   const { rows, options, machine } = results;
   const busy = busiest(rows);
