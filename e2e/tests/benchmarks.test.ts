@@ -76,6 +76,22 @@ describe("the zoo's interleaved rounds", () => {
     // Ratios whose members did not run are left out.
     expect(result.ratios.coilNVsProcesses).toBeUndefined();
   });
+
+  it("counts as other CPU only what is not the measurement: N plain processes do not count their siblings", async () => {
+    const { modelRow } = await import("../../tools/bench/zoo/report.mjs");
+    const { MODELS } = await import("../../tools/bench/zoo/models.mjs");
+    const model = MODELS.find((m: { name: string }) => m.name === "resnet18");
+    const measured = (processesOther: number, coilOther = 0.01) => ({
+      python: { ok: true, eager: { ok: true, value: { callsPerSecond: 30, otherCpu: 0.01 } } },
+      coil1: { ok: true, equal: true, maxError: 0, callsPerSecond: 28, otherCpu: coilOther },
+      processes: { ok: true, processes: 2, callsPerSecond: 60, otherCpu: processesOther },
+    });
+    // Each of the 2 processes sees its sibling busy: a quiet machine.
+    expect(modelRow(model, measured(1.02)).otherCpu).toBeCloseTo(0.02);
+    // Something else busy while they ran, or while Coil ran.
+    expect(modelRow(model, measured(1.6)).otherCpu).toBeCloseTo(0.6);
+    expect(modelRow(model, measured(1.0, 0.9)).otherCpu).toBeCloseTo(0.9);
+  });
 });
 
 describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
