@@ -77,12 +77,17 @@ def model_rate(model, args, seconds, gap_us):
 
 def gaps(model, args, rounds, seconds, cpu):
     os.sched_setaffinity(0, {cpu})
-    names = [0, 60, 120]
+    rates = rotated_rounds([0, 60, 120], rounds, lambda gap: model_rate(model, args, seconds, gap))
+    return {f"busy {gap} us" if gap else "no gap": r for gap, r in rates.items()}
+
+
+def rotated_rounds(names, rounds, measure):
+    """{name: [measure(name) each round]}, the order rotated each round."""
     rates = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
-            rates[name].append(model_rate(model, args, seconds, name))
-    return {f"busy {gap} us" if gap else "no gap": r for gap, r in rates.items()}
+            rates[name].append(measure(name))
+    return rates
 
 
 def per_cpu(model, args, rounds, seconds):
@@ -110,12 +115,7 @@ def kernel_entries(model, args, rounds, seconds, cpu):
         "sleep 20 us": lambda: time.sleep(20e-6),
     }
     os.sched_setaffinity(0, {cpu})
-    names = list(variants)
-    rates = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:  # rotated each round
-            rates[name].append(rate(model, args, seconds, variants[name]))
-    return rates
+    return rotated_rounds(list(variants), rounds, lambda name: rate(model, args, seconds, variants[name]))
 
 
 def against(rates, base_name):
