@@ -109,13 +109,15 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
 
   it("times each phase of a call in one pinned interpreter, fed by Node and by its own loop", async () => {
     await bench("call-timeline.mjs", ["--model", "bert", "--calls", "60", "--rounds", "1", "--out", join(out, "call-timeline.json")]);
-    const { ways } = written("call-timeline.json");
+    type Phase = { median: number; mean: number; p10: number } | null;
+    type Way = { wallUsPerCall: number; phases: Record<string, Phase>; counters: { minflt: number }; forwardVsLoop: { median: number } };
+    const { ways }: { ways: Record<string, Way> } = written("call-timeline.json");
     const pinnedAway = "2 callers, rest pinned away";
     expect(Object.keys(ways)).toEqual(["in-interpreter loop", "1 caller", "2 callers", ...(ways[pinnedAway] ? [pinnedAway] : [])]);
-    for (const [way, w] of Object.entries<any>(ways)) {
+    for (const [way, w] of Object.entries(ways)) {
       for (const phase of ["call_object -> forward", "forward", "forward -> return", "between calls"]) expect(w.phases[phase]?.median, `${way}: ${phase}`).toBeGreaterThan(0);
       // Calls run one after another on the interpreter: no phase outlasts the whole.
-      expect(w.wallUsPerCall, way).toBeGreaterThanOrEqual(w.phases.forward.mean);
+      expect(w.wallUsPerCall, way).toBeGreaterThanOrEqual(w.phases.forward!.mean);
       expect(w.counters.minflt, way).toBeGreaterThanOrEqual(0);
     }
     expect(ways["in-interpreter loop"].phases["Node -> call_object"]).toBeNull();
@@ -123,8 +125,8 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
     // One caller: every phase timed, on one clock (a phase across the two threads is never negative),
     // and together they are each call's submit-to-resolve, which the run's wall time bounds.
     const one = ways["1 caller"].phases;
-    for (const phase of ["Node -> call_object", "return -> Node"]) expect(one[phase].p10, phase).toBeGreaterThan(0);
-    const serial = ["Node -> call_object", "call_object -> forward", "forward", "forward -> return", "return -> Node"].reduce((sum, p) => sum + one[p].mean, 0);
+    for (const phase of ["Node -> call_object", "return -> Node"]) expect(one[phase]!.p10, phase).toBeGreaterThan(0);
+    const serial = ["Node -> call_object", "call_object -> forward", "forward", "forward -> return", "return -> Node"].reduce((sum, p) => sum + one[p]!.mean, 0);
     expect(serial).toBeLessThanOrEqual(ways["1 caller"].wallUsPerCall * 1.001);
   }, 600_000);
 
