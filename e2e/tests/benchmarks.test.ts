@@ -77,6 +77,15 @@ describe("the zoo's interleaved rounds", () => {
     expect(result.ratios.coilNVsProcesses).toBeUndefined();
   });
 
+  it("waits for 20 calls a round, but for no more than ~30 s of a slow model's, and never fewer than 3", async () => {
+    const { roundMinCalls } = await import("../../tools/bench/zoo/interleaved.mjs");
+    expect(roundMinCalls(2000)).toBe(20); // a tiny transformer
+    expect(roundMinCalls(0.5)).toBe(15); // 2 s a call: 30 s
+    expect(roundMinCalls(0.3)).toBe(9); // Debian's ViT-B/16 here
+    expect(roundMinCalls(0.05)).toBe(3);
+    expect(roundMinCalls(undefined)).toBe(3); // no rate known
+  });
+
   it("counts as other CPU only what is not the measurement: N plain processes do not count their siblings", async () => {
     const { modelRow } = await import("../../tools/bench/zoo/report.mjs");
     const { MODELS } = await import("../../tools/bench/zoo/models.mjs");

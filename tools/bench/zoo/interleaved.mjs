@@ -20,6 +20,20 @@ export const RATIOS = [
   ["coilNOrtVsOrtNodeBest", "coilNOrt", "onnxruntimeNodeBest"],
 ];
 
+/**
+ * The calls a round waits for at least, for a model at `callsPerSecond`: 20 (a rate over
+ * 3 calls moves by a third with one call more or less), but no more than ~30 s of them,
+ * and never fewer than 3 -- a model of seconds a call (Debian's ViT-B/16) would otherwise
+ * spend its whole time budget in the rounds.
+ */
+export function roundMinCalls(callsPerSecond) {
+  if (!(callsPerSecond > 0)) return 3;
+  return Math.max(3, Math.min(20, Math.floor(30 * callsPerSecond)));
+}
+
+/** A rate as the progress lines show it: a decimal below 10 (0.3/s is not 0/s). */
+const shownRate = (rate) => (rate < 10 ? rate.toFixed(1) : String(Math.round(rate)));
+
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
@@ -52,7 +66,7 @@ export async function interleavedRounds(groups, rounds, progress = () => {}) {
           const { callsPerSecond } = await members[name](round);
           perRound[name][round] = callsPerSecond;
         }
-        progress(`${group.name} round ${round + 1}/${rounds}: ${names.map((n) => `${n} ${Math.round(perRound[n][round])}/s`).join(", ")}`);
+        progress(`${group.name} round ${round + 1}/${rounds}: ${names.map((n) => `${n} ${shownRate(perRound[n][round])}/s`).join(", ")}`);
       }
     } finally {
       await group.close?.();

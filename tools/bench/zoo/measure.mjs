@@ -25,7 +25,7 @@ import { importPeer } from "../lib/peers.mjs";
 import { BENCH_DIR, REPO_ROOT } from "../lib/paths.mjs";
 import { allowedCpus, memoryMiB } from "../lib/proc.mjs";
 import { relaunchWithTunable } from "../lib/tunable.mjs";
-import { interleavedRounds } from "./interleaved.mjs";
+import { interleavedRounds, roundMinCalls } from "./interleaved.mjs";
 
 await relaunchWithTunable();
 
@@ -192,9 +192,9 @@ await step("processes", async () => {
 // The like-for-like ratios from interleaved rounds (zoo/interleaved.mjs): plain Python
 // (N processes kept up by driver.py serve, glibc never trimming as the interpreters'
 // libc) and Coil take turns, all loaded and warm.
-// A round lasts until this many calls completed at least: a rate of a 0.5 s model over
-// a 1.5 s round (3 calls) moves by a third with one call more or less.
-const ROUND_MIN_CALLS = 20;
+// A round lasts until this many calls completed at least (zoo/interleaved.mjs: 20, or
+// ~30 s of them for a model of seconds a call), from plain eager's rate.
+const ROUND_MIN_CALLS = roundMinCalls(result.python?.eager?.value?.callsPerSecond ?? result.coil1?.callsPerSecond);
 if (rounds > 0 && result.coil1?.ok) await step("interleaved", () => interleaved());
 
 async function interleaved() {
