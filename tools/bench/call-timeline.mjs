@@ -23,7 +23,6 @@
 // --rounds passes, the order of the three rotated, samples pooled. Prints a table,
 // writes bench-results/call-timeline.json; docs/engine.md ("Where a call's time goes,
 // phase by phase") reads a run.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 import { CpuBackend } from "@coil/backend-cpu";
@@ -36,7 +35,7 @@ import { runJsonChild } from "./lib/child.mjs";
 import { progress } from "./lib/log.mjs";
 import { formatMachine } from "./lib/machine.mjs";
 import { REPO_ROOT } from "./lib/paths.mjs";
-import { allowedCpus } from "./lib/proc.mjs";
+import { allowedCpus, threadCounters } from "./lib/proc.mjs";
 import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
 import { scratchDir } from "./lib/scratch.mjs";
 import { mean, percentile } from "./lib/stats.mjs";
@@ -122,18 +121,10 @@ def _timeline_loop(calls):
         _timed_call_object(object_id, None, args, kwargs)
 `);
 
-function threadCounters() {
-  const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-  const status = readFileSync(`/proc/self/task/${tid}/status`, "utf8");
-  const count = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)[1]);
+/** The interpreter thread's /proc counters and the hand-off's. */
+function counters() {
   const hand = handOffStats();
-  return {
-    minflt: Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]),
-    voluntary: count("voluntary_ctxt_switches"),
-    involuntary: count("nonvoluntary_ctxt_switches"),
-    sleeps: hand.jobWaitSleeps,
-    wakeups: hand.callerWakeups,
-  };
+  return { ...threadCounters(tid), sleeps: hand.jobWaitSleeps, wakeups: hand.callerWakeups };
 }
 
 /** Node-side stamps (ns) of one caller's calls: [submitted, resolved] each. */
@@ -167,13 +158,13 @@ async function measure(way) {
   const pinned = way.endsWith("pinned away");
   if (pinned) await pinOthers(otherCpus);
   await interpreter.eval(`_timeline_arm(${calls})`);
-  const before = threadCounters();
+  const before = counters();
   const started = process.hrtime.bigint();
   let node = null;
   if (way === "in-interpreter loop") await interpreter.eval(`_timeline_loop(${calls})`);
   else node = await callFromNode(calls, way === "1 caller" ? 1 : 2);
   const wallUs = Number(process.hrtime.bigint() - started) / 1e3 / calls;
-  const after = threadCounters();
+  const after = counters();
   if (pinned) await pinOthers(allowedCpus());
   const stamps = await interpreter.eval(`_timeline["stamps"].tolist()`);
   const forward = Float64Array.from({ length: calls }, (_, i) => (stamps[4 * i + 2] - stamps[4 * i + 1]) / 1e3).sort();

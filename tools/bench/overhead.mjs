@@ -38,6 +38,7 @@ import { closedLoop } from "./lib/closed-loop.mjs";
 import { describeError, progress } from "./lib/log.mjs";
 import { formatMachine } from "./lib/machine.mjs";
 import { BENCH_DIR, REPO_ROOT } from "./lib/paths.mjs";
+import { threadCounters } from "./lib/proc.mjs";
 import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
 import { printTable } from "./lib/table.mjs";
 import { deterministicTensor } from "./lib/tensor.mjs";
@@ -82,16 +83,7 @@ if (flags.variants.includes("mallopt") && flags.variants.at(-1) !== "mallopt") f
 const results = startResults({ options: { ...flags, out: repoRelative(flags.out) }, rows: [] });
 const loadBefore = loadavg();
 
-// --- /proc counters of one thread of this process -------------------------------------
-
-function threadCounters(tid) {
-  const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-  const minflt = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
-  const status = readFileSync(`/proc/self/task/${tid}/status`, "utf8");
-  const count = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)[1]);
-  // Voluntary: it slept (waited for work, a lock, a wake-up); involuntary: it was preempted.
-  return { minflt, voluntary: count("voluntary_ctxt_switches"), involuntary: count("nonvoluntary_ctxt_switches") };
-}
+// --- /proc counters of the whole process (a thread's: lib/proc.mjs threadCounters) ---------
 
 function processMinflt() {
   const stat = readFileSync("/proc/self/stat", "utf8");

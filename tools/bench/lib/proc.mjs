@@ -49,6 +49,17 @@ function statCpu(path) {
   }
 }
 
+/** One thread of this process, from /proc: its minor page faults, and its voluntary
+ * (it slept: waited for work, a lock, a wake-up) and involuntary (it was preempted)
+ * context switches. */
+export function threadCounters(tid) {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+  const minflt = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+  const status = readFileSync(`/proc/self/task/${tid}/status`, "utf8");
+  const count = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)[1]);
+  return { minflt, voluntary: count("voluntary_ctxt_switches"), involuntary: count("nonvoluntary_ctxt_switches") };
+}
+
 /** CPU seconds one thread of this process has used. */
 const threadCpu = (tid) => statCpu(`/proc/self/task/${tid}/stat`);
 
