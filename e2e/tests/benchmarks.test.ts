@@ -101,6 +101,51 @@ describe("the zoo's interleaved rounds", () => {
     expect(modelRow(model, measured(1.6)).otherCpu).toBeCloseTo(0.6);
     expect(modelRow(model, measured(1.0, 0.9)).otherCpu).toBeCloseTo(0.9);
   });
+
+  it("makes a row's like-for-like ratios again from the rounds' rates, so a ratio added later shows for models measured before", async () => {
+    const { modelRow } = await import("../../tools/bench/zoo/report.mjs");
+    const { MODELS } = await import("../../tools/bench/zoo/models.mjs");
+    const model = MODELS.find((m: { name: string }) => m.name === "resnet18");
+    const rates = { eager: [30, 20, 40], torchscript: [30, 25, 40], coil1: [27, 20, 36] };
+    const interleaved = {
+      ok: true,
+      rounds: 3,
+      rates: Object.fromEntries(Object.entries(rates).map(([name, rounds]) => [name, { median: [...rounds].sort()[1], rounds }])),
+      ratios: {}, // as measured before eager/TS existed
+      skipped: {},
+    };
+    const row = modelRow(model, { python: { ok: true }, interleaved });
+    expect(row.interleaved.ratios.eagerVsTorchscript).toEqual({ median: 1, min: 0.8, max: 1 });
+    expect(row.interleaved.ratios.coil1VsEager.median).toBeCloseTo(0.9);
+    expect(row.coil1VsTorchscript).toBeCloseTo(0.9);
+  });
+
+  it("names the rows measured beside other work, and says BUSY only when most were", async () => {
+    const { busyNotice } = await import("../../tools/bench/zoo/report.mjs");
+    const machine = { loadAverageAtStart: [1.5, 1.2, 1.0] };
+    const rows = (...cpu: number[]) => cpu.map((otherCpu, i) => ({ name: `m${i}`, otherCpu }));
+    expect(busyNotice(rows(0.01, 0.02, 0.03), machine, 0.2)).toBe("");
+    const some = busyNotice(rows(0.01, 0.56, 0.03), machine, 0.2);
+    expect(some).toContain("m1 (0.56)");
+    expect(some).not.toContain("BUSY");
+    expect(busyNotice(rows(0.5, 0.56, 0.03), machine, 0.2)).toContain("Measured on a BUSY machine");
+  });
+
+  it("lists a failure shared by many models once, with its models", async () => {
+    const { groupedFailures } = await import("../../tools/bench/zoo/report.mjs");
+    const noOrt = ["onnxruntime", "RuntimeError: this Python has no onnxruntime"];
+    const rows = [
+      { name: "a", failures: [noOrt] },
+      { name: "b", failures: [noOrt, ["script", "cannot script"]] },
+      { name: "c", failures: [noOrt] },
+      { name: "d", failures: [["script", "cannot script"]] },
+    ];
+    expect(groupedFailures(rows)).toEqual([
+      { name: "a, b, c (3 models)", step: "onnxruntime", why: noOrt[1] },
+      { name: "b", step: "script", why: "cannot script" },
+      { name: "d", step: "script", why: "cannot script" },
+    ]);
+  });
 });
 
 describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {

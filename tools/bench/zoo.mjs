@@ -43,7 +43,7 @@ import {
   COLUMNS,
   FAILURE_COLUMNS,
   failedRow,
-  failureRows,
+  groupedFailures,
   INTERLEAVED_COLUMNS,
   markdown,
   modelRow,
@@ -142,9 +142,16 @@ for (const [i, model] of selected.entries()) {
   } catch (error) {
     results.rows.push(failedRow(model, describeError(error).slice(0, 300)));
   }
-  // After each model, so that a run stopped part-way can be resumed (--resume).
+  // After each model, so that a run stopped part-way can be resumed (--resume); the rows
+  // kept from before that this run has not reached yet are written too, or a stop would lose them.
+  const notReached = selected.slice(i + 1).flatMap((m) => (earlier.has(m.name) ? [earlier.get(m.name)] : []));
+  const sofar = {
+    ...results,
+    rows: [...results.rows, ...notReached.map((kept) => kept.row)],
+    raw: { ...results.raw, ...Object.fromEntries(notReached.filter((kept) => kept.raw).map((kept) => [kept.row.name, kept.raw])) },
+  };
   mkdirSync(dirname(flags.out), { recursive: true });
-  writeFileSync(flags.out, JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(flags.out, JSON.stringify(sofar, null, 2) + "\n");
 }
 results.summary = summary(results.rows);
 
@@ -157,7 +164,7 @@ if (interleaved.length) {
   printTable(INTERLEAVED_COLUMNS, interleaved);
   console.log(`\nThe bars (issues 13 and 14):\n${barLines(results).join("\n")}`);
 }
-const failures = failureRows(results.rows);
+const failures = groupedFailures(results.rows);
 if (failures.length) {
   console.log("\nFailures:");
   printTable(FAILURE_COLUMNS, failures);

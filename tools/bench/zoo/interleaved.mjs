@@ -18,6 +18,8 @@ export const RATIOS = [
   ["coil1CompileVsCompile", "coil1Compile", "compile"],
   ["coil1CompileX2VsCompile", "coil1CompileX2", "compile"],
   ["coilNOrtVsOrtNodeBest", "coilNOrt", "onnxruntimeNodeBest"],
+  // A reference for the paper's claim: where plain eager itself stands against TorchScript.
+  ["eagerVsTorchscript", "eager", "torchscript"],
 ];
 
 /**
@@ -73,11 +75,16 @@ export async function interleavedRounds(groups, rounds, progress = () => {}) {
     }
   }
   const rates = Object.fromEntries(Object.entries(perRound).map(([name, r]) => [name, { median: median(r), rounds: r }]));
+  return { rounds, rates, ratios: ratiosOf(perRound), skipped };
+}
+
+/** RATIOS from each member's rate per round: a ratio within each round, then its median and range. */
+export function ratiosOf(perRound) {
   const ratios = {};
   for (const [key, top, bottom] of RATIOS) {
     if (!perRound[top] || !perRound[bottom]) continue;
     const each = perRound[top].map((x, i) => x / perRound[bottom][i]);
     ratios[key] = { median: median(each), min: Math.min(...each), max: Math.max(...each), rounds: each };
   }
-  return { rounds, rates, ratios, skipped };
+  return ratios;
 }
