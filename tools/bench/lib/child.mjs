@@ -8,8 +8,8 @@ import { onExit } from "./cleanup.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Runs `command argv` to its end (killed after `timeoutMs`); resolves with its exit
- * code or signal and its whole output. */
+/** Runs `command argv` to its end (killed after `timeoutMs`: `timedOut`); resolves with
+ * its exit code or signal and its whole output. */
 export function runCommand(command, argv, { cwd, env = process.env, timeoutMs } = {}) {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, argv, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
@@ -17,14 +17,20 @@ export function runCommand(command, argv, { cwd, env = process.env, timeoutMs } 
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    const timer = timeoutMs && setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    let timedOut = false;
+    const timer =
+      timeoutMs &&
+      setTimeout(() => {
+        timedOut = true;
+        child.kill("SIGKILL");
+      }, timeoutMs);
     child.on("error", (error) => {
       clearTimeout(timer);
       reject(error);
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolvePromise({ code, signal, stdout, stderr });
+      resolvePromise({ code, signal, timedOut, stdout, stderr });
     });
   });
 }
@@ -36,9 +42,10 @@ export function runCommand(command, argv, { cwd, env = process.env, timeoutMs } 
  * its own failure) -- or when it runs past `timeoutMs`.
  */
 export async function runJsonChild(command, argv, { jsonOnFailure = false, ...options } = {}) {
-  const { code, signal, stdout, stderr } = await runCommand(command, argv, options);
+  const { code, signal, timedOut, stdout, stderr } = await runCommand(command, argv, options);
   const answer = lastJsonLine(stdout);
   if (answer !== undefined && (code === 0 || jsonOnFailure)) return answer;
+  if (timedOut) throw new Error(`${command} ${argv[0] ?? ""} ran past its ${options.timeoutMs / 1000} s and was stopped`);
   // The end of its output without Node's stack frames: the error's message.
   const lines = (stderr || stdout).split("\n").filter((l) => l.trim() && !/^\s+at |^Node\.js v/.test(l));
   const output = lines.slice(-6).join(" | ");

@@ -57,8 +57,10 @@ const driverArgs = (mode) => [DRIVER, mode, file, factory, example, String(secon
 const onnxPath = onnx ? join(scratch, `${model.name}.onnx`) : "";
 
 // Plain Python: eager, the compilers, TorchScript's rate; torch.compile's; the ONNX
-// export and onnxruntime's rate. torch.compile compiles for minutes on small machines.
-const checkTimeoutMs = childTimeoutMs + (compile ? 900_000 : 0);
+// export and onnxruntime's rate. A model of seconds a call takes minutes for its rates
+// alone (Debian's ViT-B/16 here: ~9 s a call, ~70 s at batch 8), and torch.compile
+// compiles for minutes on small machines.
+const checkTimeoutMs = 3 * childTimeoutMs + (compile ? 900_000 : 0);
 await step("python", () =>
   runJsonChild(python, [...driverArgs("check"), onnxPath, ...(compile ? ["compile"] : []), ...(batch8 ? ["batch8"] : [])], {
     cwd: REPO_ROOT,
