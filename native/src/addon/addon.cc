@@ -621,6 +621,12 @@ Napi::Value HandOffStats(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// scopeFlagsCleared(): how many glibc scope-lookup flags left set by a failed dlsym the
+// interpreters' threads cleared (engine/interpreter.cc, ClearLeakedScopeFlag).
+Napi::Value ScopeFlagsClearedCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ScopeFlagsCleared()));
+}
+
 Napi::Value InterpreterCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_created.load());
 }
@@ -634,6 +640,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("handOff", Napi::Function::New<HandOffSettings>(env, "handOff"));
   exports.Set("handOffStats", Napi::Function::New<HandOffStats>(env, "handOffStats"));
   exports.Set("interpreterCount", Napi::Function::New<InterpreterCount>(env, "interpreterCount"));
+  exports.Set("scopeFlagsCleared", Napi::Function::New<ScopeFlagsClearedCount>(env, "scopeFlagsCleared"));
   exports.Set("mapFile", Napi::Function::New<MapFile>(env, "mapFile"));
   exports.Set("replaceProcess", Napi::Function::New<ReplaceProcess>(env, "replaceProcess"));
   exports.Set("scanJsonNumbers", Napi::Function::New<ScanJsonNumbers>(env, "scanJsonNumbers"));

@@ -1,11 +1,15 @@
 #include "interpreter.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "bootstrap.h"
@@ -47,6 +51,7 @@ std::atomic<int> g_over_cpus_in_a_row{0};
 std::atomic<uint64_t> g_contention_backoffs{0};
 std::atomic<uint64_t> g_job_wait_sleeps{0};
 std::atomic<uint64_t> g_caller_wakeups{0};
+std::atomic<uint64_t> g_scope_flags_cleared{0};
 constexpr auto kContentionBackoff = std::chrono::milliseconds(100);
 // Looks in a row over the CPUs before backing off: a burst of this process's own
 // helper threads (V8's garbage collector) or a kernel thread passing by lasts less.
@@ -110,7 +115,31 @@ bool CpusFitWith(int extra) {
          UsableCpus();
 }
 
+// glibc marks a thread that is inside a symbol lookup in the global scope with a flag
+// in its thread control block ("gscope": 1 in use, 2 someone waits); a dlopen or
+// dlclose that frees an old scope array first waits for every other thread's flag to
+// clear. Code in a namespace that calls dlsym(RTLD_DEFAULT or RTLD_NEXT) for a symbol
+// that does not exist (torch's WaitCounter looks for an optional backend that way, on
+// every torch.compile) leaves its thread's flag set: the lookup's error unwinds past
+// the handler that clears it (glibc 2.36). The next such dlopen in any other thread --
+// torch.compile loading its kernels in another interpreter -- then waits forever
+// (docs/engine.md, fact 14). Between jobs this thread is in no lookup: a flag still set
+// is that leak, cleared here, and a dlopen waiting on it woken. The flag's place is
+// glibc's x86-64 TCB layout (`tcbhead_t.gscope_flag`, unchanged since 2.10).
+void ClearLeakedScopeFlag() {
+#if defined(__x86_64__) && defined(__GLIBC__)
+  int* flag = reinterpret_cast<int*>(reinterpret_cast<char*>(pthread_self()) + 0x1c);
+  if (__atomic_load_n(flag, __ATOMIC_RELAXED) == 0) return;
+  if (__atomic_exchange_n(flag, 0, __ATOMIC_RELEASE) == 2) {
+    syscall(SYS_futex, flag, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  }
+  g_scope_flags_cleared.fetch_add(1, std::memory_order_relaxed);
+#endif
+}
+
 }  // namespace
+
+uint64_t ScopeFlagsCleared() { return g_scope_flags_cleared.load(std::memory_order_relaxed); }
 
 void SetHandOff(const HandOff& hand_off) {
   g_batch_while_queued.store(hand_off.batch_while_queued < 1 ? 1 : hand_off.batch_while_queued);
@@ -357,6 +386,7 @@ bool Interpreter::Initialize(JobError* error) {
   thread_ident_ = api_->PyThread_get_thread_ident();
   // Idle interpreters hold no GIL, so threads the model starts keep running.
   thread_state_ = api_->PyEval_SaveThread();
+  ClearLeakedScopeFlag();
   return ok;
 }
 
@@ -406,6 +436,7 @@ void Interpreter::Run(Job& job) {
   }
   marshal_->ReleaseInputs(&views);
   thread_state_ = api_->PyEval_SaveThread();
+  ClearLeakedScopeFlag();
 }
 
 void Interpreter::TakeError(Job& job) {

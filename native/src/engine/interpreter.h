@@ -81,6 +81,9 @@ uint64_t ContentionBackoffs();
 uint64_t JobWaitSleeps();
 uint64_t CallerWakeups();
 void NoteCallerWakeup();
+// How many times an interpreter's thread found glibc's scope-lookup flag left set by
+// a failed dlsym in its namespace, and cleared it (interpreter.cc, ClearLeakedScopeFlag).
+uint64_t ScopeFlagsCleared();
 
 class Interpreter {
  public:

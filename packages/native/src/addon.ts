@@ -42,6 +42,9 @@ export interface NativeAddon {
   }): void;
   startInterpreter(options: NativeStartOptions): { interpreter: NativeInterpreter; ready: Promise<string> };
   interpreterCount(): number;
+  /** How many times an interpreter's thread cleared glibc's scope-lookup flag that a
+   * failed dlsym in its namespace left set (docs/engine.md, fact 14). */
+  scopeFlagsCleared(): number;
   /** The process's hand-off settings after applying those given (see hand-off.ts). */
   handOff(settings?: Partial<HandOffSettings>): HandOffSettings;
   handOffStats(): HandOffStats;
