@@ -83,7 +83,7 @@ const flags = parseFlags(import.meta.url, {
     default: false,
     help: "keep the models already measured in --out with the same settings and measure the rest (a full run takes hours: it can be done in parts; each row is still one model's run)",
   },
-  "busy-threshold": { type: "number", default: 0.2, help: "docs/zoo.md says BUSY when other processes took more cores than this" },
+  "busy-threshold": { type: "number", default: 0.2, help: "docs/zoo.md names the rows measured while other processes took more cores than this (and says BUSY when most were)" },
   out: outFlag("zoo"),
 });
 
