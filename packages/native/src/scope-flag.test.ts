@@ -67,7 +67,7 @@ describe.skipIf(process.arch !== "x64")("a dlsym that fails inside a namespace (
     // Without the engine's repair, the second interpreter's loads wait for the first
     // one's flag, which nothing clears: the child never answers.
     const { stdout } = await execFileAsync(process.execPath, [CHILD, PYTHON, JSON.stringify(steps)], { timeout: 60_000 }).catch(
-      (error: { killed?: boolean; signal?: string }) => {
+      (error: { killed?: boolean }) => {
         throw new Error(error.killed ? "the loads in the second interpreter never finished (deadlock)" : String(error));
       },
     );
