@@ -81,9 +81,31 @@ describe("the zoo's interleaved rounds", () => {
     const { roundMinCalls } = await import("../../tools/bench/zoo/interleaved.mjs");
     expect(roundMinCalls(2000)).toBe(20); // a tiny transformer
     expect(roundMinCalls(0.5)).toBe(15); // 2 s a call: 30 s
-    expect(roundMinCalls(0.3)).toBe(9); // Debian's ViT-B/16 here
+    expect(roundMinCalls(0.3)).toBe(9);
+    expect(roundMinCalls(0.1)).toBe(3); // Debian's ViT-B/16 here: ~10 s a call
     expect(roundMinCalls(0.05)).toBe(3);
     expect(roundMinCalls(undefined)).toBe(3); // no rate known
+    // N interpreters serving one loop: one more than a multiple of N.
+    expect(roundMinCalls(2000, 2)).toBe(21);
+    expect(roundMinCalls(0.1, 2)).toBe(3);
+    expect(roundMinCalls(0.4, 2)).toBe(13);
+    expect(roundMinCalls(0.4, 4)).toBe(13);
+    expect(roundMinCalls(0.5, 4)).toBe(17);
+  });
+
+  it("takes a round's rate between its first and last completion: two interpreters in step, few slow calls", async () => {
+    const { completionRate } = await import("../../tools/bench/lib/closed-loop.mjs");
+    // Two servers in step, 10 s a call, the window opened 0.5 s into their first calls:
+    // completions at 9.5, 9.5 and 19.5 s. Over the window, 3 / 19.5 s (0.154/s, 0.77x the
+    // true 0.2/s); between completions, 2 / 10 s.
+    expect(completionRate({ calls: 3, firstMs: 9500, lastMs: 19500, windowMs: 19500 })).toBeCloseTo(0.2, 10);
+    // Out of step (completions at 2, 7, 12 s): the same.
+    expect(completionRate({ calls: 3, firstMs: 2000, lastMs: 12000, windowMs: 12000 })).toBeCloseTo(0.2, 10);
+    // One server, 20 calls of 50 ms: 19 intervals of 50 ms.
+    expect(completionRate({ calls: 20, firstMs: 50, lastMs: 1000, windowMs: 1000 })).toBeCloseTo(20, 10);
+    // Fewer than two completions, or all at one moment: over the window.
+    expect(completionRate({ calls: 1, firstMs: 900, lastMs: 900, windowMs: 1000 })).toBe(1);
+    expect(completionRate({ calls: 0, firstMs: Infinity, lastMs: -Infinity, windowMs: 1000 })).toBe(0);
   });
 
   it("counts as other CPU only what is not the measurement: N plain processes do not count their siblings", async () => {

@@ -66,8 +66,9 @@ def measure(fn, args, threads, duration, warmup, min_calls=3):
     """Runs fn(*args) from `threads` threads for warmup + duration seconds; counts
     the calls that complete inside the measured window (after the warm-up). The window
     stays open past `duration` until `min_calls` calls completed in it (a model slower
-    than the window gets a rate over a longer one rather than none), as the Node side's
-    closed loop (tools/bench/lib/closed-loop.mjs)."""
+    than the window gets a rate over a longer one rather than none); the rate is taken
+    between the first and the last of those completions, as the Node side's closed loop
+    does (tools/bench/lib/closed-loop.mjs, completionRate: why)."""
     # A few calls first: the first ones pay one-time costs (oneDNN primitive
     # creation, allocator growth) that can outlast a time-based warm-up.
     for _ in range(3):
@@ -76,7 +77,7 @@ def measure(fn, args, threads, duration, warmup, min_calls=3):
     latencies = [[] for _ in range(threads)]
     start_gate = threading.Barrier(threads + 1)
     window = {}
-    counted = {"calls": 0, "last": 0.0}
+    counted = {"calls": 0, "first": math.inf, "last": 0.0}
     lock = threading.Lock()
 
     def worker(mine):
@@ -93,6 +94,7 @@ def measure(fn, args, threads, duration, warmup, min_calls=3):
                 if start <= t1 and (t1 <= end or counted["calls"] < min_calls):
                     mine.append(t1 - t0)
                     counted["calls"] += 1
+                    counted["first"] = min(counted["first"], t1)
                     counted["last"] = max(counted["last"], t1)
 
     workers = [threading.Thread(target=worker, args=(latencies[i],), name=f"bench-{i}") for i in range(threads)]
@@ -111,11 +113,13 @@ def measure(fn, args, threads, duration, warmup, min_calls=3):
     cpu_after, sampled_for = busy_seconds(), time.perf_counter() - sampled_at
     duration = max(window["end"], counted["last"]) - window["start"]
     merged = sorted(x for mine in latencies for x in mine)
+    between = counted["last"] - counted["first"]
+    rate = (len(merged) - 1) / between if len(merged) >= 2 and between > 0 else len(merged) / duration
     return {
         "threads": threads,
         "calls": len(merged),
         "seconds": duration,
-        "callsPerSecond": len(merged) / duration,
+        "callsPerSecond": rate,
         "p50Ms": percentile(merged, 0.50) * 1e3,
         "p99Ms": percentile(merged, 0.99) * 1e3,
         "privateMb": private_mb(),

@@ -23,14 +23,17 @@ export const RATIOS = [
 ];
 
 /**
- * The calls a round waits for at least, for a model at `callsPerSecond`: 20 (a rate over
- * 3 calls moves by a third with one call more or less), but no more than ~30 s of them,
- * and never fewer than 3 -- a model of seconds a call (Debian's ViT-B/16) would otherwise
- * spend its whole time budget in the rounds.
+ * The calls a round waits for at least, for a model at `callsPerSecond` (one server's
+ * rate): 20 (a rate over 3 calls moves by a third with one call more or less), but no
+ * more than ~30 s of them, and never fewer than 3 -- a model of seconds a call (Debian's
+ * ViT-B/16) would otherwise spend its whole time budget in the rounds. For `servers`
+ * interpreters serving one loop, one more than a multiple of them: the rate is taken
+ * between the first and the last completion (lib/closed-loop.mjs, completionRate), which
+ * is exact for servers in step only then.
  */
-export function roundMinCalls(callsPerSecond) {
-  if (!(callsPerSecond > 0)) return 3;
-  return Math.max(3, Math.min(20, Math.floor(30 * callsPerSecond)));
+export function roundMinCalls(callsPerSecond, servers = 1) {
+  const calls = callsPerSecond > 0 ? Math.max(3, Math.min(20, Math.floor(30 * callsPerSecond))) : 3;
+  return servers > 1 ? Math.ceil((calls - 1) / servers) * servers + 1 : calls;
 }
 
 /** A rate as the progress lines show it: a decimal below 10 (0.3/s is not 0/s). */
@@ -75,7 +78,8 @@ export async function interleavedRounds(groups, rounds, progress = () => {}) {
     }
   }
   const rates = Object.fromEntries(Object.entries(perRound).map(([name, r]) => [name, { median: median(r), rounds: r }]));
-  return { rounds, rates, ratios: ratiosOf(perRound), skipped };
+  // The rates' method (lib/closed-loop.mjs, completionRate), so that a report can tell rows measured before it.
+  return { rounds, rates, ratios: ratiosOf(perRound), skipped, rateMethod: "between completions" };
 }
 
 /** RATIOS from each member's rate per round: a ratio within each round, then its median and range. */

@@ -195,8 +195,10 @@ await step("processes", async () => {
 // (N processes kept up by driver.py serve, glibc never trimming as the interpreters'
 // libc) and Coil take turns, all loaded and warm.
 // A round lasts until this many calls completed at least (zoo/interleaved.mjs: 20, or
-// ~30 s of them for a model of seconds a call), from plain eager's rate.
-const ROUND_MIN_CALLS = roundMinCalls(result.python?.eager?.value?.callsPerSecond ?? result.coil1?.callsPerSecond);
+// ~30 s of them for a model of seconds a call), from plain eager's rate; a round of N
+// interpreters until one more than a multiple of N.
+const oneServerRate = result.python?.eager?.value?.callsPerSecond ?? result.coil1?.callsPerSecond;
+const ROUND_MIN_CALLS = roundMinCalls(oneServerRate);
 if (rounds > 0 && result.coil1?.ok) await step("interleaved", () => interleaved());
 
 async function interleaved() {
@@ -214,7 +216,8 @@ async function interleaved() {
       const each = await Promise.all(plain.slice(0, count).map((p) => p.ask({ form, seconds, warmup, startAt, cpu, minCalls: ROUND_MIN_CALLS })));
       return { callsPerSecond: each.reduce((total, r) => total + r.callsPerSecond, 0) };
     };
-    const coilRound = (loaded, concurrency, tids) => closedLoop(() => loaded.call(inputs), { concurrency, tids, minCalls: ROUND_MIN_CALLS, ...window });
+    const coilRound = (loaded, concurrency, tids, servers = 1) =>
+      closedLoop(() => loaded.call(inputs), { concurrency, tids, minCalls: roundMinCalls(oneServerRate, servers), ...window });
     /** The CPU of a one-thread round: the same for both sides of it, the next one the round after. */
     const cpus = allowedCpus();
     const cpuOf = (round) => cpus[round % cpus.length];
@@ -251,7 +254,7 @@ async function interleaved() {
       })),
       poolGroup("N interpreters", N, undefined, (loaded, tids) => ({
         processes: () => plainRound("eager", { count: N }),
-        coilN: () => coilRound(loaded, 2 * N, tids),
+        coilN: () => coilRound(loaded, 2 * N, tids, N),
       })),
     ];
     if (ready.compile?.ok && result.coil1Compile?.acceleration?.active) {
@@ -272,7 +275,7 @@ async function interleaved() {
           const feeds = Object.fromEntries(session.inputNames.map((name, i) => [name, new ort.Tensor(inputs[i].dtype, inputs[i].data, inputs[i].shape)]));
           return {
             onnxruntimeNodeBest: () => closedLoop(() => session.run(feeds), { concurrency: best.callers, minCalls: ROUND_MIN_CALLS, ...window }),
-            coilNOrt: () => coilRound(loaded, 2 * N, tids),
+            coilNOrt: () => coilRound(loaded, 2 * N, tids, N),
           };
         }),
       );
