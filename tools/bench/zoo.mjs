@@ -95,7 +95,9 @@ const selected = flags.models.length ? flags.models.map((n) => known.get(n)) : M
 const pythons = { debian: flags.debianPython, venv: flags.venvPython };
 // Paths inside the repository are recorded relative to it.
 const shownPath = (path) => (path.startsWith(REPO_ROOT) ? repoRelative(path) : path);
-const stacks = Object.fromEntries(Object.entries(STACKS).map(([name, s]) => [name, { python: shownPath(pythons[name]), what: s.what }]));
+const stacks = Object.fromEntries(
+  await Promise.all(Object.entries(STACKS).map(async ([name, s]) => [name, { python: shownPath(pythons[name]), what: s.what, blas: await blasOf(pythons[name]) }])),
+);
 
 const options = {
   quick: flags.quick,
@@ -174,6 +176,29 @@ if (flags.writeDocs) {
   writeFileSync(join(REPO_ROOT, "docs", "zoo.md"), markdown(results, { busyThreshold: flags.busyThreshold }));
   writeResults(join(REPO_ROOT, "docs", "zoo.json"), results);
   console.log("docs/zoo.md written");
+}
+
+/**
+ * Which BLAS a stack's torch does its matrix products with: the libraries its process
+ * maps after `import torch` (Debian's torch calls whatever libblas.so.3 points to: the
+ * reference BLAS unless OpenBLAS is installed), or MKL built into pip's libtorch. Null
+ * where the Python or its torch cannot say.
+ */
+async function blasOf(python) {
+  if (!existsSync(python)) return null;
+  const probe = [
+    "import json, os, torch",
+    "paths = {line.split()[-1] for line in open('/proc/self/maps') if line.split()[-1].startswith('/')}",
+    "libraries = sorted({os.path.realpath(p) for p in paths if 'blas' in os.path.basename(p) or 'mkl' in os.path.basename(p)})",
+    "print(json.dumps({'libraries': libraries, 'mkl': torch.backends.mkl.is_available()}))",
+  ].join("\n");
+  try {
+    const { libraries, mkl } = await runJsonChild(python, ["-c", probe], { timeoutMs: 120e3 });
+    if (libraries.length) return libraries.join(", ");
+    return mkl ? "MKL, built into libtorch" : "torch's own";
+  } catch {
+    return null;
+  }
 }
 
 /** The rows of --out measured with these settings (--resume); failed ones are measured again. */

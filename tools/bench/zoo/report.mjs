@@ -82,7 +82,7 @@ function processesOtherCpu(processes) {
 }
 
 /** The rounds' rates as medians, and every ratio made again from them (a ratio added since a model was measured shows too). */
-function interleavedOf({ rounds, rates, skipped }) {
+function interleavedOf({ rounds, rates, skipped, rateMethod = "whole window" }) {
   const range = ({ median, min, max }) => ({ median, min, max });
   const perRound = Object.fromEntries(Object.entries(rates).map(([name, r]) => [name, r.rounds]));
   return {
@@ -90,6 +90,7 @@ function interleavedOf({ rounds, rates, skipped }) {
     rates: Object.fromEntries(Object.entries(rates).map(([name, r]) => [name, r.median])),
     ratios: Object.fromEntries(Object.entries(ratiosOf(perRound)).map(([key, r]) => [key, range(r)])),
     skipped,
+    rateMethod,
   };
 }
 
@@ -306,6 +307,20 @@ export function groupedFailures(rows, many = 3) {
   );
 }
 
+/** Rows whose rounds took their rates over the whole window (measured before rates were taken between completions). */
+function wholeWindowNote(rows) {
+  const old = rows.filter((r) => r.interleaved && r.interleaved.rateMethod !== "between completions");
+  if (!old.length) return "";
+  return ` ${old.length === rows.filter((r) => r.interleaved).length ? "Every row here was" : `${old.length} rows here (${old.map((r) => r.name).join(", ")}) were`} measured before that: their rounds' rates are over each whole window, which understates N interpreters where a round holds a few slow calls (a window that ends at one interpreter's completion cuts the other's call short).`;
+}
+
+/** A stack on Debian's reference BLAS (libblas3) is slow wherever a model is matrix products: said once, beside the stacks. */
+function referenceBlasNote(stacks) {
+  const slow = Object.entries(stacks).filter(([, s]) => /\/blas\/libblas\.so/.test(s.blas ?? ""));
+  if (!slow.length) return "";
+  return ` ${slow.map(([name]) => name).join(", ")}: the reference BLAS (Debian's libblas3, where libblas.so.3 points here), so models made mostly of matrix products (ViT, the linear layers of any model) run far slower than on an optimised BLAS -- in every column alike: plain Python, TorchScript and Coil use the same torch.`;
+}
+
 /** docs/zoo.md: how it was run, the summary, the chart, the table and the failures. */
 export function markdown(results, { busyThreshold }) {
   const { rows, options, machine } = results;
@@ -317,7 +332,7 @@ export function markdown(results, { busyThreshold }) {
 
 ${warning}Run of ${results.startedAt}${options.quick ? " (--quick: a subset)" : ""}${measuredSpan(rows)}: ${formatMachine(machine)}; ` +
     `${options.secondsPerMeasurement} s closed loops at batch 1, one torch thread everywhere, N = ${options.interpreters}. ` +
-    `Stacks: ${Object.entries(results.stacks).map(([name, s]) => `${name} = \`${s.python}\` (${s.what})`).join("; ")}.
+    `Stacks: ${Object.entries(results.stacks).map(([name, s]) => `${name} = \`${s.python}\` (${s.what}${s.blas ? `; BLAS: ${s.blas}` : ""})`).join("; ")}.${referenceBlasNote(results.stacks)}
 
 ${summaryLine(results.summary)}.
 
@@ -356,7 +371,9 @@ over rounds. Where one thread does the work (1 interpreter, 1 plain process, wit
 \`torch.compile\`), both sides of a round run on the same CPU (the interpreter's thread pinned;
 Node's main thread free to run on another), the next round on the next CPU. \`eager/TS\` is plain
 eager against TorchScript in the same rounds: where TorchScript beats eager, the paper's claim
-asks Coil for more than eager's speed.
+asks Coil for more than eager's speed. A round lasts ${options.secondsPerMeasurement} s or 20 calls, whichever is
+longer (at most ~30 s of a slow model's calls, at least 3), and its rate is taken between its
+first and its last completion.${wholeWindowNote(rows)}
 
 ${markdownTable(INTERLEAVED_COLUMNS, rows.filter((r) => r.interleaved))}
 
