@@ -31,6 +31,13 @@ def _cdll_init_local(self, name, mode=ctypes.DEFAULT_MODE, *args, **kwargs):
 ctypes.CDLL.__init__ = _cdll_init_local
 sys.setdlopenflags(sys.getdlopenflags() & ~os.RTLD_GLOBAL)
 
+# onnxruntime (1.2x+) keeps telemetry in an SQLite database under ~/.cache. Each
+# interpreter loads its own onnxruntime, and so its own SQLite, into one process;
+# SQLite's file locks (fcntl) belong to the process, not to a copy of the library, so
+# one copy truncated the shared-memory file another had mapped: SIGBUS, the whole
+# server gone (docs/engine.md, "More that building it taught"). Off, in every interpreter.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 # Prints from models should show up promptly: this interpreter is never finalised.
 for _stream in (sys.stdout, sys.stderr):
     try:

@@ -311,7 +311,13 @@ export function groupedFailures(rows, many = 3) {
 function wholeWindowNote(rows) {
   const old = rows.filter((r) => r.interleaved && r.interleaved.rateMethod !== "between completions");
   if (!old.length) return "";
-  return ` ${old.length === rows.filter((r) => r.interleaved).length ? "Every row here was" : `${old.length} rows here (${old.map((r) => r.name).join(", ")}) were`} measured before that: their rounds' rates are over each whole window, which understates N interpreters where a round holds a few slow calls (a window that ends at one interpreter's completion cuts the other's call short).`;
+  const newer = rows.filter((r) => r.interleaved && !old.includes(r));
+  const which = !newer.length
+    ? "Every row here was"
+    : old.length > newer.length
+      ? `Every row here but ${newer.map((r) => r.name).join(", ")} was`
+      : `${old.map((r) => r.name).join(", ")} ${old.length > 1 ? "were" : "was"}`;
+  return ` ${which} measured before that: their rounds' rates are over each whole window, which understates N interpreters where a round holds a few slow calls (a window that ends at one interpreter's completion cuts the other's call short).`;
 }
 
 /** A stack on Debian's reference BLAS (libblas3) is slow wherever a model is matrix products: said once, beside the stacks. */
