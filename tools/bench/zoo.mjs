@@ -189,13 +189,14 @@ async function blasOf(python) {
   const probe = [
     "import json, os, torch",
     "paths = {line.split()[-1] for line in open('/proc/self/maps') if line.split()[-1].startswith('/')}",
-    "libraries = sorted({os.path.realpath(p) for p in paths if 'blas' in os.path.basename(p) or 'mkl' in os.path.basename(p)})",
+    // numpy's own OpenBLAS is mapped too once torch imports numpy; torch does not use it.
+    "libraries = sorted({os.path.realpath(p) for p in paths if ('blas' in os.path.basename(p) or 'mkl' in os.path.basename(p)) and 'numpy' not in p})",
     "print(json.dumps({'libraries': libraries, 'mkl': torch.backends.mkl.is_available()}))",
   ].join("\n");
   try {
     const { libraries, mkl } = await runJsonChild(python, ["-c", probe], { timeoutMs: 120e3 });
-    if (libraries.length) return libraries.join(", ");
-    return mkl ? "MKL, built into libtorch" : "torch's own";
+    if (mkl) return "MKL, built into libtorch";
+    return libraries.length ? libraries.join(", ") : "torch's own";
   } catch {
     return null;
   }
