@@ -27,6 +27,8 @@
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #define COIL_NOTES 32
 #define COIL_NOTE_CHARS 256
@@ -53,6 +55,13 @@ __attribute__((constructor)) static void coil_find_libc(void) {
   // the version it has had since 2.34 in libc, else the architecture's first one.
   void* (*real_dlsym)(void*, const char*) = (void* (*)(void*, const char*))dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
   if (real_dlsym == NULL) real_dlsym = (void* (*)(void*, const char*))dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+  if (real_dlsym == NULL) {
+    // Not glibc as the stubs know it: every dl* call would jump to nothing. Say so
+    // now, rather than crash in the first extension that looks up a symbol.
+    static const char why[] = "coil: the namespace root found no glibc dlsym (GLIBC_2.34 or GLIBC_2.2.5); this libc is not supported\n";
+    (void)!write(2, why, sizeof why - 1);
+    abort();
+  }
   coil_libc_dlsym = (void*)real_dlsym;
   // Called through the pointer from here, RTLD_NEXT still means "after this file".
   coil_libc_dlopen = real_dlsym(RTLD_NEXT, "dlopen");
@@ -86,7 +95,8 @@ __attribute__((visibility("hidden"), used)) void coil_clear_scope_flag(void) {
   atomic_fetch_add_explicit(&coil_scope_flags_cleared, 1, memory_order_relaxed);
 }
 
-// How many leaked scope flags threads of this namespace cleared entering a dl* function.
+// How many leaked scope flags threads of this namespace cleared entering a dl* function
+// (read through ctypes, as the tests do).
 unsigned coil_namespace_scope_flags_cleared(void) { return atomic_load_explicit(&coil_scope_flags_cleared, memory_order_relaxed); }
 #else
 __attribute__((constructor)) static void coil_find_libc(void) { coil_libc_dlopen = dlsym(RTLD_NEXT, "dlopen"); }
