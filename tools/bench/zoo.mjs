@@ -132,6 +132,7 @@ for (const [i, model] of selected.entries()) {
   }
   const spec = {
     ...{ model, python, seconds: flags.seconds, warmup: flags.warmup, interpreters: flags.interpreters, startDelayS: flags.startDelay, scratch, rounds: flags.rounds },
+    modelTimeoutS: flags.modelTimeout,
     ...{ onnx: flags.onnx, compile: flags.compile && model.stack === "venv", batch8: VISION.has(model.family) },
   };
   try {

@@ -32,13 +32,15 @@ from driver import measure  # noqa: E402
 
 
 def load(file, factory, example):
+    """The model's factory (each call builds one, with the same seeded weights) and its
+    example inputs."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(file)))
     spec = importlib.util.spec_from_file_location("zoo_model", file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     inputs = getattr(module, example)()
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
-    return getattr(module, factory)(), inputs
+    return getattr(module, factory), inputs
 
 
 def why(error):
@@ -137,16 +139,21 @@ def batched(inputs, size):
     return tuple(t.repeat(size, *([1] * (t.dim() - 1))) for t in inputs)
 
 
-def check(model, inputs, seconds, warmup, onnx_path=None, compile_too=False, batch8=False):
+def check(build, inputs, seconds, warmup, onnx_path=None, compile_too=False, batch8=False):
+    """Each form starts from a model of its own (`build()`, the same seeded weights):
+    tracing can change the instance it traces -- transformers' Swin then holds its
+    window size as a tensor, and torch.compile of that instance breaks into 12 graphs
+    and runs at eager's speed instead of 2.2x."""
     result = {"torch": torch.__version__}
+    model = build()
     result["eager"] = attempt(lambda: measure(model, inputs, 1, seconds, warmup))
     if batch8:
         result["eager8"] = attempt(lambda: measure(model, batched(inputs, 8), 1, seconds, warmup))
     with torch.no_grad():
-        scripted = attempt(lambda: torch.jit.script(model))
-        traced = attempt(lambda: torch.jit.trace(model, inputs, strict=False, check_trace=False))
+        scripted = attempt(lambda: torch.jit.script(build()))
+        traced = attempt(lambda: torch.jit.trace(build(), inputs, strict=False, check_trace=False))
         if hasattr(torch, "export") and hasattr(torch.export, "export"):
-            exported = attempt(lambda: torch.export.export(model, inputs) and True)
+            exported = attempt(lambda: torch.export.export(build(), inputs) and True)
             result["export"] = {k: v for k, v in exported.items() if k != "value"}
     result["script"] = {k: v for k, v in scripted.items() if k != "value"}
     result["trace"] = {k: v for k, v in traced.items() if k != "value"}
@@ -156,8 +163,9 @@ def check(model, inputs, seconds, warmup, onnx_path=None, compile_too=False, bat
         rate = attempt(lambda: measure(compiled["value"], inputs, 1, seconds, warmup))
         result["torchscript"] = {**rate, "via": how}
     if compile_too:
-        result["compile"] = attempt(lambda: compiled_rate(model, inputs, seconds, warmup))
+        result["compile"] = attempt(lambda: compiled_rate(build(), inputs, seconds, warmup))
     if onnx_path:
+        model = build()
         exported = attempt(lambda: onnx_export(model, inputs, onnx_path))
         result["onnx"] = {**exported, "path": onnx_path} if exported["ok"] else exported
         if exported["ok"]:
@@ -179,15 +187,16 @@ def torchscript_of(model, inputs):
             return torch.jit.trace(model, inputs, strict=False, check_trace=False)
 
 
-def serve(model, inputs, forms):
+def serve(build, inputs, forms):
     """Answers measurement requests on stdin, one JSON line each, so that the zoo can
     interleave this process's rounds with Coil's (the host's speed drifts by more than
-    the differences measured: ratios come from adjacent rounds)."""
-    runners = {"eager": attempt(lambda: model)}
+    the differences measured: ratios come from adjacent rounds). Each form runs a model
+    of its own (check(): why)."""
+    runners = {"eager": attempt(build)}
     if "torchscript" in forms:
-        runners["torchscript"] = attempt(lambda: torchscript_of(model, inputs))
+        runners["torchscript"] = attempt(lambda: torchscript_of(build(), inputs))
     if "compile" in forms:
-        runners["compile"] = attempt(lambda: compiled(model, inputs)[0])
+        runners["compile"] = attempt(lambda: compiled(build(), inputs)[0])
     all_cpus = os.sched_getaffinity(0)
     print(json.dumps({"ready": {name: {k: v for k, v in r.items() if k != "value"} for name, r in runners.items()}}), flush=True)
     for line in sys.stdin:
@@ -204,15 +213,15 @@ def serve(model, inputs, forms):
 
 def main(mode, file, factory, example, *rest):
     torch.set_num_threads(1)
-    model, inputs = load(file, factory, example)
+    build, inputs = load(file, factory, example)
     if mode == "serve":
-        return serve(model, inputs, rest)
+        return serve(build, inputs, rest)
     seconds, warmup, *rest = rest
     if mode == "check":
         onnx_path = rest[0] if rest and rest[0] else None
-        result = check(model, inputs, float(seconds), float(warmup), onnx_path, "compile" in rest[1:], "batch8" in rest[1:])
+        result = check(build, inputs, float(seconds), float(warmup), onnx_path, "compile" in rest[1:], "batch8" in rest[1:])
     else:
-        result = eager_process(model, inputs, float(seconds), float(warmup), float(rest[0]))
+        result = eager_process(build(), inputs, float(seconds), float(warmup), float(rest[0]))
     print(json.dumps(finite(result)))
 
 

@@ -35,7 +35,7 @@ const TOLERANCE = 1e-4;
 // onnxruntime's fused kernels round differently (its accelerator checks rtol 1e-3 at load).
 const ACCELERATED_TOLERANCE = 1e-2;
 
-const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch, onnx, compile, batch8, rounds } = JSON.parse(process.argv[2]);
+const { model, python, seconds, warmup, interpreters: N, startDelayS, scratch, onnx, compile, batch8, rounds, modelTimeoutS } = JSON.parse(process.argv[2]);
 const { file, factory, example } = model;
 const window = { warmupMs: warmup * 1e3, durationMs: seconds * 1e3 };
 const childTimeoutMs = 300_000 + 4 * (seconds + warmup) * 1e3;
@@ -59,8 +59,10 @@ const onnxPath = onnx ? join(scratch, `${model.name}.onnx`) : "";
 // Plain Python: eager, the compilers, TorchScript's rate; torch.compile's; the ONNX
 // export and onnxruntime's rate. A model of seconds a call takes minutes for its rates
 // alone (Debian's ViT-B/16 here: ~9 s a call, ~70 s at batch 8), and torch.compile
-// compiles for minutes on small machines.
-const checkTimeoutMs = 3 * childTimeoutMs + (compile ? 900_000 : 0);
+// compiles for minutes on small machines. Given a longer budget for the model
+// (--model-timeout), the check may take half of it: in a slow phase of this VM's host
+// ViT-B/16 took ~17 s a call, and its check ran past 924 s.
+const checkTimeoutMs = Math.max(3 * childTimeoutMs + (compile ? 900_000 : 0), ((modelTimeoutS ?? 0) * 1e3) / 2);
 await step("python", () =>
   runJsonChild(python, [...driverArgs("check"), onnxPath, ...(compile ? ["compile"] : []), ...(batch8 ? ["batch8"] : [])], {
     cwd: REPO_ROOT,

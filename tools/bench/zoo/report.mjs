@@ -271,7 +271,10 @@ const markdownTable = (columns, rows) =>
 function measuredSpan(rows) {
   const times = rows.map((r) => r.measuredAt).filter(Boolean).sort();
   if (times.length < 2 || times[0].slice(0, 13) === times.at(-1).slice(0, 13)) return "";
-  return ` (rows measured from ${times[0]} to ${times.at(-1)}, in parts: each row's ratios come from one run of that model)`;
+  return (
+    ` (rows measured from ${times[0]} to ${times.at(-1)}, in parts: each row's ratios come from one run of that model; ` +
+    "a row's calls/s are comparable with another's only within one part, as this VM's host runs at different speeds from hour to hour)"
+  );
 }
 
 /**
@@ -344,7 +347,8 @@ ${summaryLine(results.summary)}.
 
 Columns: \`pack\` zero-config \`coil pack\` (no rules, signature from \`example_inputs()\`); \`== eager\` the
 archive loaded in Coil gives eager's outputs (max abs error ≤ 1e-4, shown); \`script\`/\`trace\`/\`export\`
-whether \`torch.jit.script\`, \`torch.jit.trace\`, \`torch.export\` (torch 2.x) take the model; calls/s of plain
+whether \`torch.jit.script\`, \`torch.jit.trace\`, \`torch.export\` (torch 2.x) take the model (each form, here and
+below, made from a model instance of its own: tracing can change the instance it traces); calls/s of plain
 eager Python, TorchScript (scripted where that worked, else traced), \`torch.compile\` (torch 2.x, inductor, once
 compiled), onnxruntime in Python and onnxruntime-node on the model's \`torch.onnx.export\` (\`onnx\`: whether it
 exported; one thread), Coil with 1 interpreter (1 caller, then 2 callers: one caller's round trip adds Node's share
