@@ -100,8 +100,11 @@ if [[ "$WHAT" == valgrind || "$WHAT" == all ]]; then
     echo "== $test under valgrind memcheck (engine_test takes a few minutes)"
     # PYTHONMALLOC=malloc: CPython's small-object allocator reads memory it does not
     # own by design (address_in_range); plain malloc keeps that out of the report.
+    # --fair-sched=yes: valgrind runs one thread at a time, and by default a busy thread
+    # can keep the others off for long -- the test's thread then missed a 30 s busy loop
+    # it was to cancel (engine_test's "cancel: while the inputs are being converted").
     if env PYTHONMALLOC=malloc COIL_TEST_TIMEOUT_S=900 COIL_TEST_FAKE_TORCH="$VALGRIND_FAKE_TORCH" \
-      timeout 3600 valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite \
+      timeout 3600 valgrind --fair-sched=yes --error-exitcode=1 --leak-check=full --show-leak-kinds=definite \
       --errors-for-leak-kinds=definite --suppressions="$SUPPRESSIONS" --num-callers=30 \
       "$PLAIN_BUILD/$test"; then
       echo "== $test, valgrind: clean"
