@@ -2,9 +2,11 @@
 
 The native engine calls the functions below by name (``Job.function``) with
 values already converted from JavaScript. Tensors arrive as views of Node's
-memory (``make_tensor``) and leave through ``export``, which the engine copies
-once into memory Node owns. Nothing here is shared between interpreters: each
-has its own module objects, its own objects table and its own torch.
+memory and leave through ``export``, which the engine copies once into memory Node
+owns; both ways the engine does it in C++ over DLPack where this torch can
+(``NATIVE_TENSORS``), else through ``make_tensor`` and ``_export_tensor``.
+Nothing here is shared between interpreters: each has its own module objects, its
+own objects table and its own torch.
 """
 
 import ctypes
@@ -16,7 +18,7 @@ import traceback
 
 # Must equal kBridgeVersion in native/src/engine/bootstrap.cc; bump both together
 # whenever the functions one calls on the other, or the dtype codes, change.
-BRIDGE_VERSION = 3
+BRIDGE_VERSION = 4
 
 # Each interpreter lives in its own link-map namespace, where glibc crashes on
 # RTLD_GLOBAL (docs/engine.md, fact 5) -- and `import torch` asks for it. Strip the flag
@@ -121,6 +123,14 @@ _dtypes = None  # code -> torch.dtype, or None where this torch lacks it (uint16
 _codes = None  # torch.dtype -> code
 _numpy_codes = None  # numpy dtype name -> code, for the dtypes numpy carries instead of torch
 
+# What the engine needs to make and read tensors itself (native/src/engine/marshal.cc),
+# ~3 us a tensor cheaper than make_tensor and _export_tensor: (torch.Tensor,
+# torch._C._from_dlpack, torch._C._to_dlpack, the torch dtype of each code, whether
+# inputs go through a device hook, whether outputs do). None until torch is loaded; the
+# DLPack functions None where this torch lacks them. The engine reads it before each
+# conversion and checks, once per torch, which dtypes DLPack carries both ways.
+NATIVE_TENSORS = None
+
 
 def _load_torch():
     global _torch, _dtypes, _codes, _numpy_codes
@@ -131,7 +141,23 @@ def _load_torch():
         _codes = {dtype: code for code, dtype in enumerate(_dtypes) if dtype is not None}
         _numpy_codes = {name: code for code, name in enumerate(DTYPE_NAMES) if _dtypes[code] is None}
         _torch = torch
+        _describe_native_tensors()
     return _torch
+
+
+def _describe_native_tensors():
+    global NATIVE_TENSORS
+    if _torch is None:
+        return
+    native = getattr(_torch, "_C", None)
+    NATIVE_TENSORS = (
+        _torch.Tensor,
+        getattr(native, "_from_dlpack", None),
+        getattr(native, "_to_dlpack", None),
+        _dtypes,
+        _to_device is not None,
+        _from_device is not None,
+    )
 
 
 # --- device hooks, set by the backend's Python side ------------------------------
@@ -145,6 +171,9 @@ def set_backend_hooks(to_device=None, from_device=None, call_context=None):
     """Lets a backend place inputs, fetch outputs and wrap model calls."""
     global _to_device, _from_device, _call_context
     _to_device, _from_device, _call_context = to_device, from_device, call_context
+    if "torch" in sys.modules:  # a backend has imported it: the engine's tensors can start now
+        _load_torch()
+    _describe_native_tensors()
 
 
 # --- values in and out --------------------------------------------------------------
@@ -176,7 +205,11 @@ def make_tensor(code, shape, address, nbytes):
 
 
 def export(value):
-    """Turns a call's result into what the engine converts: tensors become marker tuples."""
+    """Turns a call's result into what the engine converts: containers into lists,
+    tuples and dicts with str keys; torch tensors stay as they are where the engine
+    reads them (calling _export_tensor for those it cannot read itself), else become
+    _export_tensor's marker tuples; numpy arrays become tensors, or marker tuples for
+    the dtypes this torch lacks."""
     kind = type(value)
     if value is None or kind in (bool, int, float, str, bytes):
         return value
@@ -185,7 +218,7 @@ def export(value):
     if kind is dict:
         return {str(key): export(item) for key, item in value.items()}
     if _torch is not None and isinstance(value, _torch.Tensor):
-        return _export_tensor(value)
+        return _handed_over(value)
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, (list, tuple)):  # namedtuples and other subclasses
@@ -202,12 +235,12 @@ def export(value):
                 if not array.dtype.isnative:
                     array = array.astype(array.dtype.newbyteorder("="))
                 return (TENSOR_MARKER, code, tuple(array.shape), array.ctypes.data, array.nbytes, array)
-            return _export_tensor(_torch.from_numpy(numpy.ascontiguousarray(value)))
+            return _handed_over(_torch.from_numpy(numpy.ascontiguousarray(value)))
         if isinstance(value, numpy.generic):
             return value.item()
     if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor):
         _load_torch()
-        return _export_tensor(value)
+        return _handed_over(value)
     for simple in (bool, int, float, str):  # enums, IntEnum, str subclasses
         if isinstance(value, simple):
             return simple(value)
@@ -217,7 +250,15 @@ def export(value):
     )
 
 
+def _handed_over(tensor):
+    """A tensor as the engine takes it: itself where the engine reads tensors
+    (NATIVE_TENSORS), else _export_tensor's marker tuple."""
+    return tensor if NATIVE_TENSORS is not None else _export_tensor(tensor)
+
+
 def _export_tensor(tensor):
+    """A tensor as the engine copies it: (TENSOR_MARKER, dtype code, shape, data address,
+    nbytes, the tensor that owns the data), on the CPU and contiguous."""
     if _from_device is not None:
         tensor = _from_device(tensor)
     if tensor.requires_grad:

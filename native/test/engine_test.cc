@@ -406,6 +406,10 @@ class Tools:
         t.mul_(2)
         return t.data_ptr()
 
+    def lent(self, t):
+        """(made over DLPack -- not a view of a flat buffer as make_tensor makes --, its address)"""
+        return (t._base is None, t.data_ptr())
+
     def describe(self, t):
         return (coil_bridge.DTYPE_NAMES.index(str(t.dtype).replace("torch.", "")), list(t.shape), t.data_ptr())
 
@@ -496,10 +500,14 @@ class Tensor:
     def shape(self):
         return tuple(self._a.shape)
 
+    _base = None  # as torch's: the tensor a view was made from
+
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Tensor(self._a.reshape(shape), self.dtype, self._owner)
+        view = Tensor(self._a.reshape(shape), self.dtype, self._owner)
+        view._base = self
+        return view
 
     view = reshape
     requires_grad = False
@@ -562,6 +570,83 @@ def _tensor(data, dtype=None):
 
 
 torch.tensor = _tensor
+
+
+# DLPack as torch._C has it, for the engine's own tensor paths. numpy (1.24) makes
+# read-only arrays from DLPack, and in-place writes to inputs must reach the caller's
+# memory, so the capsule is consumed here with ctypes, as torch consumes it: renamed,
+# its memory viewed writable, its deleter called once the last view is gone.
+import ctypes, os, sysconfig, weakref
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32),
+                ("ndim", ctypes.c_int32), ("code", ctypes.c_uint8), ("bits", ctypes.c_uint8),
+                ("lanes", ctypes.c_uint16), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManaged(ctypes.Structure):
+    pass
+
+
+_DELETER = ctypes.CFUNCTYPE(None, ctypes.POINTER(_DLManaged))
+_DLManaged._fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
+# This interpreter's own libpython (ctypes.pythonapi would be the program's).
+_api = ctypes.PyDLL(os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY")))
+_api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+_api.PyCapsule_GetPointer.argtypes = (ctypes.py_object, ctypes.c_char_p)
+_api.PyCapsule_SetName.argtypes = (ctypes.py_object, ctypes.c_char_p)
+_USED = ctypes.c_char_p(b"used_dltensor")  # the capsule keeps this pointer
+_NUMPY_OF = {(2, 16): "float16", (2, 32): "float32", (2, 64): "float64", (0, 8): "int8", (0, 16): "int16",
+             (0, 32): "int32", (0, 64): "int64", (1, 8): "uint8", (6, 8): "bool"}
+_BY_NUMPY = {getattr(torch, n).np: getattr(torch, n) for n in _NUMPY_OF.values()}
+
+
+def _from_dlpack(capsule):
+    address = _api.PyCapsule_GetPointer(capsule, b"dltensor")
+    managed = _DLManaged.from_address(address)
+    t = managed.dl_tensor
+    name = _NUMPY_OF.get((t.code, t.bits))
+    if name is None or t.lanes != 1 or t.device_type != 1:
+        raise BufferError(f"no DLPack dtype ({t.code}, {t.bits}) here")
+    shape = tuple(t.shape[i] for i in range(t.ndim))
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(name).itemsize
+    _api.PyCapsule_SetName(capsule, _USED)  # consumed: the deleter is ours to call now
+    deleter = ctypes.cast(managed.deleter, _DELETER)
+    if nbytes == 0:
+        deleter(ctypes.pointer(managed))
+        return Tensor(np.empty(shape, dtype=name), _BY_NUMPY[np.dtype(name)])
+    memory = (ctypes.c_char * nbytes).from_address(t.data + t.byte_offset)
+    weakref.finalize(memory, deleter, ctypes.pointer(_DLManaged.from_address(address)))
+    return Tensor(np.frombuffer(memory, dtype=name).reshape(shape), _BY_NUMPY[np.dtype(name)], memory)
+
+
+# Made here too, not by numpy's __dlpack__: its deleter takes PyGILState_Ensure, which
+# ASan's thread key breaks in a namespace (above). No deleter: the engine copies a result
+# while it holds the tensor, so only the description is kept, for the last few exports.
+_CODE_OF = {name: code for code, name in _NUMPY_OF.items()}
+_NAME = ctypes.c_char_p(b"dltensor")
+_api.PyCapsule_New.restype = ctypes.py_object
+_api.PyCapsule_New.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
+_exported = []
+
+
+def _to_dlpack(t):
+    a = t._a
+    code, bits = _CODE_OF[a.dtype.name]
+    shape = (ctypes.c_int64 * max(a.ndim, 1))(*a.shape)
+    strides = (ctypes.c_int64 * max(a.ndim, 1))(*(s // a.itemsize for s in a.strides))
+    managed = _DLManaged()
+    managed.dl_tensor = _DLTensor(a.ctypes.data, 1, 0, a.ndim, code, bits, 1,
+                                  ctypes.cast(shape, ctypes.POINTER(ctypes.c_int64)),
+                                  ctypes.cast(strides, ctypes.POINTER(ctypes.c_int64)), 0)
+    _exported.append((managed, shape, strides))
+    del _exported[:-64]
+    return _api.PyCapsule_New(ctypes.addressof(managed), _NAME, None)
+
+
+torch._C = types.SimpleNamespace(_from_dlpack=_from_dlpack, _to_dlpack=_to_dlpack)
 sys.modules["torch"] = torch
 )PY";
 
@@ -1039,6 +1124,83 @@ void TestTensors(Interpreter* in, const std::string& tools_path) {
   }
 }
 
+void TestNativeTensors(Interpreter* in) {
+  Section("tensors: made and read over DLPack where torch has it");
+  auto has = Eval(in, "__import__('coil_bridge').NATIVE_TENSORS is not None and "
+                      "__import__('coil_bridge').NATIVE_TENSORS[1] is not None");
+  if (!has->ok || !has->result.b) {
+    std::printf("   (skipped: this torch has no DLPack)\n");
+    return;
+  }
+  auto call = [in](const std::string& method, std::vector<Value> args) {
+    Value list = VList();
+    for (Value& a : args) list.items.push_back(std::move(a));
+    return Call(in, "call_object", Args(VStr("tools"), VStr(method), std::move(list), VDict()));
+  };
+  {
+    // Over DLPack: a tensor of its own over Node's memory (make_tensor's is a view of a
+    // flat one), no copy, released when Python drops it.
+    std::vector<float> data = {1, 2, 3, 4, 5, 6};
+    auto released = std::make_shared<std::atomic<bool>>(false);
+    auto job = call("lent", Args(VTensor(DType::kFloat32, {2, 3}, data.data(), data.size() * 4, released)));
+    if (!job->ok) PrintError(*job);
+    REQUIRE(job->ok && job->result.kind == Value::Kind::kTuple && job->result.items.size() == 2);
+    CHECK(job->result.items[0].b);
+    CHECK(static_cast<uint64_t>(job->result.items[1].i) == reinterpret_cast<uintptr_t>(data.data()));
+    CHECK(released->load());
+  }
+  {
+    // Bytes that do not fit the shape never reach DLPack (it has no length to check):
+    // make_tensor refuses them.
+    std::vector<float> data(5, 1.0f);
+    auto released = std::make_shared<std::atomic<bool>>(false);
+    auto job = call("lent", Args(VTensor(DType::kFloat32, {2, 3}, data.data(), data.size() * 4, released)));
+    CHECK(!job->ok && job->error.code == "PYTHON_ERROR");
+    CHECK(released->load());
+  }
+  {
+    // A backend's device hooks: inputs go through make_tensor and to_device, results
+    // through from_device.
+    Exec(in,
+         "import coil_bridge\n"
+         "hooked = []\n"
+         "coil_bridge.set_backend_hooks(to_device=lambda t: hooked.append('in') or t,\n"
+         "                              from_device=lambda t: hooked.append('out') or t)\n");
+    std::vector<float> data = {1, 2, 3, 4};
+    auto released = std::make_shared<std::atomic<bool>>(false);
+    Value input = VTensor(DType::kFloat32, {4}, data.data(), 16, released);
+    Value want = Clone(input);
+    auto lent = call("lent", Args(VTensor(DType::kFloat32, {4}, data.data(), 16, released)));
+    CHECK(lent->ok && !lent->result.items[0].b);
+    auto echoed = Call(in, "echo", Args(std::move(input)));
+    std::string why;
+    CHECK_MSG(echoed->ok && Equal(echoed->result, want, &why), "%s", why.c_str());
+    auto hooked = Eval(in, "hooked");
+    CHECK(hooked->ok && hooked->result.items.size() == 3 && hooked->result.items[0].s == "in" &&
+          hooked->result.items[1].s == "in" && hooked->result.items[2].s == "out");
+    Exec(in, "coil_bridge.set_backend_hooks()\n");
+    auto back = call("lent", Args(VTensor(DType::kFloat32, {4}, data.data(), 16, released)));
+    CHECK(back->ok && back->result.items[0].b);  // hooks gone: DLPack again
+    CHECK(released->load());
+  }
+  {
+    // Off (NATIVE_TENSORS None, as before torch is loaded): make_tensor in, the bridge's
+    // marker tuples out.
+    Exec(in, "import coil_bridge\ncoil_bridge.NATIVE_TENSORS = None\n");
+    std::vector<int32_t> data = {7, 8, 9};
+    auto released = std::make_shared<std::atomic<bool>>(false);
+    Value input = VTensor(DType::kInt32, {3}, data.data(), 12, released);
+    Value want = Clone(input);
+    auto echoed = Call(in, "echo", Args(std::move(input)));
+    std::string why;
+    CHECK_MSG(echoed->ok && Equal(echoed->result, want, &why), "%s", why.c_str());
+    auto lent = call("lent", Args(VTensor(DType::kInt32, {3}, data.data(), 12, released)));
+    CHECK(lent->ok && !lent->result.items[0].b);
+    Exec(in, "coil_bridge._describe_native_tensors()\n");
+    CHECK(released->load());
+  }
+}
+
 void TestReexportedView(Interpreter* in) {
   Section("tensors: an input re-exported through the buffer protocol");
   // The engine decides that Python has let go of an input when the reference count
@@ -1062,7 +1224,8 @@ void TestReexportedView(Interpreter* in) {
        "        return _real_load_torch().from_numpy(numpy.frombuffer(view, dtype=numpy.float32))\n"
        "    def __getattr__(self, name):\n"
        "        return getattr(_real_load_torch(), name)\n"
-       "coil_bridge._load_torch = lambda: _ThroughNumpy()\n");
+       "coil_bridge._load_torch = lambda: _ThroughNumpy()\n"
+       "coil_bridge.NATIVE_TENSORS = None  # make_tensor, not DLPack\n");
   std::vector<float> data = {1, 2, 3, 4};
   auto released = std::make_shared<std::atomic<bool>>(false);
   auto job = Call(in, "call_object", Args(VStr("tools"), VStr("keep"),
@@ -1072,7 +1235,7 @@ void TestReexportedView(Interpreter* in) {
   auto held = Eval(in, "len(__import__('sys').modules['coil_object_tools'].kept)");
   CHECK(held->ok && held->result.i == 1);  // Python still holds the tensor...
   CHECK(!released->load());  // ...so Node's buffer is still alive
-  Exec(in, "coil_bridge._load_torch = _real_load_torch\n");
+  Exec(in, "coil_bridge._load_torch = _real_load_torch\ncoil_bridge._describe_native_tensors()\n");
   auto rel = Call(in, "call_object", Args(VStr("tools"), VStr("release"), VList(), VDict()));
   CHECK(rel->ok && rel->result.i == 1);
   CHECK(released->load());
@@ -1375,6 +1538,7 @@ int main() {
   TestNesting(b);
   TestErrors(a);
   TestTensors(a, tools_path);
+  TestNativeTensors(a);
   TestReexportedView(a);
   CheckEcho(b, VTensor(DType::kFloat32, {0}, nullptr, 0, nullptr));  // torch in b too
   TestCancel(b, dir);

@@ -14,7 +14,8 @@
 // gc.freeze() after the model is built; mallopt, M_TRIM/M_MMAP thresholds raised on
 // the interpreter's libc; gc-off, a diagnostic; no-hand-off, the engine's batching of
 // results and spinning off -- what the hand-off between the threads saves; no-caller-spin,
-// only Node's polling off). Reports calls/s, µs a call, the ratio
+// only Node's polling off; python-tensors, the bridge's Python make_tensor and
+// _export_tensor instead of the engine's DLPack conversions). Reports calls/s, µs a call, the ratio
 // to plain Python, and per call the minor page faults and context switches of the
 // thread that ran the model -- voluntary (it slept) and involuntary (preempted) -- and
 // of the whole process and Node's main thread.
@@ -48,7 +49,7 @@ await relaunchWithTunable();
 
 const LOOP = join(BENCH_DIR, "overhead", "loop.py");
 const MODELS = ["mlp", "deep"];
-const VARIANTS = ["base", "no-hand-off", "no-caller-spin", "gc-freeze", "gc-off", "mallopt"];
+const VARIANTS = ["base", "no-hand-off", "no-caller-spin", "python-tensors", "gc-freeze", "gc-off", "mallopt"];
 // The engine's hand-off between Node's thread and the interpreter's all off: each
 // result wakes Node's thread, nothing spins (@coil/native handOff()).
 const HAND_OFF_VARIANTS = {
@@ -57,7 +58,10 @@ const HAND_OFF_VARIANTS = {
   // neighbour for the interpreter's CPU, a wake-up a result instead.
   "no-caller-spin": { callerSpinUs: 0 },
 };
-const pythonVariant = (variant) => (variant in HAND_OFF_VARIANTS ? "base" : variant);
+// Run in the interpreter before the model: tensors cross as before the engine made
+// and read them over DLPack (coil_bridge.NATIVE_TENSORS).
+const BRIDGE_VARIANTS = { "python-tensors": "import coil_bridge\ncoil_bridge.NATIVE_TENSORS = None" };
+const pythonVariant = (variant) => (variant in HAND_OFF_VARIANTS || variant in BRIDGE_VARIANTS ? "base" : variant);
 
 const flags = parseFlags(import.meta.url, {
   duration: { type: "number", positive: true, default: 3, help: "measured seconds per configuration" },
@@ -119,6 +123,7 @@ async function withBench(model, variant, body) {
     results.machine.backend ??= pool.backendInfo[0];
     results.handOff ??= handOff();
     if (variant in HAND_OFF_VARIANTS) handOff(HAND_OFF_VARIANTS[variant]);
+    if (variant in BRIDGE_VARIANTS) await Promise.all(pool.interpreters.map((i) => i.exec(BRIDGE_VARIANTS[variant])));
     const bench = pool.replicate({ file: LOOP, factory: "Bench", args: [model, pythonVariant(variant), 1] });
     await bench.materialize();
     results.benchInfo ??= await bench.callMethod("info");

@@ -13,7 +13,7 @@ namespace {
 
 // Must equal BRIDGE_VERSION in native/python/coil_bridge.py; bump both together
 // whenever the functions one calls on the other, or the dtype codes, change.
-constexpr long long kBridgeVersion = 3;
+constexpr long long kBridgeVersion = 4;
 
 // Runs once in each fresh interpreter, with the names below preset in globals.
 constexpr const char* kBootstrap = R"PY(

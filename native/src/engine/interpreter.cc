@@ -408,6 +408,7 @@ void Interpreter::Run(Job& job) {
     std::lock_guard<std::mutex> lock(mutex_);
     Fail(job, interrupt_code_, "interrupted before the call started");
   } else {
+    marshal_->RefreshNativeTensors();
     PyObject* fn = BridgeFunction(job.function);
     PyRef args(api_.get(), fn != nullptr ? api_->PyTuple_New(static_cast<ssize_t>(job.args.size())) : nullptr);
     bool ready = static_cast<bool>(args);
@@ -427,6 +428,8 @@ void Interpreter::Run(Job& job) {
       api_->PyThreadState_SetAsyncExc(thread_ident_, nullptr);
     }
     args.Reset();
+    // The call may have loaded torch or set a backend's hooks (not read with its error pending).
+    if (result) marshal_->RefreshNativeTensors();
     if (result && marshal_->FromPython(result.get(), &job.result)) {
       job.ok = true;
     } else {

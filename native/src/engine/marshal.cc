@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 namespace coil {
 
@@ -12,15 +14,269 @@ namespace {
 // (and it stops self-referencing containers).
 constexpr int kMaxDepth = 100;
 
+// --- Tensors over DLPack ---------------------------------------------------------
+// Where torch has DLPack (torch._C._from_dlpack / _to_dlpack, every torch since 1.x),
+// the engine makes input tensors and reads results itself, without the bridge's
+// make_tensor and _export_tensor in Python: ~1 us a tensor instead of ~3-4, on every
+// call (docs/engine.md, "The crossing in C++"). An input is a DLManagedTensor over
+// Node's memory whose deleter -- called by torch when the last tensor using the memory
+// is gone, on whichever thread that is -- lets Node's buffer go. A result is read
+// from the capsule _to_dlpack makes and copied once, as before.
+
+dlpack::DataType DlpackTypeOf(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat16: return {dlpack::kFloat, 16, 1};
+    case DType::kBFloat16: return {dlpack::kBfloat, 16, 1};
+    case DType::kFloat32: return {dlpack::kFloat, 32, 1};
+    case DType::kFloat64: return {dlpack::kFloat, 64, 1};
+    case DType::kInt8: return {dlpack::kInt, 8, 1};
+    case DType::kInt16: return {dlpack::kInt, 16, 1};
+    case DType::kInt32: return {dlpack::kInt, 32, 1};
+    case DType::kInt64: return {dlpack::kInt, 64, 1};
+    case DType::kUInt8: return {dlpack::kUInt, 8, 1};
+    case DType::kBool: return {dlpack::kBool, 8, 1};
+    case DType::kUInt16: return {dlpack::kUInt, 16, 1};
+    case DType::kUInt32: return {dlpack::kUInt, 32, 1};
+    case DType::kUInt64: return {dlpack::kUInt, 64, 1};
+  }
+  return {dlpack::kUInt, 8, 1};
+}
+
+// An input tensor lent to torch: the DLPack description and what keeps Node's
+// buffer alive, freed together by the deleter.
+struct LentTensor {
+  dlpack::ManagedTensor managed{};
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;
+  std::shared_ptr<void> keepalive;
+};
+
+void ReturnLentTensor(dlpack::ManagedTensor* managed) { delete static_cast<LentTensor*>(managed->manager_ctx); }
+
+// Whether the bytes are exactly the shape's (else make_tensor raises the error).
+bool ShapeFits(const TensorValue& t) {
+  size_t elements = 1;
+  for (int64_t dim : t.shape) {
+    if (dim < 0) return false;
+    if (__builtin_mul_overflow(elements, static_cast<size_t>(dim), &elements)) return false;
+  }
+  size_t nbytes = 0;
+  return !__builtin_mul_overflow(elements, DTypeSize(t.dtype), &nbytes) && nbytes == t.nbytes;
+}
+
+// Zero-byte tensors still need an address.
+char g_empty_tensor_data = 0;
+
 }  // namespace
 
 bool Marshal::Attach(PyObject* bridge) {
+  bridge_ = bridge;
   tensor_marker_ = api_->PyObject_GetAttrString(bridge, "TENSOR_MARKER");
   make_tensor_ = api_->PyObject_GetAttrString(bridge, "make_tensor");
+  export_tensor_ = api_->PyObject_GetAttrString(bridge, "_export_tensor");
   describe_error_ = api_->PyObject_GetAttrString(bridge, "describe_error");
-  if (tensor_marker_ && make_tensor_ && describe_error_) return true;
+  if (tensor_marker_ && make_tensor_ && export_tensor_ && describe_error_) return true;
   api_->PyErr_Clear();
   return false;
+}
+
+void Marshal::RefreshNativeTensors() {
+  if (bridge_ == nullptr) return;
+  PyObject* state = api_->PyObject_GetAttrString(bridge_, "NATIVE_TENSORS");
+  if (state == nullptr) {
+    api_->PyErr_Clear();
+    return;
+  }
+  if (state == native_.state.get()) {
+    api_->Py_DecRef(state);
+    return;
+  }
+  native_ = NativeTensors{};
+  native_.state = PyRef(api_, state);
+  // (torch.Tensor, _from_dlpack, _to_dlpack, dtypes by code, inputs hooked?, outputs hooked?)
+  if (state->ob_type != api_->TupleType || api_->PyTuple_Size(state) != 6) return;
+  auto item = [&](ssize_t i) {
+    PyObject* o = api_->PyTuple_GetItem(state, i);
+    return o == api_->None ? nullptr : o;
+  };
+  PyObject* dtypes = item(3);
+  if (item(0) == nullptr || dtypes == nullptr || dtypes->ob_type != api_->TupleType ||
+      api_->PyTuple_Size(dtypes) != kDTypeCount) {
+    return;
+  }
+  native_.tensor_type = item(0);
+  native_.from_dlpack = item(1);
+  native_.to_dlpack = item(2);
+  for (int code = 0; code < kDTypeCount; ++code) {
+    PyObject* dtype = api_->PyTuple_GetItem(dtypes, code);
+    native_.dtypes[static_cast<size_t>(code)] = dtype == api_->None ? nullptr : dtype;
+  }
+  native_.inputs = api_->PyTuple_GetItem(state, 4) == api_->False;
+  native_.outputs = api_->PyTuple_GetItem(state, 5) == api_->False;
+  if (native_.from_dlpack != nullptr && native_.to_dlpack != nullptr && native_.from_dlpack != probed_) ProbeDlpack();
+}
+
+// Which dtypes this torch takes in over DLPack and gives back as the same dtype: one
+// element of each, through _from_dlpack then _to_dlpack (torch 1.13 has no DLPack
+// bool, and a refused dtype raises an error whose making costs more than a call).
+void Marshal::ProbeDlpack() {
+  if (probed_ != nullptr) api_->Py_DecRef(probed_);
+  probed_ = native_.from_dlpack;
+  api_->Py_IncRef(probed_);
+  for (int code = 0; code < kDTypeCount; ++code) {
+    const auto dtype = static_cast<DType>(code);
+    auto& ok = dlpack_ok_[static_cast<size_t>(code)];
+    ok = false;
+    if (native_.dtypes[static_cast<size_t>(code)] == nullptr) continue;
+    auto keepalive = std::make_shared<uint64_t>(0);  // one element of any dtype
+    TensorValue probe;
+    probe.dtype = dtype;
+    probe.shape = {1};
+    probe.data = keepalive.get();
+    probe.nbytes = DTypeSize(dtype);
+    probe.keepalive = keepalive;
+    PyRef tensor(api_, TensorOverDlpack(probe));
+    PyRef dtype_of(api_, tensor ? api_->PyObject_GetAttrString(tensor.get(), "dtype") : nullptr);
+    if (dtype_of && dtype_of.get() == native_.dtypes[static_cast<size_t>(code)]) {
+      PyRef args(api_, api_->PyTuple_New(1));
+      api_->Py_IncRef(tensor.get());
+      api_->PyTuple_SetItem(args.get(), 0, tensor.get());
+      PyRef capsule(api_, api_->PyObject_CallObject(native_.to_dlpack, args.get()));
+      auto* managed = capsule ? static_cast<dlpack::ManagedTensor*>(api_->PyCapsule_GetPointer(capsule.get(), dlpack::kCapsuleName))
+                              : nullptr;
+      if (managed != nullptr) {
+        const dlpack::DataType want = DlpackTypeOf(dtype);
+        const dlpack::DataType& got = managed->dl_tensor.dtype;
+        ok = managed->dl_tensor.device.device_type == dlpack::kCpu && got.code == want.code && got.bits == want.bits &&
+             got.lanes == want.lanes;
+      }
+    }
+    api_->PyErr_Clear();
+  }
+}
+
+PyObject* Marshal::TensorOverDlpack(const TensorValue& t) {
+  auto* lent = new LentTensor();
+  lent->shape = t.shape;
+  lent->strides.resize(t.shape.size());
+  int64_t stride = 1;
+  for (size_t i = t.shape.size(); i-- > 0;) {
+    lent->strides[i] = stride;
+    stride *= t.shape[i];
+  }
+  lent->keepalive = t.keepalive;
+  dlpack::Tensor& dl = lent->managed.dl_tensor;
+  dl.data = t.nbytes > 0 ? t.data : &g_empty_tensor_data;
+  dl.device = {dlpack::kCpu, 0};
+  dl.ndim = static_cast<int32_t>(t.shape.size());
+  dl.dtype = DlpackTypeOf(t.dtype);
+  dl.shape = lent->shape.data();
+  dl.strides = lent->strides.data();
+  dl.byte_offset = 0;
+  lent->managed.manager_ctx = lent;
+  lent->managed.deleter = ReturnLentTensor;
+  PyRef capsule(api_, api_->PyCapsule_New(&lent->managed, dlpack::kCapsuleName, nullptr));
+  if (!capsule) {
+    delete lent;
+    return nullptr;
+  }
+  PyRef args(api_, api_->PyTuple_New(1));
+  api_->Py_IncRef(capsule.get());
+  api_->PyTuple_SetItem(args.get(), 0, capsule.get());
+  PyObject* tensor = api_->PyObject_CallObject(native_.from_dlpack, args.get());
+  args.Reset();
+  // A consumer renames the capsule. Still named: nobody took the memory (the call
+  // failed), so it is still ours to give back.
+  if (api_->PyCapsule_IsValid(capsule.get(), dlpack::kCapsuleName)) {
+    if (tensor != nullptr) {  // a result that did not take the capsule: refuse it
+      api_->Py_DecRef(tensor);
+      tensor = nullptr;
+      api_->PyErr_SetString(api_->ExcTypeError, "torch._C._from_dlpack did not take the tensor");
+    }
+    ReturnLentTensor(&lent->managed);
+  }
+  return tensor;
+}
+
+// The tensor's dtype code where DLPack carries it (dlpack_ok_), else -1; no exception left set.
+int Marshal::DlpackCode(PyObject* tensor) {
+  PyRef dtype(api_, api_->PyObject_GetAttrString(tensor, "dtype"));
+  if (!dtype) {
+    api_->PyErr_Clear();
+    return -1;
+  }
+  for (int code = 0; code < kDTypeCount; ++code) {
+    if (dlpack_ok_[static_cast<size_t>(code)] && native_.dtypes[static_cast<size_t>(code)] == dtype.get()) return code;
+  }
+  return -1;
+}
+
+Marshal::CopyResult Marshal::CopyOut(const dlpack::Tensor& dl, DType dtype, Value* out) {
+  const dlpack::DataType want = DlpackTypeOf(dtype);
+  if (dl.device.device_type != dlpack::kCpu || dl.dtype.code != want.code || dl.dtype.bits != want.bits ||
+      dl.dtype.lanes != want.lanes || dl.ndim < 0 || (dl.ndim > 0 && dl.shape == nullptr)) {
+    return CopyResult::kDeclined;
+  }
+  auto tensor = std::make_unique<TensorValue>();
+  tensor->dtype = dtype;
+  size_t elements = 1;
+  int64_t expected_stride = 1;
+  bool compact = true;
+  for (int32_t i = dl.ndim; i-- > 0;) {
+    const int64_t dim = dl.shape[i];
+    if (dim < 0) return CopyResult::kDeclined;
+    // Strides of size-1 dimensions are arbitrary; others must be row-major.
+    if (dl.strides != nullptr && dim != 1 && dl.strides[i] != expected_stride) compact = false;
+    expected_stride *= dim;
+    elements *= static_cast<size_t>(dim);
+  }
+  if (!compact && elements > 0) return CopyResult::kDeclined;  // _export_tensor makes it contiguous
+  tensor->shape.assign(dl.shape, dl.shape + dl.ndim);
+  tensor->nbytes = elements * DTypeSize(dtype);
+  tensor->owned.reset(std::malloc(tensor->nbytes > 0 ? tensor->nbytes : 1));
+  if (!tensor->owned) {
+    api_->PyErr_SetString(api_->ExcRuntimeError, "out of memory copying a tensor result");
+    return CopyResult::kFailed;
+  }
+  tensor->data = tensor->owned.get();
+  if (tensor->nbytes > 0) std::memcpy(tensor->data, static_cast<const char*>(dl.data) + dl.byte_offset, tensor->nbytes);
+  out->kind = Value::Kind::kTensor;
+  out->tensor = std::move(tensor);
+  return CopyResult::kCopied;
+}
+
+// A torch tensor in a result: read over DLPack where it can be, else the bridge's
+// _export_tensor (device hooks, dtypes DLPack lacks, non-contiguous views) gives the
+// marker tuple the engine has always read.
+bool Marshal::TensorFromPython(PyObject* obj, Value* out, int depth) {
+  const int code = native_.outputs && native_.to_dlpack != nullptr ? DlpackCode(obj) : -1;
+  if (code >= 0) {
+    PyRef args(api_, api_->PyTuple_New(1));
+    api_->Py_IncRef(obj);
+    api_->PyTuple_SetItem(args.get(), 0, obj);
+    PyRef capsule(api_, api_->PyObject_CallObject(native_.to_dlpack, args.get()));
+    auto* managed = capsule ? static_cast<dlpack::ManagedTensor*>(api_->PyCapsule_GetPointer(capsule.get(), dlpack::kCapsuleName))
+                            : nullptr;
+    if (managed != nullptr) {
+      switch (CopyOut(managed->dl_tensor, static_cast<DType>(code), out)) {
+        case CopyResult::kCopied: return true;
+        case CopyResult::kFailed: return false;
+        case CopyResult::kDeclined: break;
+      }
+    }
+    api_->PyErr_Clear();  // the capsule goes with its deleter; _export_tensor says what is wrong, if anything
+  }
+  PyRef args(api_, api_->PyTuple_New(1));
+  api_->Py_IncRef(obj);
+  api_->PyTuple_SetItem(args.get(), 0, obj);
+  PyRef exported(api_, api_->PyObject_CallObject(export_tensor_, args.get()));
+  if (!exported) return false;
+  if (exported.get()->ob_type != api_->TupleType || api_->PyTuple_Size(exported.get()) != 6 ||
+      api_->PyTuple_GetItem(exported.get(), 0) != tensor_marker_) {
+    api_->PyErr_SetString(api_->ExcTypeError, "_export_tensor must return a marker tuple");
+    return false;
+  }
+  return FromPython(exported.get(), out, depth + 1);
 }
 
 PyObject* Marshal::ToPython(const Value& value, InputViews* views, int depth) {
@@ -67,6 +323,10 @@ PyObject* Marshal::ToPython(const Value& value, InputViews* views, int depth) {
     }
     case Value::Kind::kTensor: {
       const TensorValue& t = *value.tensor;
+      if (native_.inputs && native_.from_dlpack != nullptr && dlpack_ok_[static_cast<size_t>(t.dtype)] &&
+          ShapeFits(t)) {
+        return TensorOverDlpack(t);
+      }
       // A view of Node's memory, no copy: make_tensor(code, shape, address, nbytes)
       // returns (tensor, owner of the memory view).
       PyRef shape(api_, api_->PyTuple_New(static_cast<ssize_t>(t.shape.size())));
@@ -204,6 +464,9 @@ bool Marshal::FromPython(PyObject* obj, Value* out, int depth) {
       out->dict.emplace_back(std::string(utf8, static_cast<size_t>(size)), Value());
       if (!FromPython(item, &out->dict.back().second, depth + 1)) return false;
     }
+  } else if (native_.tensor_type != nullptr &&
+             (type == native_.tensor_type || api_->PyType_IsSubtype(type, native_.tensor_type))) {
+    return TensorFromPython(obj, out, depth);
   } else {
     api_->PyErr_SetString(api_->ExcTypeError,
                          "cannot return this Python object to Node (the bridge exports tensors, numbers, "

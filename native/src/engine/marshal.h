@@ -4,9 +4,11 @@
 // runs on the interpreter's thread with the GIL held.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <vector>
 
+#include "dlpack.h"
 #include "job.h"
 #include "python_api.h"
 #include "value.h"
@@ -31,9 +33,14 @@ class Marshal {
   Marshal& operator=(const Marshal&) = delete;
 
   // Takes what the conversions need from the imported bridge: TENSOR_MARKER,
-  // make_tensor and describe_error. False (no exception left set) if one is
-  // missing. Before this, only TakeError works, describing errors with str().
+  // make_tensor, _export_tensor and describe_error. False (no exception left set) if
+  // one is missing. Before this, only TakeError works, describing errors with str().
   bool Attach(PyObject* bridge);
+
+  // Reads the bridge's NATIVE_TENSORS again (torch loaded, a backend's device hooks
+  // set): call before converting a call's arguments and again before its result.
+  // The first time a torch offers DLPack, checks which dtypes it carries both ways.
+  void RefreshNativeTensors();
 
   // A new reference, or null with a Python exception set. Each tensor becomes a
   // view of the caller's memory, recorded in `views` for ReleaseInputs.
@@ -55,14 +62,36 @@ class Marshal {
   bool TakeError(JobError* error);
 
  private:
+  // The bridge's NATIVE_TENSORS, unpacked (marshal.cc, "Tensors over DLPack").
+  struct NativeTensors {
+    PyRef state;                      // the tuple itself: keeps the borrowed items alive
+    PyObject* tensor_type = nullptr;  // torch.Tensor
+    PyObject* from_dlpack = nullptr;  // torch._C._from_dlpack, or null
+    PyObject* to_dlpack = nullptr;    // torch._C._to_dlpack, or null
+    std::array<PyObject*, kDTypeCount> dtypes{};  // torch's dtype object of each code, or null
+    bool inputs = false;   // no device hook on inputs: they may be made here
+    bool outputs = false;  // no device hook on outputs: they may be read here
+  };
+  enum class CopyResult { kCopied, kDeclined, kFailed };
+
   PyObject* ToPython(const Value& value, InputViews* views, int depth);
   bool FromPython(PyObject* obj, Value* out, int depth);
+  PyObject* TensorOverDlpack(const TensorValue& tensor);
+  bool TensorFromPython(PyObject* obj, Value* out, int depth);
+  int DlpackCode(PyObject* tensor);
+  CopyResult CopyOut(const dlpack::Tensor& dl, DType dtype, Value* out);
+  void ProbeDlpack();
 
   const PythonApi* const api_;
+  PyObject* bridge_ = nullptr;
   PyObject* tensor_marker_ = nullptr;
   PyObject* make_tensor_ = nullptr;
+  PyObject* export_tensor_ = nullptr;
   PyObject* describe_error_ = nullptr;
   InputViews lingering_;  // views Python still referenced after their call
+  NativeTensors native_;
+  PyObject* probed_ = nullptr;  // the from_dlpack dlpack_ok_ was found with (referenced)
+  std::array<bool, kDTypeCount> dlpack_ok_{};  // DLPack carries this dtype code both ways
 };
 
 }  // namespace coil

@@ -38,6 +38,10 @@ bool PythonApi::Resolve(void* h, std::string* error) {
   COIL_BIND(Py_CompileString);
   COIL_BIND(PyEval_EvalCode);
   COIL_BIND(PyEval_GetBuiltins);
+  COIL_BIND(PyType_IsSubtype);
+  COIL_BIND(PyCapsule_New);
+  COIL_BIND(PyCapsule_GetPointer);
+  COIL_BIND(PyCapsule_IsValid);
   COIL_BIND(PyErr_Occurred);
   COIL_BIND(PyErr_Fetch);
   COIL_BIND(PyErr_NormalizeException);

@@ -40,6 +40,10 @@ struct PythonApi {
   PyObject* (*Py_CompileString)(const char*, const char*, int);
   PyObject* (*PyEval_EvalCode)(PyObject*, PyObject*, PyObject*);
   PyObject* (*PyEval_GetBuiltins)();
+  int (*PyType_IsSubtype)(void*, void*);
+  PyObject* (*PyCapsule_New)(void*, const char*, void (*)(PyObject*));
+  void* (*PyCapsule_GetPointer)(PyObject*, const char*);
+  int (*PyCapsule_IsValid)(PyObject*, const char*);
 
   // Errors.
   PyObject* (*PyErr_Occurred)();

@@ -109,6 +109,33 @@ describe("values across the boundary", () => {
     expect(out.sum.toArray()).toEqual([21n]);
   });
 
+  it("makes inputs and reads results over DLPack where torch has it, and the rest as before", async () => {
+    // Inputs: a tensor of its own over Node's memory (make_tensor's is a view of a flat
+    // one). Results: a Parameter, a tensor that requires grad, bool (no DLPack in torch
+    // 1.13: read by the bridge instead), a column (not contiguous), a dict subclass.
+    const t = Tensor.from("float32", [2, 3], [1, 2, 3, 4, 5, 6]);
+    const cls = writeModule(
+      "import collections, torch\nclass Kinds:\n    def __init__(self):\n        self.p = torch.nn.Parameter(torch.ones(2))\n" +
+        "    def __call__(self, x):\n        return {'own': x._base is None, 'param': self.p, 'grad': self.p * 2, 'big': x > 2,\n" +
+        "                'column': x[:, 1], 'ordered': collections.OrderedDict(z=x.sum(), a=x.to(torch.float16))}\n",
+    );
+    await a.call("create_object", [5, cls, "Kinds", [], {}]);
+    for (let round = 0; round < 2; round++) {
+      const out = await a.call<Record<string, unknown>>("call_object", [5, null, [t], {}]);
+      expect(out.own).toBe(await a.eval<boolean>("__import__('coil_bridge').NATIVE_TENSORS[1] is not None"));
+      expect((out.param as Tensor).toArray()).toEqual([1, 1]);
+      expect((out.grad as Tensor).toArray()).toEqual([2, 2]);
+      expect(out.big).toMatchObject({ dtype: "bool", shape: [2, 3] });
+      expect((out.big as Tensor).toArray()).toEqual([false, false, true, true, true, true]);
+      expect((out.column as Tensor).toArray()).toEqual([2, 5]);
+      const ordered = out.ordered as Record<string, Tensor>;
+      expect(Object.keys(ordered)).toEqual(["z", "a"]);
+      expect(ordered.z!.toArray()).toEqual([21]);
+      expect(ordered.a).toMatchObject({ dtype: "float16", shape: [2, 3] });
+      expect(ordered.a!.toArray()).toEqual([1, 2, 3, 4, 5, 6]);
+    }
+  });
+
   it("converts numpy arrays and scalars in results", async () => {
     await a.exec("import numpy as np");
     const out = await a.eval<[Tensor<"float64">, number]>("(np.arange(3, dtype=np.float64), np.int32(5))");
