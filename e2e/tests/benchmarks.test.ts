@@ -206,6 +206,19 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
     expect(serial).toBeLessThanOrEqual(ways["1 caller"].wallUsPerCall * 1.001);
   }, 600_000);
 
+  it("times the tensor crossing both ways, the engine's DLPack and the bridge's Python", async () => {
+    await bench("crossing.mjs", ["--python", "/usr/bin/python3", "--blocks", "2", "--calls", "20", "--out", join(out, "crossing.json")]);
+    const { rows }: { rows: { shape: string; way: string; runUs: number; roundTripUs: number; blocks: unknown[] }[] } = written("crossing.json");
+    expect(rows.map((r) => r.way)).toEqual(["native", "python", "native", "python", "native", "python"]);
+    expect(new Set(rows.map((r) => r.shape)).size).toBe(3);
+    for (const r of rows) {
+      expect(r.blocks, `${r.shape} ${r.way}`).toHaveLength(2);
+      expect(r.runUs, `${r.shape} ${r.way}`).toBeGreaterThan(0);
+      // The interpreter's part is inside the round trip.
+      expect(r.roundTripUs, `${r.shape} ${r.way}`).toBeGreaterThan(r.runUs);
+    }
+  }, 600_000);
+
   it("compares Coil with node-calls-python, or says how to install it", async () => {
     await bench("peers.mjs", ["--models", "mlp", "--seconds", "0.3", "--warmup", "0.1", "--out", join(out, "peers.json")]);
     const [row] = written("peers.json").rows;
