@@ -252,8 +252,9 @@ def export(value):
 
 def _handed_over(tensor):
     """A tensor as the engine takes it: itself where the engine reads tensors
-    (NATIVE_TENSORS), else _export_tensor's marker tuple."""
-    return tensor if NATIVE_TENSORS is not None else _export_tensor(tensor)
+    (NATIVE_TENSORS), else _export_tensor's marker tuple -- made here, so a backend's
+    from_device runs inside its call_context (call_object)."""
+    return tensor if NATIVE_TENSORS is not None and _from_device is None else _export_tensor(tensor)
 
 
 def _export_tensor(tensor):

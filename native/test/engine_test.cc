@@ -1163,9 +1163,13 @@ void TestNativeTensors(Interpreter* in) {
     // through from_device.
     Exec(in,
          "import coil_bridge\n"
-         "hooked = []\n"
+         "hooked, inside = [], [False]\n"
+         "class _Context:\n"
+         "    def __enter__(self): inside[0] = True\n"
+         "    def __exit__(self, *exc): inside[0] = False\n"
          "coil_bridge.set_backend_hooks(to_device=lambda t: hooked.append('in') or t,\n"
-         "                              from_device=lambda t: hooked.append('out') or t)\n");
+         "    from_device=lambda t: hooked.append('out in call' if inside[0] else 'out') or t,\n"
+         "    call_context=_Context)\n");
     std::vector<float> data = {1, 2, 3, 4};
     auto released = std::make_shared<std::atomic<bool>>(false);
     Value input = VTensor(DType::kFloat32, {4}, data.data(), 16, released);
@@ -1175,9 +1179,13 @@ void TestNativeTensors(Interpreter* in) {
     auto echoed = Call(in, "echo", Args(std::move(input)));
     std::string why;
     CHECK_MSG(echoed->ok && Equal(echoed->result, want, &why), "%s", why.c_str());
+    // from_device inside the backend's call context, as docs/plugins.md promises.
+    auto scalar = call("scalar", {});
+    CHECK(scalar->ok && scalar->result.kind == Value::Kind::kTensor);
     auto hooked = Eval(in, "hooked");
-    CHECK(hooked->ok && hooked->result.items.size() == 3 && hooked->result.items[0].s == "in" &&
-          hooked->result.items[1].s == "in" && hooked->result.items[2].s == "out");
+    CHECK(hooked->ok && hooked->result.items.size() == 4 && hooked->result.items[0].s == "in" &&
+          hooked->result.items[1].s == "in" && hooked->result.items[2].s == "out" &&
+          hooked->result.items[3].s == "out in call");
     Exec(in, "coil_bridge.set_backend_hooks()\n");
     auto back = call("lent", Args(VTensor(DType::kFloat32, {4}, data.data(), 16, released)));
     CHECK(back->ok && back->result.items[0].b);  // hooks gone: DLPack again
