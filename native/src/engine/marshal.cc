@@ -80,6 +80,14 @@ bool Marshal::Attach(PyObject* bridge) {
   return false;
 }
 
+PyObject* Marshal::CallWith(PyObject* function, PyObject* arg) {
+  PyRef args(api_, api_->PyTuple_New(1));
+  if (!args) return nullptr;
+  api_->Py_IncRef(arg);
+  api_->PyTuple_SetItem(args.get(), 0, arg);
+  return api_->PyObject_CallObject(function, args.get());
+}
+
 void Marshal::RefreshNativeTensors() {
   if (bridge_ == nullptr) return;
   PyObject* state = api_->PyObject_GetAttrString(bridge_, "NATIVE_TENSORS");
@@ -138,10 +146,7 @@ void Marshal::ProbeDlpack() {
     PyRef tensor(api_, TensorOverDlpack(probe));
     PyRef dtype_of(api_, tensor ? api_->PyObject_GetAttrString(tensor.get(), "dtype") : nullptr);
     if (dtype_of && dtype_of.get() == native_.dtypes[static_cast<size_t>(code)]) {
-      PyRef args(api_, api_->PyTuple_New(1));
-      api_->Py_IncRef(tensor.get());
-      api_->PyTuple_SetItem(args.get(), 0, tensor.get());
-      PyRef capsule(api_, api_->PyObject_CallObject(native_.to_dlpack, args.get()));
+      PyRef capsule(api_, CallWith(native_.to_dlpack, tensor.get()));
       auto* managed = capsule ? static_cast<dlpack::ManagedTensor*>(api_->PyCapsule_GetPointer(capsule.get(), dlpack::kCapsuleName))
                               : nullptr;
       if (managed != nullptr) {
@@ -180,11 +185,7 @@ PyObject* Marshal::TensorOverDlpack(const TensorValue& t) {
     delete lent;
     return nullptr;
   }
-  PyRef args(api_, api_->PyTuple_New(1));
-  api_->Py_IncRef(capsule.get());
-  api_->PyTuple_SetItem(args.get(), 0, capsule.get());
-  PyObject* tensor = api_->PyObject_CallObject(native_.from_dlpack, args.get());
-  args.Reset();
+  PyObject* tensor = CallWith(native_.from_dlpack, capsule.get());
   // A consumer renames the capsule. Still named: nobody took the memory (the call
   // failed), so it is still ours to give back.
   if (api_->PyCapsule_IsValid(capsule.get(), dlpack::kCapsuleName)) {
@@ -251,10 +252,7 @@ Marshal::CopyResult Marshal::CopyOut(const dlpack::Tensor& dl, DType dtype, Valu
 bool Marshal::TensorFromPython(PyObject* obj, Value* out, int depth) {
   const int code = native_.outputs && native_.to_dlpack != nullptr ? DlpackCode(obj) : -1;
   if (code >= 0) {
-    PyRef args(api_, api_->PyTuple_New(1));
-    api_->Py_IncRef(obj);
-    api_->PyTuple_SetItem(args.get(), 0, obj);
-    PyRef capsule(api_, api_->PyObject_CallObject(native_.to_dlpack, args.get()));
+    PyRef capsule(api_, CallWith(native_.to_dlpack, obj));
     auto* managed = capsule ? static_cast<dlpack::ManagedTensor*>(api_->PyCapsule_GetPointer(capsule.get(), dlpack::kCapsuleName))
                             : nullptr;
     if (managed != nullptr) {
@@ -266,10 +264,7 @@ bool Marshal::TensorFromPython(PyObject* obj, Value* out, int depth) {
     }
     api_->PyErr_Clear();  // the capsule goes with its deleter; _export_tensor says what is wrong, if anything
   }
-  PyRef args(api_, api_->PyTuple_New(1));
-  api_->Py_IncRef(obj);
-  api_->PyTuple_SetItem(args.get(), 0, obj);
-  PyRef exported(api_, api_->PyObject_CallObject(export_tensor_, args.get()));
+  PyRef exported(api_, CallWith(export_tensor_, obj));
   if (!exported) return false;
   if (exported.get()->ob_type != api_->TupleType || api_->PyTuple_Size(exported.get()) != 6 ||
       api_->PyTuple_GetItem(exported.get(), 0) != tensor_marker_) {

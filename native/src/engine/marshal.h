@@ -76,6 +76,7 @@ class Marshal {
 
   PyObject* ToPython(const Value& value, InputViews* views, int depth);
   bool FromPython(PyObject* obj, Value* out, int depth);
+  PyObject* CallWith(PyObject* function, PyObject* arg);  // function(arg): new reference, or null with the error set
   PyObject* TensorOverDlpack(const TensorValue& tensor);
   bool TensorFromPython(PyObject* obj, Value* out, int depth);
   int DlpackCode(PyObject* tensor);
