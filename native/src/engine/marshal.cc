@@ -42,6 +42,11 @@ dlpack::DataType DlpackTypeOf(DType dtype) {
   return {dlpack::kUInt, 8, 1};
 }
 
+bool IsDlpackTypeOf(const dlpack::DataType& got, DType dtype) {
+  const dlpack::DataType want = DlpackTypeOf(dtype);
+  return got.code == want.code && got.bits == want.bits && got.lanes == want.lanes;
+}
+
 // An input tensor lent to torch: the DLPack description and what keeps Node's
 // buffer alive, freed together by the deleter.
 struct LentTensor {
@@ -149,12 +154,8 @@ void Marshal::ProbeDlpack() {
       PyRef capsule(api_, CallWith(native_.to_dlpack, tensor.get()));
       auto* managed = capsule ? static_cast<dlpack::ManagedTensor*>(api_->PyCapsule_GetPointer(capsule.get(), dlpack::kCapsuleName))
                               : nullptr;
-      if (managed != nullptr) {
-        const dlpack::DataType want = DlpackTypeOf(dtype);
-        const dlpack::DataType& got = managed->dl_tensor.dtype;
-        ok = managed->dl_tensor.device.device_type == dlpack::kCpu && got.code == want.code && got.bits == want.bits &&
-             got.lanes == want.lanes;
-      }
+      ok = managed != nullptr && managed->dl_tensor.device.device_type == dlpack::kCpu &&
+           IsDlpackTypeOf(managed->dl_tensor.dtype, dtype);
     }
     api_->PyErr_Clear();
   }
@@ -213,9 +214,8 @@ int Marshal::DlpackCode(PyObject* tensor) {
 }
 
 Marshal::CopyResult Marshal::CopyOut(const dlpack::Tensor& dl, DType dtype, Value* out) {
-  const dlpack::DataType want = DlpackTypeOf(dtype);
-  if (dl.device.device_type != dlpack::kCpu || dl.dtype.code != want.code || dl.dtype.bits != want.bits ||
-      dl.dtype.lanes != want.lanes || dl.ndim < 0 || (dl.ndim > 0 && dl.shape == nullptr)) {
+  if (dl.device.device_type != dlpack::kCpu || !IsDlpackTypeOf(dl.dtype, dtype) || dl.ndim < 0 ||
+      (dl.ndim > 0 && dl.shape == nullptr)) {
     return CopyResult::kDeclined;
   }
   auto tensor = std::make_unique<TensorValue>();
