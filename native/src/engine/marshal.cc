@@ -234,16 +234,21 @@ Marshal::CopyResult Marshal::CopyOut(const dlpack::Tensor& dl, DType dtype, Valu
   if (!compact && elements > 0) return CopyResult::kDeclined;  // _export_tensor makes it contiguous
   tensor->shape.assign(dl.shape, dl.shape + dl.ndim);
   tensor->nbytes = elements * DTypeSize(dtype);
+  return CopyInto(std::move(tensor), static_cast<const char*>(dl.data) + dl.byte_offset, out) ? CopyResult::kCopied
+                                                                                              : CopyResult::kFailed;
+}
+
+bool Marshal::CopyInto(std::unique_ptr<TensorValue> tensor, const void* data, Value* out) {
   tensor->owned.reset(std::malloc(tensor->nbytes > 0 ? tensor->nbytes : 1));
   if (!tensor->owned) {
     api_->PyErr_SetString(api_->ExcRuntimeError, "out of memory copying a tensor result");
-    return CopyResult::kFailed;
+    return false;
   }
   tensor->data = tensor->owned.get();
-  if (tensor->nbytes > 0) std::memcpy(tensor->data, static_cast<const char*>(dl.data) + dl.byte_offset, tensor->nbytes);
+  if (tensor->nbytes > 0) std::memcpy(tensor->data, data, tensor->nbytes);
   out->kind = Value::Kind::kTensor;
   out->tensor = std::move(tensor);
-  return CopyResult::kCopied;
+  return true;
 }
 
 // A torch tensor in a result: read over DLPack where it can be, else the bridge's
@@ -424,17 +429,9 @@ bool Marshal::FromPython(PyObject* obj, Value* out, int depth) {
       api_->PyErr_SetString(api_->ExcTypeError, "bridge produced a tensor whose size does not match its shape");
       return false;
     }
-    tensor->owned.reset(std::malloc(tensor->nbytes > 0 ? tensor->nbytes : 1));
-    if (!tensor->owned) {
-      api_->PyErr_SetString(api_->ExcRuntimeError, "out of memory copying a tensor result");
+    if (!CopyInto(std::move(tensor), reinterpret_cast<const void*>(static_cast<uintptr_t>(address.i)), out)) {
       return false;
     }
-    tensor->data = tensor->owned.get();
-    if (tensor->nbytes > 0) {
-      std::memcpy(tensor->data, reinterpret_cast<const void*>(static_cast<uintptr_t>(address.i)), tensor->nbytes);
-    }
-    out->kind = Value::Kind::kTensor;
-    out->tensor = std::move(tensor);
   } else if (type == api_->ListType || type == api_->TupleType) {
     bool list = type == api_->ListType;
     ssize_t n = list ? api_->PyList_Size(obj) : api_->PyTuple_Size(obj);

@@ -81,6 +81,9 @@ class Marshal {
   bool TensorFromPython(PyObject* obj, Value* out, int depth);
   int DlpackCode(PyObject* tensor);
   CopyResult CopyOut(const dlpack::Tensor& dl, DType dtype, Value* out);
+  // The one copy out: `tensor` (dtype, shape, nbytes set) gets its own copy of the
+  // bytes at `data` and becomes `out`. False, with the error set, out of memory.
+  bool CopyInto(std::unique_ptr<TensorValue> tensor, const void* data, Value* out);
   void ProbeDlpack();
 
   const PythonApi* const api_;
