@@ -99,7 +99,7 @@ class Addon : public CompletionSink {
 
   // Main thread.
   Napi::Promise Track(uint64_t id, Napi::Float64Array timings = Napi::Float64Array()) {
-    Pending* pending = new Pending{Napi::Promise::Deferred::New(env_)};
+    Pending* pending = new Pending{Napi::Promise::Deferred::New(env_), false, {}};
     if (!timings.IsEmpty()) pending->timings = Napi::Persistent(timings);
     pending_.emplace(id, pending);
     // In-flight work keeps the event loop (and so the process) alive

@@ -33,11 +33,11 @@ std::atomic<int> g_spin_us{HandOff{}.spin_us};
 std::atomic<int> g_caller_spin_us{HandOff{}.caller_spin_us};
 std::atomic<int> g_contention_check_ms{HandOff{}.contention_check_ms};
 
-// Interpreters of this process with work (a job queued or running), and interpreter
-// threads spinning for a job: a thread spins, and Node's thread polls, only while
-// these and Node's thread fit in the CPUs -- a thread with work will want its CPU.
-std::atomic<int> g_busy_interpreters{0};
-std::atomic<int> g_spinning_threads{0};
+// Interpreters of this process that want a CPU: with work (a job queued or running)
+// or their thread spinning for a job -- each once, also while a job reaches a
+// spinning thread (Interpreter::claim_). A thread spins, and Node's thread polls,
+// only while these and Node's thread fit in the CPUs.
+std::atomic<int> g_claimed_cpus{0};
 
 // Other processes' threads count too: the kernel's count of runnable threads
 // (/proc/loadavg's "R/T"), read now and then by interpreter threads (NoteContention),
@@ -95,24 +95,13 @@ inline void CpuRelax() {
 #endif
 }
 
-// Counts the calling thread as spinning while it lives.
-class SpinningScope {
- public:
-  SpinningScope() { g_spinning_threads.fetch_add(1, std::memory_order_relaxed); }
-  ~SpinningScope() { g_spinning_threads.fetch_sub(1, std::memory_order_relaxed); }
-  SpinningScope(const SpinningScope&) = delete;
-  SpinningScope& operator=(const SpinningScope&) = delete;
-};
-
 int64_t SinceEpochNs(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
 bool CpusFitWith(int extra) {
   if (SinceEpochNs(Clock::now()) < g_contended_until_ns.load(std::memory_order_relaxed)) return false;
-  return g_busy_interpreters.load(std::memory_order_relaxed) + g_spinning_threads.load(std::memory_order_relaxed) +
-             extra <=
-         UsableCpus();
+  return g_claimed_cpus.load(std::memory_order_relaxed) + extra <= UsableCpus();
 }
 
 // glibc marks a thread that is inside a symbol lookup in the global scope with a flag
@@ -185,12 +174,17 @@ static void NoteContention(Clock::time_point now) {
   }
 }
 
-void Interpreter::AddLoad() {
-  if (load_.fetch_add(1, std::memory_order_relaxed) == 0) g_busy_interpreters.fetch_add(1, std::memory_order_relaxed);
+// claim_ is 2 per job in flight, plus 1 while the thread spins: the interpreter claims
+// a CPU while it is not 0. Every change is one atomic add on that word, so the moves
+// of g_claimed_cpus (at 0 -> not 0 and back) follow its order, from any thread.
+void Interpreter::Claim(unsigned amount) {
+  if (claim_.fetch_add(amount, std::memory_order_relaxed) == 0) g_claimed_cpus.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Interpreter::DropLoad() {
-  if (load_.fetch_sub(1, std::memory_order_relaxed) == 1) g_busy_interpreters.fetch_sub(1, std::memory_order_relaxed);
+void Interpreter::Unclaim(unsigned amount) {
+  if (claim_.fetch_sub(amount, std::memory_order_relaxed) == amount) {
+    g_claimed_cpus.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 Interpreter::Interpreter(int index, InterpreterOptions options, CompletionSink* sink,
@@ -200,7 +194,7 @@ Interpreter::Interpreter(int index, InterpreterOptions options, CompletionSink* 
       sink_(sink),
       init_job_(std::move(init_job)),
       api_(std::make_unique<PythonApi>()) {
-  AddLoad();  // initialisation counts as work in flight
+  Claim(kJob);  // initialisation counts as work in flight
   thread_ = std::thread(&Interpreter::ThreadMain, this);
   thread_.detach();
 }
@@ -215,7 +209,7 @@ void Interpreter::Submit(std::unique_ptr<Job> job) {
     sink_->Complete(std::move(job));
     return;
   }
-  AddLoad();
+  Claim(kJob);
   job->submitted_at = Clock::now();
   queue_.push_back(std::move(job));
   queued_.store(queue_.size(), std::memory_order_release);
@@ -230,7 +224,7 @@ Interpreter::CancelResult Interpreter::Cancel(uint64_t job_id, const std::string
     std::unique_ptr<Job> job = std::move(*it);
     queue_.erase(it);
     queued_.store(queue_.size(), std::memory_order_release);
-    DropLoad();
+    Unclaim(kJob);
     lock.unlock();
     Fail(*job, code, code == "DEADLINE_EXCEEDED" ? "deadline exceeded before the call started"
                                                  : "cancelled before the call started");
@@ -273,13 +267,13 @@ void Interpreter::ThreadMain() {
   std::deque<std::unique_ptr<Job>> orphans;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    DropLoad();
+    Unclaim(kJob);
     if (!ok) {
       failed_ = true;
       init_error_ = error;
       orphans.swap(queue_);
       queued_.store(0);
-      while (load_.load() > 0) DropLoad();
+      while (Load() > 0) Unclaim(kJob);
     }
   }
   sink_->Complete(std::move(init));
@@ -299,8 +293,9 @@ void Interpreter::Serve() {
   Batch finished;
   Clock::time_point first_finished{};
   Clock::duration longest_run{};
+  Clock::duration typical_wait{};
   for (;;) {
-    std::unique_ptr<Job> job = NextJob(&finished);
+    std::unique_ptr<Job> job = NextJob(&finished, &typical_wait);
     const auto started = Clock::now();
     Run(*job);
     const auto ended = Clock::now();
@@ -309,7 +304,7 @@ void Interpreter::Serve() {
     busy_ns_.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(ended - started).count()),
                        std::memory_order_relaxed);
     running_job_.store(0);
-    DropLoad();
+    Unclaim(kJob);
     NoteContention(ended);
     // The longest job here lately: the longest run, decaying by 1/8 a job, so that
     // after a long job it takes dozens of short ones before results are held again.
@@ -329,9 +324,10 @@ void Interpreter::Serve() {
   }
 }
 
-std::unique_ptr<Job> Interpreter::NextJob(Batch* finished) {
+std::unique_ptr<Job> Interpreter::NextJob(Batch* finished, Clock::duration* typical_wait) {
   std::unique_lock<std::mutex> lock(mutex_);
   bool spun = false;
+  Clock::time_point waiting_since{};
   while (queue_.empty()) {
     lock.unlock();
     if (!finished->empty()) {
@@ -340,7 +336,8 @@ std::unique_ptr<Job> Interpreter::NextJob(Batch* finished) {
       sink_->CompleteAll(finished);
     } else if (!spun) {
       spun = true;
-      SpinForWork();
+      waiting_since = Clock::now();
+      SpinForWork(SpinBudget(*typical_wait));
     } else {
       lock.lock();
       if (queue_.empty()) g_job_wait_sleeps.fetch_add(1, std::memory_order_relaxed);
@@ -349,6 +346,10 @@ std::unique_ptr<Job> Interpreter::NextJob(Batch* finished) {
     }
     lock.lock();
   }
+  // How long this thread waits for its next job lately (0 when one was queued), a
+  // moving average over ~8 jobs: what the next spin is sized on.
+  const Clock::duration waited = spun ? Clock::now() - waiting_since : Clock::duration::zero();
+  *typical_wait += (waited - *typical_wait) / 8;
   std::unique_ptr<Job> job = std::move(queue_.front());
   queue_.pop_front();
   queued_.store(queue_.size(), std::memory_order_release);
@@ -356,18 +357,37 @@ std::unique_ptr<Job> Interpreter::NextJob(Batch* finished) {
   return job;
 }
 
-bool Interpreter::SpinForWork() {
-  const int spin_us = g_spin_us.load(std::memory_order_relaxed);
-  if (spin_us <= 0) return false;
-  SpinningScope spinning;
-  // This thread (counted now) and Node's main thread must both fit.
-  if (!CpusFitWith(1)) return false;
-  const auto until = Clock::now() + std::chrono::microseconds(spin_us);
-  for (unsigned i = 1;; ++i) {
-    if (queued_.load(std::memory_order_acquire) != 0) return true;
-    CpuRelax();
-    if ((i & 63) == 0 && Clock::now() >= until) return false;
+// A sleep costs the next call far more than its own time on a VM (docs/engine.md,
+// "What the host costs a call"): where the next job lately came within
+// `caller_spin_us`, spin through twice that wait -- one caller's turn in Node between
+// two calls takes ~60-160 us here, past a fixed `spin_us` -- else `spin_us`.
+std::chrono::microseconds Interpreter::SpinBudget(Clock::duration typical_wait) {
+  const std::chrono::microseconds base(g_spin_us.load(std::memory_order_relaxed));
+  const std::chrono::microseconds longest(g_caller_spin_us.load(std::memory_order_relaxed));
+  if (base.count() <= 0) return base;
+  const auto through = std::chrono::duration_cast<std::chrono::microseconds>(2 * typical_wait);
+  return through <= longest ? std::max(base, through) : base;
+}
+
+bool Interpreter::SpinForWork(std::chrono::microseconds budget) {
+  if (budget.count() <= 0) return false;
+  Claim(kSpinning);
+  // This thread (counted now) and Node's main thread must both fit, and keep fitting:
+  // an interpreter given work meanwhile wants its CPU back.
+  bool found = false;
+  if (CpusFitWith(1)) {
+    const auto until = Clock::now() + budget;
+    for (unsigned i = 1;; ++i) {
+      if (queued_.load(std::memory_order_acquire) != 0) {
+        found = true;
+        break;
+      }
+      CpuRelax();
+      if ((i & 63) == 0 && (Clock::now() >= until || !CpusFitWith(1))) break;
+    }
   }
+  Unclaim(kSpinning);
+  return found;
 }
 
 bool Interpreter::Initialize(JobError* error) {

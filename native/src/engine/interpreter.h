@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -46,7 +47,8 @@ struct InterpreterOptions {
 //   jobs batch, and a result waits for a long job only if it is the first long one
 //   in dozens;
 // - with its queue empty, a thread spins up to `spin_us` for the next job before it
-//   sleeps, so a caller that answers quickly need not wake it -- only while a CPU is
+//   sleeps (or through twice its usual wait for one, where that is under
+//   `caller_spin_us`), so a caller that answers quickly need not wake it -- only while a CPU is
 //   free for it (counting Node's main thread, every interpreter with a job queued or
 //   running, and every thread spinning), so spinning never takes a CPU from work.
 // - the thread that submits jobs and takes results (Node's main thread) may poll
@@ -109,7 +111,7 @@ class Interpreter {
   std::vector<uint64_t> JobIds();
 
   // Jobs queued plus the one running.
-  size_t Load() const { return load_.load(std::memory_order_relaxed); }
+  size_t Load() const { return claim_.load(std::memory_order_relaxed) / kJob; }
   // Seconds this interpreter's thread has spent running jobs, since it started.
   double BusySeconds() const { return static_cast<double>(busy_ns_.load(std::memory_order_relaxed)) * 1e-9; }
   int index() const { return index_; }
@@ -119,11 +121,16 @@ class Interpreter {
 
   void ThreadMain();
   void Serve();
-  std::unique_ptr<Job> NextJob(Batch* finished);
-  bool SpinForWork();
+  std::unique_ptr<Job> NextJob(Batch* finished, std::chrono::steady_clock::duration* typical_wait);
+  static std::chrono::microseconds SpinBudget(std::chrono::steady_clock::duration typical_wait);
+  bool SpinForWork(std::chrono::microseconds budget);
 
-  void AddLoad();   // load_ + 1, and this interpreter counts as busy from 0 to 1
-  void DropLoad();  // load_ - 1, and it no longer counts as busy at 0
+  // A job in flight (queued or running), or the thread spinning for one: either
+  // claims a CPU for this interpreter (interpreter.cc, g_claimed_cpus).
+  static constexpr unsigned kJob = 2;
+  static constexpr unsigned kSpinning = 1;
+  void Claim(unsigned amount);
+  void Unclaim(unsigned amount);
   bool Initialize(JobError* error);
   void Run(Job& job);
   void TakeError(Job& job);
@@ -151,7 +158,7 @@ class Interpreter {
   std::atomic<size_t> queued_{0};  // queue_.size(), readable without the lock (spinning)
   bool failed_ = false;  // initialisation failed: every job fails with init_error_
   JobError init_error_;
-  std::atomic<size_t> load_{0};
+  std::atomic<unsigned> claim_{0};  // kJob per job in flight, + kSpinning while spinning
   std::atomic<uint64_t> busy_ns_{0};
 
   std::atomic<uint64_t> running_job_{0};
