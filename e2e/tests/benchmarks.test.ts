@@ -175,7 +175,7 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
     const args = ["--models", "mlp", "--variants", "base,no-hand-off", "--callers", "1,2", "--rounds", "1", "--duration", "0.3", "--warmup", "0.1"];
     await bench("overhead.mjs", [...args, "--out", join(out, "overhead.json")]);
     const { rows, handOff } = written("overhead.json");
-    expect(handOff).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, callerSpinUs: 1000, contentionCheckMs: 20 });
+    expect(handOff).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, maxSpinUs: 1000, callerSpinUs: 1000, contentionCheckMs: 20 });
     const methods = rows.map((r: { variant: string; method: string }) => `${r.variant} ${r.method.trim()}`);
     for (const variant of ["base", "no-hand-off"]) {
       for (const method of ["plain", "coil loop", "coil node ×1", "empty call ×1", "coil node ×2", "empty call ×2"]) expect(methods).toContain(`${variant} ${method}`);

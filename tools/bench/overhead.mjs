@@ -14,7 +14,8 @@
 // gc.freeze() after the model is built; mallopt, M_TRIM/M_MMAP thresholds raised on
 // the interpreter's libc; gc-off, a diagnostic; no-hand-off, the engine's batching of
 // results and spinning off -- what the hand-off between the threads saves; no-caller-spin,
-// only Node's polling off; python-tensors, the bridge's Python make_tensor and
+// only Node's polling off; fixed-spin, interpreters spin spinUs only, not through
+// their usual wait for a job; python-tensors, the bridge's Python make_tensor and
 // _export_tensor instead of the engine's DLPack conversions). Reports calls/s, µs a call, the ratio
 // to plain Python, and per call the minor page faults and context switches of the
 // thread that ran the model -- voluntary (it slept) and involuntary (preempted) -- and
@@ -49,7 +50,7 @@ await relaunchWithTunable();
 
 const LOOP = join(BENCH_DIR, "overhead", "loop.py");
 const MODELS = ["mlp", "deep"];
-const VARIANTS = ["base", "no-hand-off", "no-caller-spin", "python-tensors", "gc-freeze", "gc-off", "mallopt"];
+const VARIANTS = ["base", "no-hand-off", "no-caller-spin", "fixed-spin", "python-tensors", "gc-freeze", "gc-off", "mallopt"];
 // The engine's hand-off between Node's thread and the interpreter's all off: each
 // result wakes Node's thread, nothing spins (@coil/native handOff()).
 const HAND_OFF_VARIANTS = {
@@ -57,6 +58,9 @@ const HAND_OFF_VARIANTS = {
   // Node's thread sleeps until woken instead of polling beside the model: no busy
   // neighbour for the interpreter's CPU, a wake-up a result instead.
   "no-caller-spin": { callerSpinUs: 0 },
+  // An idle interpreter spins spinUs only, not through its usual wait for a job: with
+  // one caller it sleeps whenever Node's turn between two calls outlasts spinUs.
+  "fixed-spin": { maxSpinUs: 0 },
 };
 // Run in the interpreter before the model: tensors cross as before the engine made
 // and read them over DLPack (coil_bridge.NATIVE_TENSORS).

@@ -572,7 +572,7 @@ Napi::Value ScanJsonNumbers(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// handOff({ batchWhileQueued?, batchWindowUs?, spinUs?, callerSpinUs?, contentionCheckMs? }?): the process's settings
+// handOff({ batchWhileQueued?, batchWindowUs?, spinUs?, maxSpinUs?, callerSpinUs?, contentionCheckMs? }?): the process's settings
 // after applying those given (engine/interpreter.h, HandOff).
 Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -587,6 +587,7 @@ Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
     } fields[] = {{"batchWhileQueued", &hand_off.batch_while_queued, 1},
                   {"batchWindowUs", &hand_off.batch_window_us, 0},
                   {"spinUs", &hand_off.spin_us, 0},
+                  {"maxSpinUs", &hand_off.max_spin_us, 0},
                   {"callerSpinUs", &hand_off.caller_spin_us, 0},
                   {"contentionCheckMs", &hand_off.contention_check_ms, 0}};
     for (const Field& field : fields) {
@@ -606,6 +607,7 @@ Napi::Value HandOffSettings(const Napi::CallbackInfo& info) {
   result.Set("batchWhileQueued", hand_off.batch_while_queued);
   result.Set("batchWindowUs", hand_off.batch_window_us);
   result.Set("spinUs", hand_off.spin_us);
+  result.Set("maxSpinUs", hand_off.max_spin_us);
   result.Set("callerSpinUs", hand_off.caller_spin_us);
   result.Set("contentionCheckMs", hand_off.contention_check_ms);
   return result;

@@ -30,6 +30,7 @@ using Clock = std::chrono::steady_clock;
 std::atomic<int> g_batch_while_queued{HandOff{}.batch_while_queued};
 std::atomic<int> g_batch_window_us{HandOff{}.batch_window_us};
 std::atomic<int> g_spin_us{HandOff{}.spin_us};
+std::atomic<int> g_max_spin_us{HandOff{}.max_spin_us};
 std::atomic<int> g_caller_spin_us{HandOff{}.caller_spin_us};
 std::atomic<int> g_contention_check_ms{HandOff{}.contention_check_ms};
 
@@ -134,14 +135,15 @@ void SetHandOff(const HandOff& hand_off) {
   g_batch_while_queued.store(hand_off.batch_while_queued < 1 ? 1 : hand_off.batch_while_queued);
   g_batch_window_us.store(hand_off.batch_window_us < 0 ? 0 : hand_off.batch_window_us);
   g_spin_us.store(hand_off.spin_us < 0 ? 0 : hand_off.spin_us);
+  g_max_spin_us.store(hand_off.max_spin_us < 0 ? 0 : hand_off.max_spin_us);
   g_caller_spin_us.store(hand_off.caller_spin_us < 0 ? 0 : hand_off.caller_spin_us);
   g_contention_check_ms.store(hand_off.contention_check_ms < 0 ? 0 : hand_off.contention_check_ms);
   if (hand_off.contention_check_ms <= 0) g_contended_until_ns.store(0, std::memory_order_relaxed);
 }
 
 HandOff GetHandOff() {
-  return HandOff{g_batch_while_queued.load(), g_batch_window_us.load(), g_spin_us.load(), g_caller_spin_us.load(),
-                 g_contention_check_ms.load()};
+  return HandOff{g_batch_while_queued.load(), g_batch_window_us.load(), g_spin_us.load(),
+                 g_max_spin_us.load(),          g_caller_spin_us.load(),    g_contention_check_ms.load()};
 }
 
 bool CpuFreeForCaller() { return CpusFitWith(1); }
@@ -358,12 +360,12 @@ std::unique_ptr<Job> Interpreter::NextJob(Batch* finished, Clock::duration* typi
 }
 
 // A sleep costs the next call far more than its own time on a VM (docs/engine.md,
-// "What the host costs a call"): where the next job lately came within
-// `caller_spin_us`, spin through twice that wait -- one caller's turn in Node between
-// two calls takes ~60-160 us here, past a fixed `spin_us` -- else `spin_us`.
+// "What the host costs a call"): where twice the wait for a job lately is under
+// `max_spin_us`, spin through that -- one caller's turn in Node between two calls
+// takes ~60-160 us here, past a fixed `spin_us` -- else `spin_us`.
 std::chrono::microseconds Interpreter::SpinBudget(Clock::duration typical_wait) {
   const std::chrono::microseconds base(g_spin_us.load(std::memory_order_relaxed));
-  const std::chrono::microseconds longest(g_caller_spin_us.load(std::memory_order_relaxed));
+  const std::chrono::microseconds longest(g_max_spin_us.load(std::memory_order_relaxed));
   if (base.count() <= 0) return base;
   const auto through = std::chrono::duration_cast<std::chrono::microseconds>(2 * typical_wait);
   return through <= longest ? std::max(base, through) : base;

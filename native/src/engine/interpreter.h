@@ -48,7 +48,7 @@ struct InterpreterOptions {
 //   in dozens;
 // - with its queue empty, a thread spins up to `spin_us` for the next job before it
 //   sleeps (or through twice its usual wait for one, where that is under
-//   `caller_spin_us`), so a caller that answers quickly need not wake it -- only while a CPU is
+//   `max_spin_us`), so a caller that answers quickly need not wake it -- only while a CPU is
 //   free for it (counting Node's main thread, every interpreter with a job queued or
 //   running, and every thread spinning), so spinning never takes a CPU from work.
 // - the thread that submits jobs and takes results (Node's main thread) may poll
@@ -67,6 +67,7 @@ struct HandOff {
   int batch_while_queued = 2;
   int batch_window_us = 200;
   int spin_us = 50;
+  int max_spin_us = 1000;
   int caller_spin_us = 1000;
   int contention_check_ms = 20;
 };

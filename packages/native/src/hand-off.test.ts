@@ -29,7 +29,7 @@ afterAll(async () => {
 
 describe("hand-off settings", () => {
   it("has defaults, applies what is given and keeps the rest", () => {
-    expect(defaults).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, callerSpinUs: 1000, contentionCheckMs: 20 });
+    expect(defaults).toEqual({ batchWhileQueued: 2, batchWindowUs: 200, spinUs: 50, maxSpinUs: 1000, callerSpinUs: 1000, contentionCheckMs: 20 });
     expect(handOff({ spinUs: 0 })).toEqual({ ...defaults, spinUs: 0 });
     expect(handOff()).toEqual({ ...defaults, spinUs: 0 });
     expect(handOff({ batchWindowUs: 0, batchWhileQueued: 5 })).toEqual({ ...defaults, batchWhileQueued: 5, batchWindowUs: 0, spinUs: 0 });
@@ -141,14 +141,14 @@ describe("what the hand-off counts", () => {
   });
 
   it.runIf(availableParallelism() >= 2)(
-    "spins through the caller's usual turn between calls, if it is under callerSpinUs, past spinUs",
+    "spins through the caller's usual turn between calls, past spinUs, if it is under maxSpinUs",
     async () => {
       // Node takes ~300 us between one result and the next call, six times spinUs.
       handOff({ ...defaults, contentionCheckMs: 0 });
       const within = await bestOfThree(() => sequential(200, busy(300)), ({ sleeps }) => sleeps < 20);
       expect(within.sleeps).toBeLessThan(20);
-      // The same turn longer than callerSpinUs: spinUs only, so the thread sleeps each time.
-      handOff({ ...defaults, contentionCheckMs: 0, callerSpinUs: 250 });
+      // The same turn longer than maxSpinUs: spinUs only, so the thread sleeps each time.
+      handOff({ ...defaults, contentionCheckMs: 0, maxSpinUs: 250 });
       const beyond = await bestOfThree(() => sequential(200, busy(300)), ({ sleeps }) => sleeps >= 180);
       expect(beyond.sleeps).toBeGreaterThanOrEqual(180);
     },

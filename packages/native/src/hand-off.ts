@@ -19,6 +19,11 @@ export interface HandOffSettings {
   /** With its queue empty, an interpreter's thread spins this long for the next job
    * before it sleeps -- only while a CPU is free for it (0: never). */
   spinUs: number;
+  /** ...or through twice its usual wait for a job lately, where that is under this many
+   * microseconds: one caller's turn in Node between two calls takes longer than
+   * `spinUs` on many VMs, and a sleep costs the next call more than the spin (0: `spinUs`
+   * only). */
+  maxSpinUs: number;
   /** While calls are in flight, Node's main thread looks for results from
    * setImmediate (still serving I/O and timers) instead of sleeping until woken, for
    * this long after its last result or call, or through a call as long as twice the

@@ -79,8 +79,9 @@ const USAGES = {
                    queues, throughput, latency, workers); off by default, and refused on an address
                    other than loopback unless metadata needs the token (--auth-inference)
       --spin-us N  --caller-spin-us N   how long an idle interpreter spins for its next call
-                   (default 50) and Node's thread polls for results (default 1000), only
-                   on CPUs nothing else here needs; 0 turns each off (a CPU quota)
+                   (default 50, or through its usual wait up to 1000) and Node's thread
+                   polls for results (default 1000), only on CPUs nothing else here
+                   needs; 0 turns each off (a CPU quota)
       --config coil.json   the same settings as JSON (camelCase keys: repository, httpPort,
                            maxBatchSize, ..., "plugins": [{"module": "...", "options": {...}}],
                            "accelerate": "NAME" or {"MODEL": "NAME", "*": "NAME"});

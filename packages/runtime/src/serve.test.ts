@@ -51,7 +51,7 @@ describe("coil serve", () => {
     expect(logs).toContainEqual(expect.objectContaining({ msg: "model ready", model: "net" }));
     // The hand-off knobs, one from the file and one from a flag, the rest as they were.
     expect(logs).toContainEqual(
-      expect.objectContaining({ msg: "hand-off settings", handOff: { batchWhileQueued: 2, batchWindowUs: 200, spinUs: 20, callerSpinUs: 0, contentionCheckMs: 20 } }),
+      expect.objectContaining({ msg: "hand-off settings", handOff: { batchWhileQueued: 2, batchWindowUs: 200, spinUs: 20, maxSpinUs: 1000, callerSpinUs: 0, contentionCheckMs: 20 } }),
     );
     const base = `http://127.0.0.1:${ready.http as number}`;
     const curl = promisify(execFile);
