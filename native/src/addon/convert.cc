@@ -44,12 +44,21 @@ napi_typedarray_type TypedArrayFor(DType dtype) {
   return napi_uint8_array;
 }
 
+// A dtype's name, read into a buffer on the stack (every name fits: no allocation).
+bool DTypeOf(Napi::Env env, Napi::Value name, DType* out) {
+  if (!name.IsString()) return false;
+  char text[16];
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, name, text, sizeof(text), &length) != napi_ok) return false;
+  return length < sizeof(text) - 1 && DTypeFromName(std::string(text, length), out);
+}
+
 Value TensorToValue(const ConvertContext& ctx, Napi::Object obj) {
   Napi::Value dtype_js = obj.Get("dtype");
   Napi::Value shape_js = obj.Get("shape");
   Napi::Value data_js = obj.Get("data");
   DType dtype;
-  if (!dtype_js.IsString() || !DTypeFromName(dtype_js.As<Napi::String>().Utf8Value(), &dtype)) {
+  if (!DTypeOf(ctx.env, dtype_js, &dtype)) {
     Throw("UNSUPPORTED_DTYPE", "tensor dtype must be one of float16, bfloat16, float32, float64, int8, int16, "
                                "int32, int64, uint8, uint16, uint32, uint64, bool");
   }

@@ -54,6 +54,8 @@ export class ReplicatedObject {
   readonly #onDispose: (object: ReplicatedObject) => void;
   // Per interpreter: the pending or finished instantiation.
   readonly #instances = new Map<Interpreter, Promise<unknown>>();
+  // Interpreters whose instantiation succeeded: a call there needs no wait for it.
+  readonly #ready = new Set<Interpreter>();
   // Per interpreter that instantiated it: what its accelerator made of it.
   readonly #accelerations = new Map<Interpreter, InterpreterAcceleration>();
   readonly #fallbacks = new Map<Interpreter, InterpreterFallbacks>();
@@ -92,10 +94,13 @@ export class ReplicatedObject {
   callMethod<T = unknown>(method: string | null, args: unknown[] = [], options: ReplicatedCallOptions = {}): Promise<T> {
     if (this.#disposed) return Promise.reject(new CoilError("CLOSED", `replicated object ${this.id} was disposed`));
     const interpreter = this.#host.pick();
-    const created = this.#instantiate(interpreter);
+    const created = this.#ready.has(interpreter) ? undefined : this.#instantiate(interpreter);
     const { kwargs = {}, ...callOptions } = options;
     // Queued right behind the instantiation: an interpreter runs its jobs in order.
     const result = this.#host.runOn<T>(interpreter, "call_object", [this.id, method, toPython(args), kwargs], callOptions);
+    // The hot path: no promise chained on the instantiation (a promise resolved with
+    // another promise costs two more turns of the microtask queue).
+    if (!created) return result;
     return created.then(
       () => result,
       (error: unknown) => {
@@ -147,6 +152,7 @@ export class ReplicatedObject {
     this.#onDispose(this);
     const interpreters = [...this.#instances.keys()];
     this.#instances.clear();
+    this.#ready.clear();
     this.#accelerations.clear();
     this.#fallbacks.clear();
     if (!this.#host.closed) {
@@ -166,10 +172,16 @@ export class ReplicatedObject {
         });
       }
       this.#instances.set(interpreter, created);
-      // A failed instantiation is retried by the next call, not cached.
-      created.catch(() => {
-        if (this.#instances.get(interpreter) === created) this.#instances.delete(interpreter);
-      });
+      const instance = created;
+      instance.then(
+        () => {
+          if (this.#instances.get(interpreter) === instance) this.#ready.add(interpreter);
+        },
+        // A failed instantiation is retried by the next call, not cached.
+        () => {
+          if (this.#instances.get(interpreter) === instance) this.#instances.delete(interpreter);
+        },
+      );
     }
     return created;
   }
