@@ -8,6 +8,11 @@ namespace coil {
 namespace {
 
 constexpr int kMaxDepth = 100;
+// Results up to this size are copied into memory V8 allocates; larger ones are handed
+// over as they are. N-API wraps handed-over memory as an external buffer with a
+// finalizer (on Node 20 a node::Buffer, a weak reference and a private property each):
+// for a small tensor that costs more than the copy (docs/engine.md, "Node's share").
+constexpr size_t kCopyResultsUpTo = 16 * 1024;
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 
 [[noreturn]] void Throw(const std::string& code, const std::string& message) {
@@ -210,8 +215,10 @@ Napi::Value FromValue(Napi::Env env, Value& value, Napi::Function create_tensor)
     case Value::Kind::kTensor: {
       TensorValue& t = *value.tensor;
       Napi::ArrayBuffer buffer;
-      if (t.nbytes == 0) {
-        buffer = Napi::ArrayBuffer::New(env, 0);
+      if (t.nbytes <= kCopyResultsUpTo) {
+        buffer = Napi::ArrayBuffer::New(env, t.nbytes);
+        if (t.nbytes > 0) std::memcpy(buffer.Data(), t.owned.get(), t.nbytes);
+        t.owned.reset();
       } else {
         // The engine's single copy becomes Node's memory as it is.
         void* data = t.owned.release();

@@ -76,6 +76,19 @@ describe("values across the boundary", () => {
     expect(scalar.toArray()).toEqual([7n]);
   });
 
+  it("returns results small and large intact, each in memory of its own", async () => {
+    // Up to 16 KiB a result is copied into a buffer V8 allocates, above it handed over: both sides of that line.
+    for (const elements of [1, 4095, 4096, 4097, 300_000]) {
+      const t = Tensor.from("float32", [elements], Array.from({ length: elements }, (_, i) => i % 1000));
+      const [x, y] = await a.call<[Tensor<"float32">, Tensor<"float32">]>("eval_expr", [`(lambda x: (x * 2, x + 1))(__import__("torch").arange(${elements}, dtype=__import__("torch").float32) % 1000)`]);
+      expect(x.shape).toEqual([elements]);
+      expect(Array.from(x.data)).toEqual(Array.from(t.data, (v) => v * 2));
+      expect(Array.from(y.data)).toEqual(Array.from(t.data, (v) => v + 1));
+      expect(x.data.buffer).not.toBe(y.data.buffer);
+      expect(x.data.byteLength).toBe(4 * elements);
+    }
+  });
+
   it("gives Python a view of Node's memory: no copy on the way in", async () => {
     const t = Tensor.from("float32", [4], [1, 2, 3, 4]);
     const cls = writeModule("class Bump:\n    def __call__(self, x):\n        x.add_(10)\n        return x.shape[0]\n");
