@@ -121,16 +121,31 @@ class OnnxRuntimeModel:
         from torch.utils import _pytree as pytree
 
         self._from_numpy = torch.from_numpy
-        self._run = session.run
         wanted = {arg.name for arg in session.get_inputs()}
+        missing = [arg.name for arg in session.get_inputs() if arg.name not in names and not arg.type.startswith("optional")]
+        if missing:
+            raise RuntimeError(f"the ONNX graph needs inputs the model's signature does not have: {', '.join(missing)}")
         # The session's inputs by the model's positions; an input the graph does not use is dropped.
         self._feed = tuple((position, name) for position, name in enumerate(names) if name in wanted)
+        self._outputs = [arg.name for arg in session.get_outputs()]
+        self._run = _session_run(session)
         self._rebuild = _rebuilder(structure, pytree)
         self.coil_details = details
 
     def __call__(self, *inputs):
-        outputs = self._run(None, {name: inputs[position].numpy() for position, name in self._feed})
+        outputs = self._run(self._outputs, {name: inputs[position].numpy() for position, name in self._feed}, None)
         return self._rebuild([self._from_numpy(array) for array in outputs])
+
+
+def _session_run(session):
+    """The session's own run(output_names, feed, run_options) method, without what
+    InferenceSession.run does around it on every call: checking the inputs fed (done once,
+    above), OrtValues' owners (the feed is numpy arrays) and graph capture (a WebGPU
+    option), listing the output names, and retrying on another execution provider (this
+    session has only the CPU's) -- each a few calls into onnxruntime's bindings. Where
+    onnxruntime keeps its session elsewhere, InferenceSession.run."""
+    run = getattr(getattr(session, "_sess", None), "run", None)
+    return run if callable(run) else session.run
 
 
 def _rebuilder(structure, pytree):
