@@ -371,25 +371,19 @@ std::chrono::microseconds Interpreter::SpinBudget(Clock::duration typical_wait) 
   return through <= longest ? std::max(base, through) : base;
 }
 
-bool Interpreter::SpinForWork(std::chrono::microseconds budget) {
-  if (budget.count() <= 0) return false;
+void Interpreter::SpinForWork(std::chrono::microseconds budget) {
+  if (budget.count() <= 0) return;
   Claim(kSpinning);
   // This thread (counted now) and Node's main thread must both fit, and keep fitting:
   // an interpreter given work meanwhile wants its CPU back.
-  bool found = false;
   if (CpusFitWith(1)) {
     const auto until = Clock::now() + budget;
-    for (unsigned i = 1;; ++i) {
-      if (queued_.load(std::memory_order_acquire) != 0) {
-        found = true;
-        break;
-      }
+    for (unsigned i = 1; queued_.load(std::memory_order_acquire) == 0; ++i) {
       CpuRelax();
       if ((i & 63) == 0 && (Clock::now() >= until || !CpusFitWith(1))) break;
     }
   }
   Unclaim(kSpinning);
-  return found;
 }
 
 bool Interpreter::Initialize(JobError* error) {

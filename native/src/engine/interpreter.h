@@ -124,7 +124,7 @@ class Interpreter {
   void Serve();
   std::unique_ptr<Job> NextJob(Batch* finished, std::chrono::steady_clock::duration* typical_wait);
   static std::chrono::microseconds SpinBudget(std::chrono::steady_clock::duration typical_wait);
-  bool SpinForWork(std::chrono::microseconds budget);
+  void SpinForWork(std::chrono::microseconds budget);  // until a job is queued or the budget is spent
 
   // A job in flight (queued or running), or the thread spinning for one: either
   // claims a CPU for this interpreter (interpreter.cc, g_claimed_cpus).

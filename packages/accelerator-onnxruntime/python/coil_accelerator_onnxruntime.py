@@ -121,8 +121,9 @@ class OnnxRuntimeModel:
         from torch.utils import _pytree as pytree
 
         self._from_numpy = torch.from_numpy
-        wanted = {arg.name for arg in session.get_inputs()}
-        missing = [arg.name for arg in session.get_inputs() if arg.name not in names and not arg.type.startswith("optional")]
+        graph_inputs = session.get_inputs()
+        wanted = {arg.name for arg in graph_inputs}
+        missing = [arg.name for arg in graph_inputs if arg.name not in names and not arg.type.startswith("optional")]
         if missing:
             raise RuntimeError(f"the ONNX graph needs inputs the model's signature does not have: {', '.join(missing)}")
         # The session's inputs by the model's positions; an input the graph does not use is dropped.
