@@ -83,6 +83,7 @@ const flags = parseFlags(import.meta.url, {
     default: false,
     help: "keep the models already measured in --out with the same settings and measure the rest (a full run takes hours: it can be done in parts; each row is still one model's run)",
   },
+  "measure-again": { type: "list", default: [], help: "with --resume: these models are measured again though --out has them (a row refreshed after a change)" },
   "busy-threshold": { type: "number", default: 0.2, help: "docs/zoo.md names the rows measured while other processes took more cores than this (and says BUSY when most were)" },
   out: outFlag("zoo"),
 });
@@ -90,7 +91,8 @@ const flags = parseFlags(import.meta.url, {
 // Families also measured at batch 8 (eager and Coil with 1 interpreter).
 const VISION = new Set(["classification", "segmentation", "video", "optical flow", "vision"]);
 const known = new Map(MODELS.map((m) => [m.name, m]));
-for (const name of flags.models) if (!known.has(name)) fail(`unknown model ${name}; known: ${[...known.keys()].join(", ")}`);
+for (const name of [...flags.models, ...flags.measureAgain]) if (!known.has(name)) fail(`unknown model ${name}; known: ${[...known.keys()].join(", ")}`);
+if (flags.measureAgain.length && !flags.resume) fail("--measure-again goes with --resume (without it every model is measured anyway)");
 const selected = flags.models.length ? flags.models.map((n) => known.get(n)) : MODELS.filter((m) => !flags.quick || m.quick);
 const pythons = { debian: flags.debianPython, venv: flags.venvPython };
 // Paths inside the repository are recorded relative to it.
@@ -210,6 +212,6 @@ function earlierRows() {
   const same = ["secondsPerMeasurement", "rounds", "warmupS", "interpreters", "compile", "onnx"].every((key) => before.options?.[key] === options[key]);
   if (!same) fail(`--resume: ${flags.out} was measured with other settings (${JSON.stringify(before.options)}); give the same flags or another --out`);
   results.startedAt = before.startedAt;
-  const kept = (row) => row.pack?.ok !== undefined && !row.error;
+  const kept = (row) => row.pack?.ok !== undefined && !row.error && !flags.measureAgain.includes(row.name);
   return new Map(before.rows.filter(kept).map((row) => [row.name, { row, raw: before.raw?.[row.name] }]));
 }
