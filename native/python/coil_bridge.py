@@ -355,14 +355,21 @@ def create_object(object_id, path, factory, args, kwargs):
 
 
 def call_object(object_id, method, args, kwargs):
+    """obj.method(*args, **kwargs), or obj(*args, **kwargs) where method is None;
+    kwargs None: none (Node sends no empty object each call)."""
     obj = _objects.get(object_id)
     if obj is None:
         raise KeyError(f"object {object_id} is not instantiated in this interpreter")
     target = obj if method is None else getattr(obj, method)
+    if kwargs is None:
+        kwargs = _NO_KWARGS
     if _call_context is None:
         return export(target(*args, **kwargs))
     with _call_context():
         return export(target(*args, **kwargs))
+
+
+_NO_KWARGS = {}  # only ever unpacked (**), so no callee can change it
 
 
 def drop_object(object_id):

@@ -91,13 +91,14 @@ export class ReplicatedObject {
   }
 
   /** Calls one of its methods: obj.method(*args, **kwargs); null calls the object. */
-  callMethod<T = unknown>(method: string | null, args: unknown[] = [], options: ReplicatedCallOptions = {}): Promise<T> {
+  callMethod<T = unknown>(method: string | null, args: unknown[] = [], options?: ReplicatedCallOptions): Promise<T> {
     if (this.#disposed) return Promise.reject(new CoilError("CLOSED", `replicated object ${this.id} was disposed`));
     const interpreter = this.#host.pick();
     const created = this.#ready.has(interpreter) ? undefined : this.#instantiate(interpreter);
-    const { kwargs = {}, ...callOptions } = options;
     // Queued right behind the instantiation: an interpreter runs its jobs in order.
-    const result = this.#host.runOn<T>(interpreter, "call_object", [this.id, method, toPython(args), kwargs], callOptions);
+    // No kwargs cross as null, not as an empty object to convert each call; `options`
+    // goes on as it is (the interpreter reads only its CallOptions).
+    const result = this.#host.runOn<T>(interpreter, "call_object", [this.id, method, toPython(args), options?.kwargs ?? null], options);
     // The hot path: no promise chained on the instantiation (a promise resolved with
     // another promise costs two more turns of the microtask queue).
     if (!created) return result;
