@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+// The system calls a Coil call costs each thread (issue 13; docs/engine.md, "The
+// wake-up without a lock"). On this VM a kernel entry on an interpreter's thread costs
+// its model's next call far more than the entry's own microsecond (no PCID: the TLB
+// is flushed), so the hand-off between Node's thread and the interpreters is judged by
+// how many it makes -- a count, which does not drift with the host's speed as
+// timings do. N interpreters, C callers in closed loops, on an object that spins
+// --work-us in Python and returns a small dict of tensors (a model's call without its
+// memory traffic), or on a zoo model (--model); `perf stat` counts each thread's
+// system calls, futex calls among them, for --seconds (tracepoints: perf, and the
+// permission to read them). --addons a.node,b.node measures builds side by side: a
+// child process each (COIL_NATIVE_ADDON), alternating, --rounds each; by default this
+// checkout's build. Per build, medians over rounds: calls/s, Node's main thread's CPU
+// a call, and per call the main thread's and the interpreters' system calls. Prints a
+// table, writes bench-results/syscalls.json.
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { CpuBackend } from "@coil/backend-cpu";
+import { InterpreterPool, LeastLoadedScheduler, Tensor } from "@coil/core";
+import { packModel } from "@coil/runtime";
+
+import { fail, parseFlags } from "./lib/args.mjs";
+import { runJsonChild } from "./lib/child.mjs";
+import { progress } from "./lib/log.mjs";
+import { formatMachine } from "./lib/machine.mjs";
+import { REPO_ROOT } from "./lib/paths.mjs";
+import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
+import { scratchDir } from "./lib/scratch.mjs";
+import { percentile } from "./lib/stats.mjs";
+import { printTable } from "./lib/table.mjs";
+import { relaunchWithTunable } from "./lib/tunable.mjs";
+import { MODELS, STACKS } from "./zoo/models.mjs";
+
+const SCRIPT = fileURLToPath(import.meta.url);
+const RUN_MODEL = join(REPO_ROOT, "packages", "runtime", "test", "fixtures", "zero-config", "run_model.py");
+const SPINNER = `import time, torch
+class Spinner:
+    """Spins work_us in Python, then returns what a small encoder would."""
+    def __init__(self, work_us):
+        self.work_s = work_us / 1e6
+        self.result = {"last_hidden_state": torch.zeros(1, 16, 32), "pooler_output": torch.zeros(1, 32)}
+    def __call__(self, *inputs):
+        end = time.perf_counter() + self.work_s
+        while time.perf_counter() < end:
+            pass
+        return self.result
+`;
+
+const flags = parseFlags(import.meta.url, {
+  interpreters: { type: "integer", default: 2, help: "N: the pool's interpreters" },
+  callers: { type: "integer", default: 4, help: "C: callers in closed loops" },
+  "work-us": { type: "number", default: 500, help: "the spinning object's time a call, µs (without --model)" },
+  model: { type: "string", default: undefined, defaultHelp: "the spinning object", help: "a zoo model to call instead (tools/bench/zoo/models.mjs)" },
+  seconds: { type: "number", positive: true, default: 3, help: "counted seconds per run" },
+  rounds: { type: "integer", default: 3, help: "runs per build, the builds alternating" },
+  addons: { type: "list", default: [], defaultHelp: "this checkout's build", help: "the builds to compare: paths of coil_native.node (each beside its libcoil_namespace.so)" },
+  python: { type: "path", default: join(REPO_ROOT, ".venv-torch2", "bin", "python"), defaultHelp: ".venv-torch2/bin/python", help: "the Python Coil embeds (without --model)" },
+  child: { type: "string", default: undefined, hidden: true },
+  out: outFlag("syscalls"),
+});
+
+if (flags.child) {
+  console.log(JSON.stringify(await measure(JSON.parse(flags.child))));
+  process.exit(0);
+}
+
+// --- the parent: what to call, then the builds in turn -------------------------------------
+
+const model = flags.model && MODELS.find((m) => m.name === flags.model);
+if (flags.model && !model) fail(`unknown model ${flags.model}; known: ${MODELS.map((m) => m.name).join(", ")}`);
+const addons = flags.addons.length ? flags.addons.map((a) => resolve(a)) : [null];
+const scratch = scratchDir("coil-syscalls");
+const target = { interpreters: flags.interpreters, callers: flags.callers, seconds: flags.seconds };
+if (model) {
+  target.python = STACKS[model.stack].python;
+  target.archive = join(scratch, `${model.name}.pt`);
+  target.inputs = join(scratch, `${model.name}.inputs.json`);
+  progress(`packing ${model.name}`);
+  await packModel({ target: `${model.file}:${model.factory}`, output: target.archive, example: model.example, python: target.python });
+  const reference = await runJsonChild(target.python, [RUN_MODEL, model.file, model.factory, model.example, target.archive], { cwd: REPO_ROOT, timeoutMs: 600_000 });
+  writeFileSync(target.inputs, JSON.stringify(reference.inputs));
+} else {
+  target.python = flags.python;
+  target.file = join(scratch, "spinner.py");
+  target.workUs = flags.workUs;
+  writeFileSync(target.file, SPINNER);
+}
+
+const results = startResults({ options: { ...flags, addons: addons.map((a) => a ?? "build"), out: repoRelative(flags.out) }, runs: [] });
+console.log(`system calls a call: ${model ? model.name : `an object spinning ${flags.workUs} µs`}, ${flags.interpreters} interpreters, ${flags.callers} callers; ${formatMachine(results.machine)}`);
+for (let round = 0; round < flags.rounds; round++) {
+  for (const addon of addons) {
+    progress(`round ${round + 1}/${flags.rounds}: ${addon ?? "this checkout's build"}`);
+    const env = { ...process.env };
+    if (addon) env.COIL_NATIVE_ADDON = addon;
+    else delete env.COIL_NATIVE_ADDON;
+    const run = await runJsonChild(process.execPath, [SCRIPT, "--child", JSON.stringify(target)], { cwd: REPO_ROOT, env, timeoutMs: 600_000 });
+    results.runs.push({ addon: addon ?? "build", round, ...run });
+  }
+}
+
+const median = (runs, key) => percentile(runs.map((r) => r[key]).sort((a, b) => a - b), 0.5);
+const KEYS = ["callsPerSecond", "mainCpuUs", "mainSyscalls", "mainFutex", "interpreterSyscalls", "interpreterFutex"];
+results.builds = [...new Set(results.runs.map((r) => r.addon))].map((addon) => {
+  const runs = results.runs.filter((r) => r.addon === addon);
+  return { addon, ...Object.fromEntries(KEYS.map((k) => [k, median(runs, k)])) };
+});
+const fixed = (digits) => (x) => x.toFixed(digits);
+printTable(
+  [
+    ["build", (b) => b.addon, "l"],
+    ["calls/s", (b) => Math.round(b.callsPerSecond)],
+    ["main thread CPU µs/call", (b) => fixed(1)(b.mainCpuUs)],
+    ["main: syscalls/call", (b) => fixed(3)(b.mainSyscalls)],
+    ["main: futex/call", (b) => fixed(3)(b.mainFutex)],
+    ["interpreters: syscalls/call", (b) => fixed(3)(b.interpreterSyscalls)],
+    ["interpreters: futex/call", (b) => fixed(3)(b.interpreterFutex)],
+  ],
+  results.builds,
+);
+writeResults(flags.out, results);
+
+// --- a child: one build, one run ----------------------------------------------------------
+
+/** CPU ticks (1/100 s) a thread of this process has used. */
+function threadTicks(tid) {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+async function measure(target) {
+  await relaunchWithTunable();
+  const pool = await InterpreterPool.create({
+    size: target.interpreters,
+    python: target.python,
+    backend: new CpuBackend({ threadsPerInterpreter: 1 }),
+    scheduler: new LeastLoadedScheduler(),
+  });
+  try {
+    let object;
+    let inputs;
+    if (target.archive) {
+      inputs = JSON.parse(readFileSync(target.inputs, "utf8")).map((t) => Tensor.from(t.dtype, t.shape, t.data));
+      object = await pool.loadArchive(target.archive, { eager: true });
+    } else {
+      inputs = [Tensor.zeros("int64", [1, 16]), Tensor.zeros("int64", [1, 16])];
+      object = pool.replicate({ file: target.file, factory: "Spinner", args: [target.workUs] });
+      await object.materialize();
+    }
+    const loop = async (seconds) => {
+      let calls = 0;
+      const end = performance.now() + seconds * 1e3;
+      await Promise.all(
+        Array.from({ length: target.callers }, async () => {
+          while (performance.now() < end) {
+            await object.call(inputs);
+            calls++;
+          }
+        }),
+      );
+      return calls;
+    };
+    await loop(1); // warm: the model, Node's JIT, the hand-off's view of a call's length
+    const interpreterTids = await Promise.all(pool.interpreters.map((i) => i.eval(`__import__("threading").get_native_id()`)));
+    const counts = join(scratchDir("coil-syscalls-stat"), "stat.csv");
+    const perf = spawn(
+      "perf",
+      ["stat", "-x", ",", "--per-thread", "-e", "raw_syscalls:sys_enter,syscalls:sys_enter_futex", "-p", String(process.pid), "-o", counts],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let perfError = "";
+    perf.stderr.on("data", (d) => (perfError += d));
+    const perfExit = new Promise((resolveExit, reject) => {
+      perf.on("error", (error) => reject(new Error(`cannot run perf (${error.message}): install it (Debian: linux-perf)`)));
+      perf.on("exit", resolveExit);
+    });
+    await new Promise((r) => setTimeout(r, 300)); // perf attached to every thread
+    const ticks = threadTicks(process.pid);
+    const started = performance.now();
+    const calls = await loop(target.seconds);
+    const seconds = (performance.now() - started) / 1e3;
+    const mainTicks = threadTicks(process.pid) - ticks;
+    perf.kill("SIGINT"); // perf stat prints its counts when interrupted
+    const code = await perfExit;
+    const perThread = {};
+    for (const line of readFileSync(counts, "utf8").split("\n")) {
+      const [thread, value, , event] = line.split(",");
+      if (!event || !/^\d+$/.test(value)) continue;
+      const tid = Number(thread.split("-").pop());
+      (perThread[tid] ??= {})[event.includes("futex") ? "futex" : "all"] = Number(value);
+    }
+    if (!perThread[process.pid]) throw new Error(`perf counted nothing (exit ${code}): ${perfError.trim() || "no output"}`);
+    // perf counted a little longer than the loop ran, with the threads idle: a few
+    // calls' worth of sleeping at most.
+    const perCall = (tids, key) => tids.reduce((sum, tid) => sum + (perThread[tid]?.[key] ?? 0), 0) / calls;
+    return {
+      calls,
+      callsPerSecond: calls / seconds,
+      mainCpuUs: (mainTicks * 1e4) / calls,
+      mainSyscalls: perCall([process.pid], "all"),
+      mainFutex: perCall([process.pid], "futex"),
+      interpreterSyscalls: perCall(interpreterTids, "all"),
+      interpreterFutex: perCall(interpreterTids, "futex"),
+    };
+  } finally {
+    await pool.close();
+  }
+}
