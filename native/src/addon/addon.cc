@@ -21,6 +21,7 @@
 #include "../codecs/json_numbers.h"
 #include "../engine/interpreter.h"
 #include "convert.h"
+#include "libuv.h"
 
 namespace coil {
 
@@ -39,27 +40,31 @@ struct Pending {
 
 class Addon : public CompletionSink {
  public:
-  explicit Addon(Napi::Env env) : env_(env) {
-    napi_value name = Napi::String::New(env, "coil-completions");
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr,
-                                                                   nullptr, this, &Addon::OnCompletions, &tsfn_));
-    napi_unref_threadsafe_function(env, tsfn_);
+  explicit Addon(Napi::Env env) : env_(env), completions_(env, "coil-completions") {
+    // Results wake the main thread through a libuv async handle of its own, not a
+    // thread-safe function: uv_async_send takes no lock, while N-API's thread-safe
+    // function holds a mutex across its eventfd write that the main thread takes to
+    // drain it -- an interpreter then found it held, or had to wake the main thread
+    // blocked on it, a futex system call on the model's thread for most results
+    // (docs/engine.md, "The wake-up without a lock").
+    uv_loop_s* loop = nullptr;
+    NAPI_THROW_IF_FAILED_VOID(env, napi_get_uv_event_loop(env, &loop));
+    wake_.owner = this;
+    if (!wake_.Fits() || uv_async_init(loop, wake_.async(), &Addon::OnWake) != 0) {
+      Napi::Error::New(env, "cannot create the completions' wake-up handle (libuv's uv_async_t)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    uv_unref(wake_.handle());  // referenced only while calls are in flight
     set_immediate_ = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
     settle_next_ = Napi::Persistent(Napi::Function::New(
         env, [](const Napi::CallbackInfo& info) { static_cast<Addon*>(info.Data())->SettleBatch(); }, "settleNext",
         this));
     poll_next_ = Napi::Persistent(Napi::Function::New(
         env, [](const Napi::CallbackInfo& info) { static_cast<Addon*>(info.Data())->Poll(); }, "pollResults", this));
-    // Runs before Node frees the threadsafe function (hooks run in reverse order).
-    napi_add_env_cleanup_hook(env, [](void* self) {
-      auto* addon = static_cast<Addon*>(self);
-      {
-        std::lock_guard<std::mutex> lock(addon->mutex_);
-        addon->closing_ = true;
-      }
-      // A wake-up already past the lock finishes before the function is freed.
-      while (addon->signalling_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-    }, this);
+    // An async cleanup hook: the handle must be closed, and its close finish, before
+    // the environment's loop goes (a worker's loop is closed with it).
+    NAPI_THROW_IF_FAILED_VOID(env, napi_add_async_cleanup_hook(env, &Addon::Teardown, this, nullptr));
   }
 
   // Interpreter threads: queue the jobs; wake the main thread once per batch.
@@ -92,7 +97,7 @@ class Addon : public CompletionSink {
     // lock as soon as it wakes. The cleanup hook waits for it (signalling_).
     if (signal) {
       NoteCallerWakeup();
-      napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
+      uv_async_send(wake_.async());
       signalling_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
@@ -104,7 +109,7 @@ class Addon : public CompletionSink {
     pending_.emplace(id, pending);
     // In-flight work keeps the event loop (and so the process) alive
     // (docs/engine.md, fact 7).
-    if (in_flight_++ == 0) napi_ref_threadsafe_function(env_, tsfn_);
+    if (in_flight_++ == 0) uv_ref(wake_.handle());
     last_progress_ = std::chrono::steady_clock::now();
     StartPolling();
     return pending->deferred.Promise();
@@ -160,7 +165,6 @@ class Addon : public CompletionSink {
   }
 
   Napi::Env env_;
-  napi_threadsafe_function tsfn_ = nullptr;
   Napi::FunctionReference set_immediate_;  // node:timers' setImmediate (configure), else the global one
   Napi::FunctionReference settle_next_;    // calls SettleBatch()
   Napi::FunctionReference poll_next_;      // calls Poll()
@@ -170,9 +174,33 @@ class Addon : public CompletionSink {
   std::vector<Interpreter*> interpreters_;  // never freed: they live as long as the process
 
  private:
-  static void OnCompletions(napi_env env, napi_value, void* context, void*) {
-    if (env == nullptr) return;  // environment tearing down
-    static_cast<Addon*>(context)->SettleBatch();
+  // Main thread, from libuv: in a callback scope, so that the promises' reactions
+  // (microtasks) run when it closes, as for any callback into JavaScript.
+  static void OnWake(uv_async_s* handle) {
+    Addon* addon = AsyncWake<Addon>::OwnerOf(handle);
+    Napi::HandleScope scope(addon->env_);
+    Napi::CallbackScope callback(addon->env_, addon->completions_);
+    try {
+      addon->SettleBatch();
+    } catch (const Napi::Error& error) {  // as Node treats a callback's throw: uncaughtException
+      napi_fatal_exception(addon->env_, error.Value());
+    }
+  }
+
+  // The environment is going: no interpreter may wake it from now on (CompleteAll
+  // checks closing_), and one already past that check finishes its uv_async_send
+  // before the handle is closed.
+  static void Teardown(napi_async_cleanup_hook_handle hook, void* self) {
+    auto* addon = static_cast<Addon*>(self);
+    {
+      std::lock_guard<std::mutex> lock(addon->mutex_);
+      addon->closing_ = true;
+    }
+    while (addon->signalling_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    addon->teardown_ = hook;
+    uv_close(addon->wake_.handle(), [](uv_handle_s* handle) {
+      napi_remove_async_cleanup_hook(AsyncWake<Addon>::OwnerOf(handle)->teardown_);
+    });
   }
 
   // Settles the finished jobs. Jobs finishing meanwhile don't signal again: if any
@@ -264,7 +292,7 @@ class Addon : public CompletionSink {
     if (it == pending_.end()) return;
     std::unique_ptr<Pending> pending(it->second);
     pending_.erase(it);
-    if (--in_flight_ == 0) napi_unref_threadsafe_function(env_, tsfn_);
+    if (--in_flight_ == 0) uv_unref(wake_.handle());
     if (pending->settled) return;
     if (!pending->timings.IsEmpty()) {
       Napi::Float64Array timings = pending->timings.Value();
@@ -292,7 +320,10 @@ class Addon : public CompletionSink {
   bool polling_ = false;       // main thread only: a Poll() is scheduled
   std::chrono::steady_clock::time_point last_progress_;  // main thread only
   std::chrono::microseconds longest_run_{0};            // main thread only: see PollWindow
-  std::atomic<int> signalling_{0};  // interpreter threads inside napi_call_threadsafe_function
+  std::atomic<int> signalling_{0};  // interpreter threads inside uv_async_send
+  AsyncWake<Addon> wake_;            // wakes the main thread: OnWake
+  Napi::AsyncContext completions_;   // what OnWake's callback scope runs as
+  napi_async_cleanup_hook_handle teardown_ = nullptr;
   // Set with done_ / releases_ under mutex_, cleared when the main thread takes them:
   // lets the main thread look without the lock.
   std::atomic<bool> has_done_{false};
