@@ -175,15 +175,21 @@ class Addon : public CompletionSink {
 
  private:
   // Main thread, from libuv: in a callback scope, so that the promises' reactions
-  // (microtasks) run when it closes, as for any callback into JavaScript.
+  // (microtasks) run when it closes, as for any callback into JavaScript. No C++
+  // exception may leave it: one is reported as Node reports a callback's throw
+  // (uncaughtException) -- where the environment is stopping and JavaScript no
+  // longer runs (a worker being terminated), that report fails and the error is dropped.
   static void OnWake(uv_async_s* handle) {
     Addon* addon = AsyncWake<Addon>::OwnerOf(handle);
-    Napi::HandleScope scope(addon->env_);
-    Napi::CallbackScope callback(addon->env_, addon->completions_);
     try {
-      addon->SettleBatch();
-    } catch (const Napi::Error& error) {  // as Node treats a callback's throw: uncaughtException
-      napi_fatal_exception(addon->env_, error.Value());
+      Napi::HandleScope scope(addon->env_);  // the error's handle lives in it too
+      try {
+        Napi::CallbackScope callback(addon->env_, addon->completions_);
+        addon->SettleBatch();
+      } catch (const Napi::Error& error) {
+        napi_fatal_exception(addon->env_, error.Value());
+      }
+    } catch (...) {  // not even a handle scope: nothing to report with
     }
   }
 

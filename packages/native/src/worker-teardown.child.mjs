@@ -19,8 +19,13 @@ import(workerData.native).then(async ({ bridgePath, discoverPython, loadAddon, n
   });
   await ready;
   const two = await interpreter.call("eval_expr", ["1 + 1"], 2);
-  interpreter.call("exec_source", ["import time; time.sleep(0.5)"], 3);  // running when the worker goes
-  parentPort.postMessage(two);
+  // Calls back to back until the worker goes: it is stopped while it settles results
+  // and polls for the next, and with a call in flight.
+  let id = 3;
+  (async () => {
+    for (;;) await interpreter.call("eval_expr", ["sum(range(1000))"], id++);
+  })();
+  setTimeout(() => parentPort.postMessage(two), 50);
 });
 `;
 const LOADER = `
@@ -40,7 +45,7 @@ const two = await new Promise((resolve, reject) => {
   caller.once("error", reject);
 });
 const terminated = await caller.terminate();
-// The call ends into the environment that is gone: dropped, and nothing to wake.
+// The call in flight ends into the environment that is gone: dropped, nothing to wake.
 await new Promise((resolve) => setTimeout(resolve, 1000));
 const exits = [];
 for (let i = 0; i < 3; i++) exits.push(await exited(new Worker(LOADER, { eval: true, workerData: { native } })));
