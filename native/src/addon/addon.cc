@@ -56,15 +56,15 @@ class Addon : public CompletionSink {
       return;
     }
     uv_unref(wake_.handle());  // referenced only while calls are in flight
+    // An async cleanup hook: the handle must be closed, and its close finish, before
+    // the environment's loop goes (a worker's loop is closed with it).
+    NAPI_THROW_IF_FAILED_VOID(env, napi_add_async_cleanup_hook(env, &Addon::Teardown, this, nullptr));
     set_immediate_ = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
     settle_next_ = Napi::Persistent(Napi::Function::New(
         env, [](const Napi::CallbackInfo& info) { static_cast<Addon*>(info.Data())->SettleBatch(); }, "settleNext",
         this));
     poll_next_ = Napi::Persistent(Napi::Function::New(
         env, [](const Napi::CallbackInfo& info) { static_cast<Addon*>(info.Data())->Poll(); }, "pollResults", this));
-    // An async cleanup hook: the handle must be closed, and its close finish, before
-    // the environment's loop goes (a worker's loop is closed with it).
-    NAPI_THROW_IF_FAILED_VOID(env, napi_add_async_cleanup_hook(env, &Addon::Teardown, this, nullptr));
   }
 
   // Interpreter threads: queue the jobs; wake the main thread once per batch.
