@@ -27,6 +27,7 @@ import { runJsonChild } from "./lib/child.mjs";
 import { progress } from "./lib/log.mjs";
 import { formatMachine } from "./lib/machine.mjs";
 import { REPO_ROOT } from "./lib/paths.mjs";
+import { sampleCpu } from "./lib/proc.mjs";
 import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
 import { scratchDir } from "./lib/scratch.mjs";
 import { percentile } from "./lib/stats.mjs";
@@ -125,13 +126,6 @@ writeResults(flags.out, results);
 
 // --- a child: one build, one run ----------------------------------------------------------
 
-/** CPU ticks (1/100 s) a thread of this process has used. */
-function threadTicks(tid) {
-  const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-}
-
 async function measure(target) {
   await relaunchWithTunable();
   const pool = await InterpreterPool.create({
@@ -179,11 +173,9 @@ async function measure(target) {
       perf.on("exit", resolveExit);
     });
     await new Promise((r) => setTimeout(r, 300)); // perf attached to every thread
-    const ticks = threadTicks(process.pid);
-    const started = performance.now();
+    const before = sampleCpu([process.pid]); // the main thread's id is the process's
     const calls = await loop(target.seconds);
-    const seconds = (performance.now() - started) / 1e3;
-    const mainTicks = threadTicks(process.pid) - ticks;
+    const after = sampleCpu([process.pid]);
     perf.kill("SIGINT"); // perf stat prints its counts when interrupted
     const code = await perfExit;
     const perThread = {};
@@ -199,8 +191,8 @@ async function measure(target) {
     const perCall = (tids, key) => tids.reduce((sum, tid) => sum + (perThread[tid]?.[key] ?? 0), 0) / calls;
     return {
       calls,
-      callsPerSecond: calls / seconds,
-      mainCpuUs: (mainTicks * 1e4) / calls,
+      callsPerSecond: calls / ((after.at - before.at) / 1e3),
+      mainCpuUs: ((after.threads[0] - before.threads[0]) * 1e6) / calls,
       mainSyscalls: perCall([process.pid], "all"),
       mainFutex: perCall([process.pid], "futex"),
       interpreterSyscalls: perCall(interpreterTids, "all"),
