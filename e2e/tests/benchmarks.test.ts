@@ -2,6 +2,7 @@
 // what it writes is checked for shape and sense -- never for speed (the numbers of a
 // few hundred milliseconds on a shared machine mean nothing). The full runs and their
 // figures: tools/bench/README.md, docs/engine.md, docs/zoo.md.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +14,9 @@ import { runOk } from "../harness/process.js";
 import { venvReadiness } from "../harness/venv.js";
 
 const venv = venvReadiness();
+// syscalls.mjs counts with perf's syscall tracepoints (Debian's linux-perf, and the permission to read them).
+const perfTracepoints = spawnSync("perf", ["stat", "-e", "raw_syscalls:sys_enter", "true"], { stdio: "ignore" }).status === 0;
+if (!perfTracepoints) console.log("benchmarks: syscalls.mjs is SKIPPED: `perf stat -e raw_syscalls:sys_enter true` fails here (install linux-perf; tracepoints need root or perf_event_paranoid <= -1)");
 if (!venv.ready) console.log(`benchmarks: the venv rows are SKIPPED: the venv is not ready (make it: bash tools/python-envs.sh):\n${venv.reason}`);
 const out = mkdtempSync(join(tmpdir(), "coil-bench-smoke-"));
 const bench = (program: string, args: string[]) => runOk(process.execPath, [join(ROOT, "tools/bench", program), ...args], { cwd: ROOT });
@@ -216,6 +220,25 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
       expect(r.runUs, `${r.shape} ${r.way}`).toBeGreaterThan(0);
       // The interpreter's part is inside the round trip.
       expect(r.roundTripUs, `${r.shape} ${r.way}`).toBeGreaterThan(r.runUs);
+    }
+  }, 600_000);
+
+  it.skipIf(!perfTracepoints)("counts each thread's system calls a call, builds side by side", async () => {
+    const build = join(ROOT, "packages/native/build/Release/coil_native.node");
+    const args = ["--python", "/usr/bin/python3", "--interpreters", "1", "--callers", "2", "--work-us", "200", "--seconds", "0.5", "--rounds", "1"];
+    await bench("syscalls.mjs", [...args, "--addons", `${build},${build}`, "--out", join(out, "syscalls.json")]);
+    type Run = { addon: string; calls: number; mainCpuUs: number; mainSyscalls: number; mainFutex: number; interpreterSyscalls: number; interpreterFutex: number };
+    const { runs, builds }: { runs: Run[]; builds: Run[] } = written("syscalls.json");
+    // One child process per build and round; the medians per build (here the same build twice).
+    expect(runs.map((r) => r.addon)).toEqual([build, build]);
+    expect(builds).toHaveLength(1);
+    for (const r of runs) {
+      expect(r.calls).toBeGreaterThan(0);
+      expect(r.mainCpuUs).toBeGreaterThan(0);
+      // Node's thread waits for results in the kernel (epoll) at least now and then; futex calls are among all calls.
+      expect(r.mainSyscalls).toBeGreaterThan(0);
+      expect(r.mainFutex).toBeLessThanOrEqual(r.mainSyscalls);
+      expect(r.interpreterFutex).toBeLessThanOrEqual(r.interpreterSyscalls);
     }
   }, 600_000);
 
