@@ -24,10 +24,10 @@ import { packModel } from "@coil/runtime";
 
 import { fail, parseFlags } from "./lib/args.mjs";
 import { runJsonChild } from "./lib/child.mjs";
+import { closedLoop } from "./lib/closed-loop.mjs";
 import { progress } from "./lib/log.mjs";
 import { formatMachine } from "./lib/machine.mjs";
 import { REPO_ROOT } from "./lib/paths.mjs";
-import { sampleCpu } from "./lib/proc.mjs";
 import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
 import { scratchDir } from "./lib/scratch.mjs";
 import { percentile } from "./lib/stats.mjs";
@@ -145,19 +145,7 @@ async function measure(target) {
       object = pool.replicate({ file: target.file, factory: "Spinner", args: [target.workUs] });
       await object.materialize();
     }
-    const loop = async (seconds) => {
-      let calls = 0;
-      const end = performance.now() + seconds * 1e3;
-      await Promise.all(
-        Array.from({ length: target.callers }, async () => {
-          while (performance.now() < end) {
-            await object.call(inputs);
-            calls++;
-          }
-        }),
-      );
-      return calls;
-    };
+    const loop = (seconds) => closedLoop(() => object.call(inputs), { concurrency: target.callers, durationMs: seconds * 1e3 });
     await loop(1); // warm: the model, Node's JIT, the hand-off's view of a call's length
     const interpreterTids = await Promise.all(pool.interpreters.map((i) => i.eval(`__import__("threading").get_native_id()`)));
     const counts = join(scratchDir("coil-syscalls-stat"), "stat.csv");
@@ -173,9 +161,7 @@ async function measure(target) {
       perf.on("exit", resolveExit);
     });
     await new Promise((r) => setTimeout(r, 300)); // perf attached to every thread
-    const before = sampleCpu([process.pid]); // the main thread's id is the process's
-    const calls = await loop(target.seconds);
-    const after = sampleCpu([process.pid]);
+    const { calls, seconds, callsPerSecond, mainThreadBusy } = await loop(target.seconds);
     perf.kill("SIGINT"); // perf stat prints its counts when interrupted
     const code = await perfExit;
     const perThread = {};
@@ -186,13 +172,13 @@ async function measure(target) {
       (perThread[tid] ??= {})[event.includes("futex") ? "futex" : "all"] = Number(value);
     }
     if (!perThread[process.pid]) throw new Error(`perf counted nothing (exit ${code}): ${perfError.trim() || "no output"}`);
-    // perf counted a little longer than the loop ran, with the threads idle: a few
-    // calls' worth of sleeping at most.
+    // perf counted a little longer than the loop's window, the threads idle or finishing
+    // the calls still in flight: a few calls' worth at most.
     const perCall = (tids, key) => tids.reduce((sum, tid) => sum + (perThread[tid]?.[key] ?? 0), 0) / calls;
     return {
       calls,
-      callsPerSecond: calls / ((after.at - before.at) / 1e3),
-      mainCpuUs: ((after.threads[0] - before.threads[0]) * 1e6) / calls,
+      callsPerSecond,
+      mainCpuUs: (mainThreadBusy * seconds * 1e6) / calls,
       mainSyscalls: perCall([process.pid], "all"),
       mainFutex: perCall([process.pid], "futex"),
       interpreterSyscalls: perCall(interpreterTids, "all"),

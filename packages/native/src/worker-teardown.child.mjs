@@ -1,7 +1,8 @@
 // Run by worker-teardown.test.ts in a process of its own: a worker that starts an
 // interpreter keeps its namespace for good, and one that went wrong would abort the
-// process. In a worker thread: start an interpreter of the Python in argv[2], call it,
-// and leave while a call still runs (terminate()); then three workers that load the
+// process. In a worker thread: start an interpreter of the Python in argv[2], call it
+// back to back, and stop the worker meanwhile (terminate()) -- while it settles
+// results, polls for them, and has a call in flight; then three workers that load the
 // addon and end on their own. Each worker's environment closes the addon's wake-up
 // handle before its event loop goes. Prints one JSON line.
 import { Worker } from "node:worker_threads";
