@@ -40,7 +40,10 @@ struct Pending {
 
 class Addon : public CompletionSink {
  public:
-  explicit Addon(Napi::Env env) : env_(env), completions_(env, "coil-completions") {
+  explicit Addon(Napi::Env env)
+      : env_(env),
+        completions_resource_(Napi::Persistent(Napi::Object::New(env))),
+        completions_(env, "coil-completions", completions_resource_.Value()) {
     // Results wake the main thread through a libuv async handle of its own, not a
     // thread-safe function: uv_async_send takes no lock, while N-API's thread-safe
     // function holds a mutex across its eventfd write that the main thread takes to
@@ -168,8 +171,8 @@ class Addon : public CompletionSink {
   Napi::FunctionReference set_immediate_;  // node:timers' setImmediate (configure), else the global one
   Napi::FunctionReference settle_next_;    // calls SettleBatch()
   Napi::FunctionReference poll_next_;      // calls Poll()
-  Napi::FunctionReference tensor_class_;
-  Napi::FunctionReference create_tensor_;
+  TensorClass tensor_class_;
+  Napi::FunctionReference decode_result_;
   Napi::FunctionReference create_error_;
   std::vector<Interpreter*> interpreters_;  // never freed: they live as long as the process
 
@@ -184,7 +187,13 @@ class Addon : public CompletionSink {
     try {
       Napi::HandleScope scope(addon->env_);  // the error's handle lives in it too
       try {
-        Napi::CallbackScope callback(addon->env_, addon->completions_);
+        // Opened on the context's own resource: Napi::CallbackScope makes a new
+        // object for each.
+        napi_callback_scope opened = nullptr;
+        NAPI_THROW_IF_FAILED_VOID(addon->env_,
+                                  napi_open_callback_scope(addon->env_, addon->completions_resource_.Value(),
+                                                           addon->completions_, &opened));
+        Napi::CallbackScope callback(addon->env_, opened);
         addon->SettleBatch();
       } catch (const Napi::Error& error) {
         napi_fatal_exception(addon->env_, error.Value());
@@ -311,7 +320,7 @@ class Addon : public CompletionSink {
       return;
     }
     try {
-      pending->deferred.Resolve(FromValue(env_, job.result, create_tensor_.Value()));
+      pending->deferred.Resolve(FromValue(env_, job.result, decode_result_.Value()));
     } catch (const Napi::Error& e) {
       pending->deferred.Reject(e.Value());
     }
@@ -328,7 +337,8 @@ class Addon : public CompletionSink {
   std::chrono::microseconds longest_run_{0};            // main thread only: see PollWindow
   std::atomic<int> signalling_{0};  // interpreter threads inside uv_async_send
   AsyncWake<Addon> wake_;            // wakes the main thread: OnWake
-  Napi::AsyncContext completions_;   // what OnWake's callback scope runs as
+  Napi::ObjectReference completions_resource_;
+  Napi::AsyncContext completions_;  // what OnWake's callback scope runs as
   napi_async_cleanup_hook_handle teardown_ = nullptr;
   // Set with done_ / releases_ under mutex_, cleared when the main thread takes them:
   // lets the main thread look without the lock.
@@ -453,20 +463,24 @@ class InterpreterWrap : public Napi::ObjectWrap<InterpreterWrap> {
 
 Napi::FunctionReference* g_interpreter_class = nullptr;
 
-// configure({ tensorClass, createTensor(dtype, shape, data), createError(code, message, details), setImmediate? })
+// configure({ tensorClass, decodeResult(program, packed, ...spread), createError(code, message, details),
+//             setImmediate? }): decodeResult builds a result from FromValue's encoding (convert.cc).
 Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Addon& addon = GetAddon(env);
   if (info.Length() < 1 || !info[0].IsObject()) return ThrowCoil(env, "INVALID_ARGUMENT", "configure(hooks)");
   Napi::Object hooks = info[0].As<Napi::Object>();
   Napi::Value tensor_class = hooks.Get("tensorClass");
-  Napi::Value create_tensor = hooks.Get("createTensor");
+  Napi::Value decode_result = hooks.Get("decodeResult");
   Napi::Value create_error = hooks.Get("createError");
-  if (!tensor_class.IsFunction() || !create_tensor.IsFunction() || !create_error.IsFunction()) {
-    return ThrowCoil(env, "INVALID_ARGUMENT", "configure needs tensorClass, createTensor and createError functions");
+  if (!tensor_class.IsFunction() || !decode_result.IsFunction() || !create_error.IsFunction()) {
+    return ThrowCoil(env, "INVALID_ARGUMENT", "configure needs tensorClass, decodeResult and createError functions");
   }
-  addon.tensor_class_ = Napi::Persistent(tensor_class.As<Napi::Function>());
-  addon.create_tensor_ = Napi::Persistent(create_tensor.As<Napi::Function>());
+  if (!tensor_class.As<Napi::Function>().Get("prototype").IsObject()) {
+    return ThrowCoil(env, "INVALID_ARGUMENT", "configure's tensorClass must be a class");
+  }
+  addon.tensor_class_.Set(tensor_class.As<Napi::Function>());
+  addon.decode_result_ = Napi::Persistent(decode_result.As<Napi::Function>());
   addon.create_error_ = Napi::Persistent(create_error.As<Napi::Function>());
   // node:timers' setImmediate, which fake timers in tests leave alone (they replace
   // the global one this addon took at load).
@@ -684,6 +698,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("replaceProcess", Napi::Function::New<ReplaceProcess>(env, "replaceProcess"));
   exports.Set("scanJsonNumbers", Napi::Function::New<ScanJsonNumbers>(env, "scanJsonNumbers"));
   exports.Set("maxInterpreters", Napi::Number::New(env, kMaxInterpreters));
+  exports.Set("dtypeNames", DTypeNames(env));
   return exports;
 }
 

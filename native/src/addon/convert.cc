@@ -58,10 +58,27 @@ bool DTypeOf(Napi::Env env, Napi::Value name, DType* out) {
   return length < sizeof(text) - 1 && DTypeFromName(std::string(text, length), out);
 }
 
+bool IsTensor(const ConvertContext& ctx, Napi::Object obj) {
+  if (ctx.tensors->IsEmpty()) return false;
+  // Comparing prototypes is a fraction of what instanceof costs through N-API (it
+  // looks up Symbol.hasInstance); instanceof still decides for anything else.
+  napi_value prototype = nullptr;
+  bool same = false;
+  if (napi_get_prototype(ctx.env, obj, &prototype) == napi_ok &&
+      napi_strict_equals(ctx.env, prototype, ctx.tensors->prototype.Value(), &same) == napi_ok && same) {
+    return true;
+  }
+  return obj.InstanceOf(ctx.tensors->constructor.Value());
+}
+
 Value TensorToValue(const ConvertContext& ctx, Napi::Object obj) {
-  Napi::Value dtype_js = obj.Get("dtype");
-  Napi::Value shape_js = obj.Get("shape");
-  Napi::Value data_js = obj.Get("data");
+  if (ctx.keys[0] == nullptr) {
+    Napi::Array keys = ctx.tensors->keys.Value();
+    for (uint32_t i = 0; i < 3; ++i) ctx.keys[i] = keys.Get(i);
+  }
+  Napi::Value dtype_js = obj.Get(ctx.keys[0]);
+  Napi::Value shape_js = obj.Get(ctx.keys[1]);
+  Napi::Value data_js = obj.Get(ctx.keys[2]);
   DType dtype;
   if (!DTypeOf(ctx.env, dtype_js, &dtype)) {
     Throw("UNSUPPORTED_DTYPE", "tensor dtype must be one of float16, bfloat16, float32, float64, int8, int16, "
@@ -101,6 +118,17 @@ Value TensorToValue(const ConvertContext& ctx, Napi::Object obj) {
 }
 
 }  // namespace
+
+void TensorClass::Set(Napi::Function tensor_class) {
+  constructor = Napi::Persistent(tensor_class);
+  prototype = Napi::Persistent(tensor_class.Get("prototype").As<Napi::Object>());
+  Napi::Env env = tensor_class.Env();
+  Napi::Array names = Napi::Array::New(env, 3);
+  names.Set(0u, "dtype");
+  names.Set(1u, "shape");
+  names.Set(2u, "data");
+  keys = Napi::Persistent(names);
+}
 
 Value ToValue(const ConvertContext& ctx, Napi::Value js, int depth) {
   if (depth > kMaxDepth) Throw("INVALID_ARGUMENT", "argument nested too deeply (or refers to itself)");
@@ -160,7 +188,7 @@ Value ToValue(const ConvertContext& ctx, Napi::Value js, int depth) {
         Throw("INVALID_ARGUMENT", "pass bytes as a Buffer or Uint8Array, and numeric arrays as a Tensor");
       }
       Napi::Object obj = js.As<Napi::Object>();
-      if (!ctx.tensor_class->IsEmpty() && obj.InstanceOf(ctx.tensor_class->Value())) return TensorToValue(ctx, obj);
+      if (IsTensor(ctx, obj)) return TensorToValue(ctx, obj);
       out.kind = Value::Kind::kDict;
       Napi::Array keys = obj.GetPropertyNames();
       out.dict.reserve(keys.Length());
@@ -176,66 +204,131 @@ Value ToValue(const ConvertContext& ctx, Napi::Value js, int depth) {
   }
 }
 
-Napi::Value FromValue(Napi::Env env, Value& value, Napi::Function create_tensor) {
-  switch (value.kind) {
-    case Value::Kind::kNone:
-      return env.Null();
-    case Value::Kind::kBool:
-      return Napi::Boolean::New(env, value.b);
-    case Value::Kind::kInt:
-      if (value.i >= -9007199254740991LL && value.i <= 9007199254740991LL) {
-        return Napi::Number::New(env, static_cast<double>(value.i));
-      }
-      return Napi::BigInt::New(env, value.i);
-    case Value::Kind::kUInt:
-      return Napi::BigInt::New(env, value.u);
-    case Value::Kind::kFloat:
-      return Napi::Number::New(env, value.f);
-    case Value::Kind::kStr:
-      return Napi::String::New(env, value.s);
-    case Value::Kind::kBytes:
-      return Napi::Buffer<char>::Copy(env, value.s.data(), value.s.size());
-    case Value::Kind::kList:
-    case Value::Kind::kTuple: {
-      Napi::Array array = Napi::Array::New(env, value.items.size());
-      for (size_t i = 0; i < value.items.size(); ++i) {
-        array.Set(static_cast<uint32_t>(i), FromValue(env, value.items[i], create_tensor));
-      }
-      return array;
-    }
-    case Value::Kind::kDict: {
-      // Defined, not assigned: a key named "__proto__" must not reach the setter.
-      Napi::Object obj = Napi::Object::New(env);
-      for (auto& entry : value.dict) {
-        obj.DefineProperty(Napi::PropertyDescriptor::Value(
-            Napi::String::New(env, entry.first), FromValue(env, entry.second, create_tensor), napi_default_jsproperty));
-      }
-      return obj;
-    }
-    case Value::Kind::kTensor: {
-      TensorValue& t = *value.tensor;
-      Napi::ArrayBuffer buffer;
-      if (t.nbytes <= kCopyResultsUpTo) {
-        buffer = Napi::ArrayBuffer::New(env, t.nbytes);
-        if (t.nbytes > 0) std::memcpy(buffer.Data(), t.owned.get(), t.nbytes);
-        t.owned.reset();
-      } else {
-        // The engine's single copy becomes Node's memory as it is.
-        void* data = t.owned.release();
-        buffer = Napi::ArrayBuffer::New(env, data, t.nbytes, [](Napi::Env, void* p) { std::free(p); });
-      }
-      size_t length = t.nbytes / DTypeSize(t.dtype);
-      napi_value typed = nullptr;
-      NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, TypedArrayFor(t.dtype), length, buffer, 0, &typed),
-                           Napi::Value());
-      Napi::Array shape = Napi::Array::New(env, t.shape.size());
-      for (size_t i = 0; i < t.shape.size(); ++i) {
-        shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.shape[i])));
-      }
-      return create_tensor.Call({Napi::String::New(env, DTypeName(t.dtype)), shape, typed});
+namespace {
+
+// A result crosses to JavaScript in one call of the decoder (packages/native/src/
+// result-decoder.ts): each N-API call is a crossing of its own, and building a dict of
+// tensors value by value took ~25 of them (docs/engine.md, "Results built in one
+// JavaScript call"). The tree goes as a program, a letter a node in prefix order, and
+// the values the nodes need, in order, as the call's arguments.
+class ResultEncoder {
+ public:
+  explicit ResultEncoder(Napi::Env env) : env_(env) {}
+
+  void Add(Value& value) {
+    switch (value.kind) {
+      case Value::Kind::kNone:
+        program_ += 'n';
+        return;
+      case Value::Kind::kBool:
+        Leaf(Napi::Boolean::New(env_, value.b));
+        return;
+      case Value::Kind::kInt:
+        if (value.i >= -9007199254740991LL && value.i <= 9007199254740991LL) {
+          Leaf(Napi::Number::New(env_, static_cast<double>(value.i)));
+        } else {
+          Leaf(Napi::BigInt::New(env_, value.i));
+        }
+        return;
+      case Value::Kind::kUInt:
+        Leaf(Napi::BigInt::New(env_, value.u));
+        return;
+      case Value::Kind::kFloat:
+        Leaf(Napi::Number::New(env_, value.f));
+        return;
+      case Value::Kind::kStr:
+        Leaf(Napi::String::New(env_, value.s));
+        return;
+      case Value::Kind::kBytes:
+        Leaf(Napi::Buffer<char>::Copy(env_, value.s.data(), value.s.size()));
+        return;
+      case Value::Kind::kList:
+      case Value::Kind::kTuple:
+        program_ += 'l';
+        Count(value.items.size());
+        for (auto& item : value.items) Add(item);
+        return;
+      case Value::Kind::kDict:
+        program_ += 'd';
+        Count(value.dict.size());
+        for (auto& entry : value.dict) {
+          args_.push_back(Napi::String::New(env_, entry.first));
+          Add(entry.second);
+        }
+        return;
+      case Value::Kind::kTensor:
+        Tensor(*value.tensor);
+        return;
     }
   }
-  return env.Undefined();
+
+  // decode(program, packed, ...spread): the arguments spread where they are few, else
+  // in one array (a call's arguments live on the stack).
+  Napi::Value Call(Napi::Function decode) {
+    constexpr size_t kMaxSpread = 256;
+    std::vector<napi_value> argv;
+    argv.reserve(2 + (args_.size() <= kMaxSpread ? args_.size() : 0));
+    argv.push_back(Napi::String::New(env_, program_));  // ASCII letters only
+    if (args_.size() <= kMaxSpread) {
+      argv.push_back(env_.Null());
+      argv.insert(argv.end(), args_.begin(), args_.end());
+    } else {
+      Napi::Array packed = Napi::Array::New(env_, args_.size());
+      for (size_t i = 0; i < args_.size(); ++i) packed.Set(static_cast<uint32_t>(i), args_[i]);
+      argv.push_back(packed);
+    }
+    return decode.Call(argv);
+  }
+
+ private:
+  void Leaf(napi_value value) {
+    program_ += 'v';
+    args_.push_back(value);
+  }
+
+  void Count(size_t n) { args_.push_back(Napi::Number::New(env_, static_cast<double>(n))); }
+
+  // 't': the dtype's code, the data, the number of dimensions, then each.
+  void Tensor(TensorValue& t) {
+    Napi::ArrayBuffer buffer;
+    if (t.nbytes <= kCopyResultsUpTo) {
+      buffer = Napi::ArrayBuffer::New(env_, t.nbytes);
+      if (t.nbytes > 0) std::memcpy(buffer.Data(), t.owned.get(), t.nbytes);
+      t.owned.reset();
+    } else {
+      // The engine's single copy becomes Node's memory as it is.
+      void* data = t.owned.release();
+      buffer = Napi::ArrayBuffer::New(env_, data, t.nbytes, [](Napi::Env, void* p) { std::free(p); });
+    }
+    size_t length = t.nbytes / DTypeSize(t.dtype);
+    napi_value typed = nullptr;
+    if (napi_create_typedarray(env_, TypedArrayFor(t.dtype), length, buffer, 0, &typed) != napi_ok) {
+      throw Napi::Error::New(env_);
+    }
+    program_ += 't';
+    args_.push_back(Napi::Number::New(env_, static_cast<int>(t.dtype)));
+    args_.push_back(typed);
+    Count(t.shape.size());
+    for (int64_t d : t.shape) args_.push_back(Napi::Number::New(env_, static_cast<double>(d)));
+  }
+
+  Napi::Env env_;
+  std::string program_;
+  std::vector<napi_value> args_;
+};
+
+}  // namespace
+
+Napi::Value FromValue(Napi::Env env, Value& value, Napi::Function decode) {
+  ResultEncoder encoder(env);
+  encoder.Add(value);
+  return encoder.Call(decode);
+}
+
+Napi::Array DTypeNames(Napi::Env env) {
+  Napi::Array names = Napi::Array::New(env, kDTypeCount);
+  for (int i = 0; i < kDTypeCount; ++i) names.Set(static_cast<uint32_t>(i), DTypeName(static_cast<DType>(i)));
+  return names;
 }
 
 }  // namespace coil

@@ -7,7 +7,8 @@ import { fileURLToPath } from "node:url";
 import { CoilError, type CoilErrorCode } from "@coil/errors";
 
 import type { HandOffSettings, HandOffStats } from "./hand-off.js";
-import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
+import { resultDecoder } from "./result-decoder.js";
+import { Tensor } from "./tensor.js";
 
 /** The native interpreter as the addon exposes it (native/src/addon/addon.cc). */
 export interface NativeInterpreter {
@@ -34,7 +35,8 @@ export interface NativeStartOptions {
 export interface NativeAddon {
   configure(hooks: {
     tensorClass: typeof Tensor;
-    createTensor(dtype: DType, shape: number[], data: TypedArrayOf[DType]): Tensor;
+    /** Builds a result from the engine's encoding (result-decoder.ts). */
+    decodeResult(program: string, packed: unknown[] | null, ...spread: unknown[]): unknown;
     createError(code: string, message: string, details: { pythonType?: string; pythonTraceback?: string }): Error;
     /** node:timers' own: results are settled from it, and a test's fake timers
      * (which replace globalThis.setImmediate) must not hold them back. */
@@ -56,6 +58,8 @@ export interface NativeAddon {
    * in out (all of them unless count > out.length); null if it is not one. */
   scanJsonNumbers(bytes: Uint8Array, position: number, maxLevels: number, out: Float64Array): [end: number, count: number, regular: boolean] | null;
   readonly maxInterpreters: number;
+  /** The dtypes' names in the engine's order: a result's tensors carry an index. */
+  readonly dtypeNames: readonly string[];
 }
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -114,9 +118,16 @@ export function loadAddon(): NativeAddon {
       details: { file },
     });
   }
+  if (!Array.isArray(loaded.dtypeNames)) {
+    throw new CoilError(
+      "NATIVE_LOAD_FAILED",
+      `${file} was built by an older version of Coil (it has no dtypeNames). Rebuild it with \`npm run build -w @coil/native\``,
+      { details: { file } },
+    );
+  }
   loaded.configure({
     tensorClass: Tensor,
-    createTensor: (dtype, shape, data) => new Tensor(dtype, shape, data),
+    decodeResult: resultDecoder(loaded.dtypeNames),
     createError: (code, message, details) =>
       new CoilError(code as CoilErrorCode, message, {
         ...(details.pythonType !== undefined && { pythonType: details.pythonType }),

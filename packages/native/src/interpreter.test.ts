@@ -56,6 +56,37 @@ describe("values across the boundary", () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  // A result crosses in one call of the decoder (result-decoder.ts): its values spread
+  // over the call's arguments where they are few (<= 256), else packed in one array.
+  it("crosses results of any size and nesting, tensors among them", async () => {
+    await a.exec("import torch");
+    for (const count of [0, 1, 255, 256, 257, 20_000]) {
+      expect(await a.eval(`list(range(${count}))`)).toEqual(Array.from({ length: count }, (_, i) => i));
+    }
+    const many = (await a.eval("{f'k{i}': torch.full((2, i % 3 + 1), float(i)) for i in range(300)}")) as Record<string, Tensor>;
+    expect(Object.keys(many)).toHaveLength(300);
+    expect(many.k299!.shape).toEqual([2, 3]);
+    expect([...many.k299!.data]).toEqual(new Array(6).fill(299));
+    expect(many.k0).toBeInstanceOf(Tensor);
+    const nested = (await a.eval("[{'a': (torch.arange(3), None, b'x')}, [[torch.zeros(())]], {}, [], 'end']")) as unknown[];
+    const [first, second, empty, emptyList, end] = nested as [{ a: [Tensor, null, Buffer] }, [[Tensor]], object, unknown[], string];
+    expect([...first.a[0].data]).toEqual([0n, 1n, 2n]);
+    expect(first.a[1]).toBeNull();
+    expect(first.a[2]).toEqual(Buffer.from("x"));
+    expect(second[0][0].shape).toEqual([]);
+    expect([empty, emptyList, end]).toEqual([{}, [], "end"]);
+  });
+
+  it("takes instances of a Tensor subclass as tensors", async () => {
+    class Named extends Tensor<"float32"> {
+      readonly name = "named";
+    }
+    const named = new Named("float32", [2], new Float32Array([1.5, -2]));
+    const back = (await a.call("echo", [named])) as Tensor;
+    expect(back).toBeInstanceOf(Tensor);
+    expect([...back.data]).toEqual([1.5, -2]);
+  });
+
   it.each(DTYPES)("round-trips a %s tensor bit-exactly", async (dtype) => {
     const t = Tensor.zeros(dtype, [3, 5]);
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);

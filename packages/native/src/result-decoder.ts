@@ -1,0 +1,66 @@
+import { CoilError } from "@coil/errors";
+
+import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
+
+/**
+ * Builds a call's result from the engine's encoding (native/src/addon/convert.cc,
+ * FromValue): one call from C++ a result instead of an N-API call for every object,
+ * property and shape element. `program` has a letter a node, in prefix order; each node
+ * takes the values it needs, in order, from `packed` or, where the engine spread them
+ * over the call's arguments, from `spread`:
+ * - `n`: null;
+ * - `v`: the next value, as it is;
+ * - `l`: a count, then that many nodes: an array;
+ * - `d`: a count, then a key and a node for each entry: an object;
+ * - `t`: a dtype's code (an index into `dtypeNames`), the data, the number of
+ *   dimensions, then each: a Tensor.
+ */
+export function resultDecoder(dtypeNames: readonly string[]) {
+  return function decodeResult(program: string, packed: unknown[] | null, ...spread: unknown[]): unknown {
+    const args = packed ?? spread;
+    let op = 0;
+    let at = 0;
+    const node = (): unknown => {
+      const letter = program.charCodeAt(op++);
+      switch (letter) {
+        case 110: // n
+          return null;
+        case 118: // v
+          return args[at++];
+        case 108: {
+          // l
+          const count = args[at++] as number;
+          const items = new Array<unknown>(count);
+          for (let i = 0; i < count; i++) items[i] = node();
+          return items;
+        }
+        case 100: {
+          // d
+          const count = args[at++] as number;
+          const object: Record<string, unknown> = {};
+          for (let i = 0; i < count; i++) {
+            const key = args[at++] as string;
+            const value = node();
+            // A "__proto__" key is defined, not assigned: it must not reach the setter
+            // (Object.prototype has no other).
+            if (key === "__proto__") Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
+            else object[key] = value;
+          }
+          return object;
+        }
+        case 116: {
+          // t
+          const dtype = dtypeNames[args[at++] as number] as DType;
+          const data = args[at++] as TypedArrayOf[DType];
+          const rank = args[at++] as number;
+          const shape = new Array<number>(rank);
+          for (let i = 0; i < rank; i++) shape[i] = args[at++] as number;
+          return new Tensor(dtype, shape, data);
+        }
+        default:
+          throw new CoilError("INTERNAL", `the engine's result encoding has ${JSON.stringify(program[op - 1])} at ${op - 1}`);
+      }
+    };
+    return node();
+  };
+}
