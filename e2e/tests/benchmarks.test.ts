@@ -16,6 +16,9 @@ import { venvReadiness } from "../harness/venv.js";
 const venv = venvReadiness();
 // syscalls.mjs counts with perf's syscall tracepoints (Debian's linux-perf, and the permission to read them).
 const perfTracepoints = spawnSync("perf", ["stat", "-e", "raw_syscalls:sys_enter", "true"], { stdio: "ignore" }).status === 0;
+// thread-profile.mjs samples one thread with `perf record`.
+const perfSampling = spawnSync("perf", ["record", "-o", "/dev/null", "-q", "true"], { stdio: "ignore" }).status === 0;
+if (!perfSampling) console.log("benchmarks: thread-profile.mjs is SKIPPED: `perf record true` fails here (install linux-perf; sampling needs perf_event_paranoid <= 2 or root)");
 if (!perfTracepoints) console.log("benchmarks: syscalls.mjs is SKIPPED: `perf stat -e raw_syscalls:sys_enter true` fails here (install linux-perf; tracepoints need root or perf_event_paranoid <= -1)");
 if (!venv.ready) console.log(`benchmarks: the venv rows are SKIPPED: the venv is not ready (make it: bash tools/python-envs.sh):\n${venv.reason}`);
 const out = mkdtempSync(join(tmpdir(), "coil-bench-smoke-"));
@@ -239,6 +242,29 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
       expect(r.mainSyscalls).toBeGreaterThan(0);
       expect(r.mainFutex).toBeLessThanOrEqual(r.mainSyscalls);
       expect(r.interpreterFutex).toBeLessThanOrEqual(r.interpreterSyscalls);
+    }
+  }, 600_000);
+
+  it.skipIf(!perfSampling)("profiles Node's thread and an interpreter's, the samples summed by library and function", async () => {
+    const args = ["--python", "/usr/bin/python3", "--interpreters", "1", "--callers", "2", "--work-us", "200", "--seconds", "0.5"];
+    type Share = { name: string; share: number };
+    type Profile = { calls: number; threadCpuUsPerCall: number; samples: number; libraries: Share[]; functions: Share[]; under: { name: string; share: number; callees: Share[] }[] };
+    for (const thread of ["main", "interpreter"]) {
+      await bench("thread-profile.mjs", [...args, "--thread", thread, "--under", "FromValue", "--out", join(out, `thread-${thread}.json`)]);
+      const profile: Profile = written(`thread-${thread}.json`);
+      expect(profile.calls, thread).toBeGreaterThan(0);
+      expect(profile.threadCpuUsPerCall, thread).toBeGreaterThan(0);
+      expect(profile.samples, thread).toBeGreaterThan(0);
+      const libraries = profile.libraries.map((l) => l.name);
+      // Node's thread runs node and the addon (converting results: FromValue); the interpreter's runs CPython.
+      if (thread === "main") {
+        expect(libraries).toContain("node");
+        expect(profile.under[0]!.share).toBeGreaterThan(0);
+      } else {
+        expect(libraries.some((l) => l.startsWith("libpython"))).toBe(true);
+        expect(profile.under[0]!.share).toBe(0);
+      }
+      for (const { share } of [...profile.libraries, ...profile.functions]) expect(share).toBeLessThanOrEqual(1);
     }
   }, 600_000);
 

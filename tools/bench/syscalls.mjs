@@ -6,7 +6,8 @@
 // how many it makes -- a count, which does not drift with the host's speed as
 // timings do. N interpreters, C callers in closed loops, on an object that spins
 // --work-us in Python and returns a small dict of tensors (a model's call without its
-// memory traffic), or on a zoo model (--model); `perf stat` counts each thread's
+// memory traffic), on a zoo model (--model) or on one of overhead/loop.py's
+// (--loop-model): lib/call-target.mjs; `perf stat` counts each thread's
 // system calls, futex calls among them, for --seconds (tracepoints: perf, and the
 // permission to read them). --addons a.node,b.node measures builds side by side: a
 // child process each (COIL_NATIVE_ADDON), alternating, --rounds each; by default this
@@ -14,15 +15,15 @@
 // a call, and per call the main thread's and the interpreters' system calls. Prints a
 // table, writes bench-results/syscalls.json.
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { CpuBackend } from "@coil/backend-cpu";
-import { InterpreterPool, LeastLoadedScheduler, Tensor } from "@coil/core";
-import { packModel } from "@coil/runtime";
+import { InterpreterPool, LeastLoadedScheduler } from "@coil/core";
 
-import { fail, parseFlags } from "./lib/args.mjs";
+import { parseFlags } from "./lib/args.mjs";
+import { openTarget, prepareTarget, TARGET_FLAGS } from "./lib/call-target.mjs";
 import { runJsonChild } from "./lib/child.mjs";
 import { closedLoop } from "./lib/closed-loop.mjs";
 import { progress } from "./lib/log.mjs";
@@ -33,32 +34,15 @@ import { scratchDir } from "./lib/scratch.mjs";
 import { percentile } from "./lib/stats.mjs";
 import { printTable } from "./lib/table.mjs";
 import { relaunchWithTunable } from "./lib/tunable.mjs";
-import { MODELS, STACKS } from "./zoo/models.mjs";
 
 const SCRIPT = fileURLToPath(import.meta.url);
-const RUN_MODEL = join(REPO_ROOT, "packages", "runtime", "test", "fixtures", "zero-config", "run_model.py");
-const SPINNER = `import time, torch
-class Spinner:
-    """Spins work_us in Python, then returns what a small encoder would."""
-    def __init__(self, work_us):
-        self.work_s = work_us / 1e6
-        self.result = {"last_hidden_state": torch.zeros(1, 16, 32), "pooler_output": torch.zeros(1, 32)}
-    def __call__(self, *inputs):
-        end = time.perf_counter() + self.work_s
-        while time.perf_counter() < end:
-            pass
-        return self.result
-`;
-
 const flags = parseFlags(import.meta.url, {
   interpreters: { type: "integer", default: 2, help: "N: the pool's interpreters" },
   callers: { type: "integer", default: 4, help: "C: callers in closed loops" },
-  "work-us": { type: "number", default: 500, help: "the spinning object's time a call, µs (without --model)" },
-  model: { type: "string", default: undefined, defaultHelp: "the spinning object", help: "a zoo model to call instead (tools/bench/zoo/models.mjs)" },
+  ...TARGET_FLAGS,
   seconds: { type: "number", positive: true, default: 3, help: "counted seconds per run" },
   rounds: { type: "integer", default: 3, help: "runs per build, the builds alternating" },
   addons: { type: "list", default: [], defaultHelp: "this checkout's build", help: "the builds to compare: paths of coil_native.node (each beside its libcoil_namespace.so)" },
-  python: { type: "path", default: join(REPO_ROOT, ".venv-torch2", "bin", "python"), defaultHelp: ".venv-torch2/bin/python", help: "the Python Coil embeds (without --model)" },
   child: { type: "string", default: undefined, hidden: true },
   out: outFlag("syscalls"),
 });
@@ -70,28 +54,11 @@ if (flags.child) {
 
 // --- the parent: what to call, then the builds in turn -------------------------------------
 
-const model = flags.model && MODELS.find((m) => m.name === flags.model);
-if (flags.model && !model) fail(`unknown model ${flags.model}; known: ${MODELS.map((m) => m.name).join(", ")}`);
 const addons = flags.addons.length ? flags.addons.map((a) => resolve(a)) : [null];
-const scratch = scratchDir("coil-syscalls");
-const target = { interpreters: flags.interpreters, callers: flags.callers, seconds: flags.seconds };
-if (model) {
-  target.python = STACKS[model.stack].python;
-  target.archive = join(scratch, `${model.name}.pt`);
-  target.inputs = join(scratch, `${model.name}.inputs.json`);
-  progress(`packing ${model.name}`);
-  await packModel({ target: `${model.file}:${model.factory}`, output: target.archive, example: model.example, python: target.python });
-  const reference = await runJsonChild(target.python, [RUN_MODEL, model.file, model.factory, model.example, target.archive], { cwd: REPO_ROOT, timeoutMs: 600_000 });
-  writeFileSync(target.inputs, JSON.stringify(reference.inputs));
-} else {
-  target.python = flags.python;
-  target.file = join(scratch, "spinner.py");
-  target.workUs = flags.workUs;
-  writeFileSync(target.file, SPINNER);
-}
+const target = { ...(await prepareTarget(flags, scratchDir("coil-syscalls"))), interpreters: flags.interpreters, callers: flags.callers, seconds: flags.seconds };
 
 const results = startResults({ options: { ...flags, addons: addons.map((a) => a ?? "build"), out: repoRelative(flags.out) }, runs: [] });
-console.log(`system calls a call: ${model ? model.name : `an object spinning ${flags.workUs} µs`}, ${flags.interpreters} interpreters, ${flags.callers} callers; ${formatMachine(results.machine)}`);
+console.log(`system calls a call: ${target.name}, ${flags.interpreters} interpreters, ${flags.callers} callers; ${formatMachine(results.machine)}`);
 for (let round = 0; round < flags.rounds; round++) {
   for (const addon of addons) {
     progress(`round ${round + 1}/${flags.rounds}: ${addon ?? "this checkout's build"}`);
@@ -135,16 +102,7 @@ async function measure(target) {
     scheduler: new LeastLoadedScheduler(),
   });
   try {
-    let object;
-    let inputs;
-    if (target.archive) {
-      inputs = JSON.parse(readFileSync(target.inputs, "utf8")).map((t) => Tensor.from(t.dtype, t.shape, t.data));
-      object = await pool.loadArchive(target.archive, { eager: true });
-    } else {
-      inputs = [Tensor.zeros("int64", [1, 16]), Tensor.zeros("int64", [1, 16])];
-      object = pool.replicate({ file: target.file, factory: "Spinner", args: [target.workUs] });
-      await object.materialize();
-    }
+    const { object, inputs } = await openTarget(pool, target);
     const loop = (seconds) => closedLoop(() => object.call(inputs), { concurrency: target.callers, durationMs: seconds * 1e3 });
     await loop(1); // warm: the model, Node's JIT, the hand-off's view of a call's length
     const interpreterTids = await Promise.all(pool.interpreters.map((i) => i.eval(`__import__("threading").get_native_id()`)));
