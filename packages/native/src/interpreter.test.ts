@@ -77,6 +77,17 @@ describe("values across the boundary", () => {
     expect([empty, emptyList, end]).toEqual([{}, [], "end"]);
   });
 
+  it("gives each result tensor its own shape, frozen, when shapes change from call to call", async () => {
+    const shapes = async (python: string) => ((await a.eval(python)) as Tensor[]).map((t) => t.shape);
+    const first = await shapes("[torch.zeros(2, 3), torch.zeros(4)]");
+    const same = await shapes("[torch.ones(2, 3), torch.ones(4)]");
+    const changed = await shapes("[torch.zeros(3, 2), torch.zeros(4, 1), torch.zeros(())]");
+    expect(first).toEqual([[2, 3], [4]]);
+    expect(same).toEqual([[2, 3], [4]]);
+    expect(changed).toEqual([[3, 2], [4, 1], []]);
+    for (const shape of [...first, ...same, ...changed]) expect(Object.isFrozen(shape)).toBe(true);
+  });
+
   it("takes instances of a Tensor subclass as tensors", async () => {
     class Named extends Tensor<"float32"> {
       readonly name = "named";

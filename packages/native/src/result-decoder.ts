@@ -2,6 +2,14 @@ import { CoilError } from "@coil/errors";
 
 import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
 
+const MAX_SHAPES = 64;
+
+function sameShape(shape: readonly number[], args: unknown[], at: number, rank: number): boolean {
+  if (shape.length !== rank) return false;
+  for (let i = 0; i < rank; i++) if (shape[i] !== args[at + i]) return false;
+  return true;
+}
+
 /**
  * Builds a call's result from the engine's encoding (native/src/addon/convert.cc,
  * FromValue): one call from C++ a result instead of an N-API call for every object,
@@ -16,10 +24,16 @@ import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
  *   dimensions, then each: a Tensor.
  */
 export function resultDecoder(dtypeNames: readonly string[]) {
+  // A model returns tensors of the same shapes call after call: the shape of a
+  // result's n-th tensor is frozen once and shared while the n-th tensor of the results
+  // that follow has it too (Tensor keeps a frozen shape as it is; freezing is a call
+  // into V8's runtime that cost more than the rest of decoding).
+  const lastShapes: (readonly number[])[] = [];
   return function decodeResult(program: string, packed: unknown[] | null, ...spread: unknown[]): unknown {
     const args = packed ?? spread;
     let op = 0;
     let at = 0;
+    let tensors = 0;
     const node = (): unknown => {
       const letter = program.charCodeAt(op++);
       switch (letter) {
@@ -53,8 +67,13 @@ export function resultDecoder(dtypeNames: readonly string[]) {
           const dtype = dtypeNames[args[at++] as number] as DType;
           const data = args[at++] as TypedArrayOf[DType];
           const rank = args[at++] as number;
-          const shape = new Array<number>(rank);
-          for (let i = 0; i < rank; i++) shape[i] = args[at++] as number;
+          const ordinal = tensors++;
+          let shape = ordinal < MAX_SHAPES ? lastShapes[ordinal] : undefined;
+          if (shape === undefined || !sameShape(shape, args, at, rank)) {
+            shape = Object.freeze(args.slice(at, at + rank) as number[]);
+            if (ordinal < MAX_SHAPES) lastShapes[ordinal] = shape;
+          }
+          at += rank;
           return new Tensor(dtype, shape, data);
         }
         default:

@@ -19,6 +19,16 @@ describe("Tensor", () => {
     expect(Object.isFrozen(t.shape)).toBe(true);
   });
 
+  it("copies a shape it is given unless that is frozen, and checks it either way", () => {
+    const mutable = [2, 3];
+    const t = new Tensor("float32", mutable, new Float32Array(6));
+    mutable[0] = 3;
+    expect(t.shape).toEqual([2, 3]);
+    const frozen = Object.freeze([3, 2]);
+    expect(new Tensor("float32", frozen, new Float32Array(6)).shape).toBe(frozen);
+    expect(() => new Tensor("float32", Object.freeze([-1, 2]), new Float32Array(0))).toThrow(/non-negative integers/);
+  });
+
   it("refuses data whose length does not match the shape", () => {
     expect(() => new Tensor("float32", [2, 3], new Float32Array(5))).toThrow(/6 elements but the data has 5/);
     try {

@@ -77,15 +77,25 @@ export function dtypeSize(dtype: DType): number {
 
 export function elementCount(shape: readonly number[]): number {
   let n = 1;
-  for (const d of shape) n *= d;
+  for (let i = 0; i < shape.length; i++) n *= shape[i]!;
   return n;
+}
+
+// Loops by index, not every() or for-of: a call's every result tensor is made here.
+function isShape(shape: readonly number[]): boolean {
+  if (!Array.isArray(shape)) return false;
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i];
+    if (!Number.isSafeInteger(d) || d! < 0) return false;
+  }
+  return true;
 }
 
 function checkDTypeAndShape(dtype: DType, shape: readonly number[]): void {
   if (!isDType(dtype)) {
     throw new CoilError("UNSUPPORTED_DTYPE", `unknown dtype ${String(dtype)}; one of ${DTYPES.join(", ")}`);
   }
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+  if (!isShape(shape)) {
     throw new CoilError("INVALID_ARGUMENT", `tensor shape must be non-negative integers, got ${JSON.stringify(shape)}`);
   }
 }
@@ -117,7 +127,9 @@ export class Tensor<D extends DType = DType> {
       );
     }
     this.dtype = dtype;
-    this.shape = Object.freeze([...shape]);
+    // A frozen shape can be shared as it is (the result decoder's are): freezing costs a
+    // call into V8's runtime, more than the rest of making a tensor.
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze(shape.slice());
     this.data = data;
   }
 
