@@ -257,7 +257,7 @@ class ResultEncoder {
         }
         return;
       case Value::Kind::kTensor:
-        Tensor(*value.tensor);
+        AddTensor(*value.tensor);
         return;
     }
   }
@@ -289,7 +289,7 @@ class ResultEncoder {
   void Count(size_t n) { args_.push_back(Napi::Number::New(env_, static_cast<double>(n))); }
 
   // 't': the dtype's code, the data, the number of dimensions, then each.
-  void Tensor(TensorValue& t) {
+  void AddTensor(TensorValue& t) {
     Napi::ArrayBuffer buffer;
     if (t.nbytes <= kCopyResultsUpTo) {
       buffer = Napi::ArrayBuffer::New(env_, t.nbytes);

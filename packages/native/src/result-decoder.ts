@@ -2,6 +2,7 @@ import { CoilError } from "@coil/errors";
 
 import { Tensor, type DType, type TypedArrayOf } from "./tensor.js";
 
+// How many of a result's tensors, the first ones, have their shape kept for the next.
 const MAX_SHAPES = 64;
 
 function sameShape(shape: readonly number[], args: unknown[], at: number, rank: number): boolean {
