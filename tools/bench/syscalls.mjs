@@ -14,7 +14,6 @@
 // checkout's build. Per build, medians over rounds: calls/s, Node's main thread's CPU
 // a call, and per call the main thread's and the interpreters' system calls. Prints a
 // table, writes bench-results/syscalls.json.
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +25,7 @@ import { parseFlags } from "./lib/args.mjs";
 import { openTarget, prepareTarget, TARGET_FLAGS } from "./lib/call-target.mjs";
 import { runJsonChild } from "./lib/child.mjs";
 import { closedLoop } from "./lib/closed-loop.mjs";
+import { startPerf } from "./lib/perf.mjs";
 import { progress } from "./lib/log.mjs";
 import { formatMachine } from "./lib/machine.mjs";
 import { REPO_ROOT } from "./lib/paths.mjs";
@@ -107,21 +107,9 @@ async function measure(target) {
     await loop(1); // warm: the model, Node's JIT, the hand-off's view of a call's length
     const interpreterTids = await Promise.all(pool.interpreters.map((i) => i.eval(`__import__("threading").get_native_id()`)));
     const counts = join(scratchDir("coil-syscalls-stat"), "stat.csv");
-    const perf = spawn(
-      "perf",
-      ["stat", "-x", ",", "--per-thread", "-e", "raw_syscalls:sys_enter,syscalls:sys_enter_futex", "-p", String(process.pid), "-o", counts],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
-    let perfError = "";
-    perf.stderr.on("data", (d) => (perfError += d));
-    const perfExit = new Promise((resolveExit, reject) => {
-      perf.on("error", (error) => reject(new Error(`cannot run perf (${error.message}): install it (Debian: linux-perf)`)));
-      perf.on("exit", resolveExit);
-    });
-    await new Promise((r) => setTimeout(r, 300)); // perf attached to every thread
+    const perf = await startPerf(["stat", "-x", ",", "--per-thread", "-e", "raw_syscalls:sys_enter,syscalls:sys_enter_futex", "-p", String(process.pid), "-o", counts]);
     const { calls, seconds, callsPerSecond, mainThreadBusy } = await loop(target.seconds);
-    perf.kill("SIGINT"); // perf stat prints its counts when interrupted
-    const code = await perfExit;
+    const { code, stderr: perfError } = await perf.stop(); // perf stat writes its counts when interrupted
     const perThread = {};
     for (const line of readFileSync(counts, "utf8").split("\n")) {
       const [thread, value, , event] = line.split(",");

@@ -8,7 +8,7 @@
 // (inclusive), and, for each --under function, what it calls directly; writes a summary
 // to bench-results/thread-profile.json and keeps perf's data beside it for
 // `perf report -i`. Needs perf (Debian: linux-perf) and the permission to sample.
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 
 import { CpuBackend } from "@coil/backend-cpu";
@@ -17,6 +17,7 @@ import { InterpreterPool, LeastLoadedScheduler } from "@coil/core";
 import { fail, parseFlags } from "./lib/args.mjs";
 import { openTarget, prepareTarget, TARGET_FLAGS } from "./lib/call-target.mjs";
 import { closedLoop } from "./lib/closed-loop.mjs";
+import { startPerf } from "./lib/perf.mjs";
 import { progress } from "./lib/log.mjs";
 import { formatMachine } from "./lib/machine.mjs";
 import { outFlag, repoRelative, startResults, writeResults } from "./lib/results.mjs";
@@ -60,19 +61,11 @@ try {
   const loop = (seconds) => closedLoop(() => object.call(inputs), { concurrency: flags.callers, durationMs: seconds * 1e3, tids });
   progress("warming up");
   await loop(1);
-  const perf = spawn("perf", ["record", "-g", "-F", String(flags.frequency), "-t", String(tid), "-o", data], { stdio: ["ignore", "ignore", "pipe"] });
-  let perfError = "";
-  perf.stderr.on("data", (d) => (perfError += d));
-  const perfExit = new Promise((resolveExit, reject) => {
-    perf.on("error", (error) => reject(new Error(`cannot run perf (${error.message}): install it (Debian: linux-perf)`)));
-    perf.on("exit", resolveExit);
-  });
-  await new Promise((r) => setTimeout(r, 300)); // perf attached
+  const perf = await startPerf(["record", "-g", "-F", String(flags.frequency), "-t", String(tid), "-o", data]);
   progress(`sampling for ${flags.seconds} s`);
   const stats = await loop(flags.seconds);
-  perf.kill("SIGINT");
-  const code = await perfExit;
-  if (code !== 0 && code !== null) throw new Error(`perf record failed (exit ${code}): ${perfError.trim()}`);
+  const { code, stderr } = await perf.stop();
+  if (code !== 0 && code !== null) throw new Error(`perf record failed (exit ${code}): ${stderr.trim()}`);
   // An interpreter's share of the calls: 1/N of them (the scheduler spreads them).
   const [busy, calls] = flags.thread === "main" ? [stats.mainThreadBusy, stats.calls] : [stats.interpreterBusy, stats.calls / flags.interpreters];
   results.calls = stats.calls;

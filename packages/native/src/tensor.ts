@@ -77,25 +77,15 @@ export function dtypeSize(dtype: DType): number {
 
 export function elementCount(shape: readonly number[]): number {
   let n = 1;
-  for (let i = 0; i < shape.length; i++) n *= shape[i]!;
+  for (const d of shape) n *= d;
   return n;
-}
-
-// Loops by index, not every() or for-of: a call's every result tensor is made here.
-function isShape(shape: readonly number[]): boolean {
-  if (!Array.isArray(shape)) return false;
-  for (let i = 0; i < shape.length; i++) {
-    const d = shape[i];
-    if (!Number.isSafeInteger(d) || d! < 0) return false;
-  }
-  return true;
 }
 
 function checkDTypeAndShape(dtype: DType, shape: readonly number[]): void {
   if (!isDType(dtype)) {
     throw new CoilError("UNSUPPORTED_DTYPE", `unknown dtype ${String(dtype)}; one of ${DTYPES.join(", ")}`);
   }
-  if (!isShape(shape)) {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new CoilError("INVALID_ARGUMENT", `tensor shape must be non-negative integers, got ${JSON.stringify(shape)}`);
   }
 }
