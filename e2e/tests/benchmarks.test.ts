@@ -3,7 +3,7 @@
 // few hundred milliseconds on a shared machine mean nothing). The full runs and their
 // figures: tools/bench/README.md, docs/engine.md, docs/zoo.md.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -20,6 +20,9 @@ const perfTracepoints = spawnSync("perf", ["stat", "-e", "raw_syscalls:sys_enter
 const perfSampling = spawnSync("perf", ["record", "-o", "/dev/null", "-q", "true"], { stdio: "ignore" }).status === 0;
 if (!perfSampling) console.log("benchmarks: thread-profile.mjs is SKIPPED: `perf record true` fails here (install linux-perf; sampling needs perf_event_paranoid <= 2 or root)");
 if (!perfTracepoints) console.log("benchmarks: syscalls.mjs is SKIPPED: `perf stat -e raw_syscalls:sys_enter true` fails here (install linux-perf; tracepoints need root or perf_event_paranoid <= -1)");
+// instructions.mjs counts under Valgrind's callgrind, with marks built from its callgrind.h.
+const callgrind = spawnSync("valgrind", ["--version"], { stdio: "ignore" }).status === 0 && existsSync("/usr/include/valgrind/callgrind.h");
+if (!callgrind) console.log("benchmarks: instructions.mjs is SKIPPED: valgrind or its callgrind.h is missing (install Debian's valgrind)");
 if (!venv.ready) console.log(`benchmarks: the venv rows are SKIPPED: the venv is not ready (make it: bash tools/python-envs.sh):\n${venv.reason}`);
 const out = mkdtempSync(join(tmpdir(), "coil-bench-smoke-"));
 const bench = (program: string, args: string[]) => runOk(process.execPath, [join(ROOT, "tools/bench", program), ...args], { cwd: ROOT });
@@ -267,6 +270,23 @@ describe.skipIf(!venv.ready)("the overhead experiment and the peers", () => {
       for (const { share } of [...profile.libraries, ...profile.functions]) expect(share).toBeLessThanOrEqual(1);
     }
   }, 600_000);
+
+  it.skipIf(!callgrind)("counts the instructions of a call under callgrind: plain Python, the interpreter's thread, Node's", async () => {
+    await bench("instructions.mjs", ["--models", "mlp", "--python", "/usr/bin/python3", "--calls", "20", "--warmup", "5", "--out", join(out, "instructions.json")]);
+    type Split = { interpreter: number; main: number; other: number };
+    const [mlp]: { name: string; plain: number; coilLoop: number; coilNode: Split; emptyCall: Split }[] = written("instructions.json").models;
+    expect(mlp!.name).toBe("mlp");
+    // The same loop over the same model counts about the same in plain CPython and inside
+    // an interpreter (a namespace adds no work a call); a call from Node adds the crossing.
+    expect(mlp!.plain).toBeGreaterThan(10_000);
+    expect(mlp!.coilLoop / mlp!.plain).toBeGreaterThan(0.8);
+    expect(mlp!.coilLoop / mlp!.plain).toBeLessThan(1.25);
+    expect(mlp!.coilNode.interpreter).toBeGreaterThan(mlp!.emptyCall.interpreter);
+    expect(mlp!.emptyCall.interpreter).toBeGreaterThan(0);
+    // Node's thread runs each call's JavaScript and the addon, with or without a model.
+    expect(mlp!.coilNode.main).toBeGreaterThan(1_000);
+    expect(mlp!.emptyCall.main).toBeGreaterThan(1_000);
+  }, 1_200_000);
 
   it("compares Coil with node-calls-python, or says how to install it", async () => {
     await bench("peers.mjs", ["--models", "mlp", "--seconds", "0.3", "--warmup", "0.1", "--out", join(out, "peers.json")]);
