@@ -125,31 +125,32 @@ for (const spec of specs) {
 }
 
 const rows = results.models;
+const count = (x) => formatInt(Math.round(x) + 0); // + 0: no "-0"
 printTable(
   [
     ["model", (m) => m.name, "l"],
-    ["plain", (m) => formatInt(m.plain)],
-    ["coil loop", (m) => formatInt(m.coilLoop)],
+    ["plain", (m) => count(m.plain)],
+    ["coil loop", (m) => count(m.coilLoop)],
     ["×", (m) => formatRatio(m.coilLoop / m.plain)],
-    ["coil node: interpreter", (m) => formatInt(m.coilNode.interpreter)],
+    ["coil node: interpreter", (m) => count(m.coilNode.interpreter)],
     ["×", (m) => formatRatio(m.coilNode.interpreter / m.plain)],
-    ["+ a call", (m) => formatInt(m.coilNode.interpreter - m.plain)],
-    ["Node's thread", (m) => formatInt(m.coilNode.main)],
-    ["others", (m) => formatInt(m.coilNode.other)],
-    ["empty call: interpreter", (m) => formatInt(m.emptyCall.interpreter)],
-    ["Node's thread", (m) => formatInt(m.emptyCall.main)],
+    ["+ over its loop", (m) => count(m.coilNode.interpreter - m.coilLoop)],
+    ["Node's thread", (m) => count(m.coilNode.main)],
+    ["others", (m) => count(m.coilNode.other)],
+    ["empty call: interpreter", (m) => count(m.emptyCall.interpreter)],
+    ["Node's thread", (m) => count(m.emptyCall.main)],
   ],
   rows,
   { rule: true },
 );
-console.log("   instructions a call in user space; × against plain Python's; `+ a call`: what Coil adds on the interpreter's thread");
+console.log("   instructions a call in user space; × against plain Python's; `+ over its loop`: what a call from Node adds on the interpreter's thread");
 for (const m of rows) {
   for (const [key, title] of [
     ["interpreterExtra", "the interpreter's thread, called from Node, less its own loop"],
     ["nodeThread", "Node's main thread"],
   ]) {
     console.log(`\n${m.name}: ${title}, instructions a call by function (their own, not their callees')`);
-    printTable([["function", (f) => (f.name.length > 90 ? f.name.slice(0, 87) + "..." : f.name), "l"], ["a call", (f) => formatInt(f.perCall)]], m[key]);
+    printTable([["function", (f) => (f.name.length > 90 ? f.name.slice(0, 87) + "..." : f.name), "l"], ["a call", (f) => count(f.perCall)]], m[key]);
   }
 }
 writeResults(flags.out, results);
