@@ -50,6 +50,14 @@ def loop(model, inputs, calls):
             model(*inputs)
 
 
+def counted_loop(marks, phase, model, inputs, calls, warmup):
+    """`warmup` calls, then `calls` calls counted alone: dumped as `phase`."""
+    loop(model, inputs, warmup)
+    marks.dump("start")
+    loop(model, inputs, calls)
+    marks.dump(phase)
+
+
 class Counted:
     def __init__(self, marks, file, factory, example, *args):
         torch.set_num_threads(1)
@@ -68,10 +76,7 @@ class Counted:
         return self.result
 
     def loop(self, calls, warmup):
-        loop(self.model, self.inputs, warmup)
-        self.marks.dump("start")
-        loop(self.model, self.inputs, calls)
-        self.marks.dump("loop")
+        counted_loop(self.marks, "loop", self.model, self.inputs, calls, warmup)
 
 
 def main(mode, marks, calls, warmup, file, factory, example, *args):
@@ -80,10 +85,7 @@ def main(mode, marks, calls, warmup, file, factory, example, *args):
     torch.set_num_threads(1)
     marks = Marks(marks)
     model, inputs = build(file, factory, example, args)
-    loop(model, inputs, int(warmup))
-    marks.dump("start")
-    loop(model, inputs, int(calls))
-    marks.dump("plain")
+    counted_loop(marks, "plain", model, inputs, int(calls), int(warmup))
     print(json.dumps({"python": sys.version.split()[0], "torch": torch.__version__}))
 
 
